@@ -1,0 +1,1 @@
+"""The `xec` command-line application (installed as the `xec_cli` package)."""

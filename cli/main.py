@@ -1,0 +1,43 @@
+"""Entry point of the `xec` command: a click group whose verbs are thin shells over library calls.
+
+Each verb lives in its own module of this package and is listed once in COMMANDS below; a test
+checks that every listed verb imports and shows its help.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# verb -> "module:attribute" inside this package. One line per verb, kept sorted by workflow.
+COMMANDS: dict[str, str] = {
+    "geometry": "geometry_cmd:geometry",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a verb's module only when that verb runs, so `xec --help` stays fast."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        module = importlib.import_module(f"{__package__}.{module_name}")
+        command = getattr(module, attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="xec")
+def main() -> None:
+    """xec: MEG II LXe detector data pipeline and training stack."""
+
+
+if __name__ == "__main__":
+    main()

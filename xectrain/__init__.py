@@ -1,0 +1,1 @@
+"""xectrain: configs, tasks, losses, metrics, the training loop, checkpoints, tracking, artifacts."""
