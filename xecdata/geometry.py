@@ -252,8 +252,16 @@ def sensor_table_rows() -> list[dict[str, object]]:
     for i in range(N_SENSORS):
         p, n = t.pos[i], t.normal[i]
         rows.append(
-            {"id": i, "face": FACE_NAMES[t.face[i]], "type": "PMT" if t.is_pmt[i] else "MPPC",
-             "x": round(float(p[0]), 5), "y": round(float(p[1]), 5), "z": round(float(p[2]), 5),
-             "nx": round(float(n[0]), 6), "ny": round(float(n[1]), 6), "nz": round(float(n[2]), 6)}
+            {
+                "id": i,
+                "face": FACE_NAMES[t.face[i]],
+                "type": "PMT" if t.is_pmt[i] else "MPPC",
+                "x": round(float(p[0]), 5),
+                "y": round(float(p[1]), 5),
+                "z": round(float(p[2]), 5),
+                "nx": round(float(n[0]), 6),
+                "ny": round(float(n[1]), 6),
+                "nz": round(float(n[2]), 6),
+            }
         )
     return rows
