@@ -1,1 +1,1 @@
-"""xectrain: configs, tasks, losses, metrics, the training loop, checkpoints, tracking, artifacts."""
+"""xectrain: configs, metrics, the training loop, checkpoints, tracking and artifacts."""

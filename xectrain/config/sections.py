@@ -1,0 +1,292 @@
+"""The typed sections of a run configuration.
+
+Every attribute carries a docstring right below it; those docstrings become the descriptions of
+the JSON Schema (`schemas/run_config.schema.json`) and the help of `xec train ... --options`.
+Defaults are CPU-demo sized; `default_config(kind)` adjusts the few that differ per model kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["regressor", "mae", "inpainter"]
+KINDS: tuple[str, ...] = ("regressor", "mae", "inpainter")
+
+# Names of the regression tasks a config may mention. Task facts (output dims, truth branch,
+# units) live in xecmodel.TASKS; a test checks that these names match that registry.
+TASK_NAMES: tuple[str, ...] = ("angle", "energy", "timing", "uvwFI", "angleVec", "n_gamma")
+
+LossName = Literal[
+    "smooth_l1",
+    "huber",
+    "l1",
+    "mse",
+    "relative_l1",
+    "relative_smooth_l1",
+    "relative_mse",
+    "cosine",
+    "cross_entropy",
+]
+
+
+@dataclass
+class DataConfig:
+    """Where events come from and how they are batched."""
+
+    store: str = "xec-demo/store.xec.zarr"
+    """Zarr store written by `xec ingest` (a folder, conventionally ending in .xec.zarr)."""
+    scheme: str = "new@1"
+    """Normalization scheme id (name@version) to train on; the store must hold this scheme."""
+    train_split: str = "train"
+    """Split of the store used for training."""
+    val_split: str = "val"
+    """Split of the store used for validation and artifacts."""
+    batch_size: int = 64
+    """Events per batch and process (an optimizer step sees batch x processes x accum steps)."""
+    val_batch_size: int | None = None
+    """Events per validation batch; null means batch_size."""
+    backend: Literal["auto", "pinned", "dali", "resident", "cpu", "root"] = "auto"
+    """Loader backend: auto picks resident or pinned on a GPU and cpu otherwise."""
+    loader_threads: int = 4
+    """Threads decoding store chunks in the loader."""
+    max_train_batches: int | None = None
+    """Stop each training epoch after this many batches (quick runs); null reads the whole split."""
+    max_val_batches: int | None = None
+    """Stop each validation after this many batches; null reads the whole split."""
+
+
+@dataclass
+class ModelConfig:
+    """Which network to build and its options."""
+
+    kind: Kind = "regressor"
+    """Model kind: regressor (multi-task heads), mae (masked autoencoder) or inpainter."""
+    size: str = "tiny"
+    """Size preset of the encoder as named by xecmodel (e.g. tiny for CPU demos, base on GPUs)."""
+    outer_mode: Literal["fine", "split"] = "fine"
+    """Outer face input: fine (45x72 grid with area-shared counts) or split (coarse + centre)."""
+    outer_fine_pool: list[int] = field(default_factory=lambda: [3, 3])
+    """Pooling kernel (z, phi) applied to the fine outer grid before the encoder (fine mode)."""
+    weighted_pooling: bool = False
+    """Regressor: add the learned weighted-pooling readout over sensors to the task heads."""
+    drop_path: float = 0.0
+    """Stochastic depth rate of the encoder blocks."""
+    encoder_from: str | None = None
+    """Checkpoint (usually an MAE run's best) whose encoder initializes this model."""
+    freeze_encoder: bool = False
+    """Inpainter/regressor: keep the transferred encoder frozen and train only the heads."""
+    mask_ratio: float = 0.6
+    """MAE/inpainter: fraction of valid sensors masked per event (MAE 0.5-0.75, inpainter ~0.05)."""
+    time_mask_ratio_scale: float = 1.0
+    """MAE/inpainter: >1 biases masking toward sensors with a valid time."""
+
+
+@dataclass
+class TaskConfig:
+    """One regression task of the regressor."""
+
+    enabled: bool = False
+    """Train and validate this task."""
+    loss: LossName = "smooth_l1"
+    """Loss in the transformed target space."""
+    loss_kwargs: dict[str, float] = field(default_factory=dict)
+    """Extra loss arguments, e.g. {beta: 1.0} for smooth_l1 or {delta: 1.0} for huber."""
+    weight: float = 1.0
+    """Weight of this task's loss in the total loss."""
+    transform: Literal["none", "log", "inverse"] = "none"
+    """Target transform applied before standardization; predictions are transformed back."""
+
+
+@dataclass
+class ReweightConfig:
+    """Histogram reweighting of training events for one task (weights 1/(count+eps), mean 1)."""
+
+    enabled: bool = False
+    """Reweight training events by the inverse occupancy of this task's truth histogram."""
+    bins: list[int] = field(default_factory=lambda: [20])
+    """Bins per truth component (one entry, or one per component, e.g. [20, 20] for theta, phi)."""
+    eps: float = 1e-6
+    """Added to each bin count before inverting it."""
+
+
+@dataclass
+class ReconstructionConfig:
+    """Reconstruction loss of the MAE and the inpainter (on masked sensors only)."""
+
+    loss: Literal["smooth_l1", "huber", "l1", "mse"] = "smooth_l1"
+    """Element loss in normalized units."""
+    loss_beta: float = 1.0
+    """Transition point of smooth_l1 / huber."""
+    npho_weight: float = 1.0
+    """Weight of the photon-count channel loss."""
+    time_weight: float = 1.0
+    """Weight of the time channel loss."""
+    npho_threshold: float = 100.0
+    """Photons (physical) below which a sensor's time is left out of the time loss."""
+    npho_time_weight: bool = True
+    """Weight the time loss by sqrt(npho), as a chi-square would."""
+    learn_channel_logvars: bool = False
+    """Learn per-channel uncertainties that weight the npho and time losses."""
+    predict_channels: list[Literal["npho", "time"]] = field(
+        default_factory=lambda: ["npho", "time"]
+    )
+    """Channels the decoder predicts and the loss covers."""
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentation applied on the device (never to validation)."""
+
+    channel_dropout: float = 0.0
+    """Probability that a valid sensor is set to the scheme's sentinel (a dead channel)."""
+    npho_noise: float = 0.0
+    """Relative Gaussian noise on photon counts."""
+    time_jitter_ns: float = 0.0
+    """Gaussian jitter of sensor times (ns), common to all sensors of an event."""
+    energy_scale: float = 0.0
+    """Half-width of a uniform per-event scale on photon counts (and on the energy target)."""
+
+
+@dataclass
+class TrainingConfig:
+    """Optimization: schedule, precision, EMA and augmentation."""
+
+    epochs: int = 5
+    """Number of passes over the training split."""
+    lr: float = 3e-4
+    """Peak learning rate (AdamW)."""
+    min_lr: float = 1e-6
+    """Learning rate at the end of the cosine decay."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay; norms, biases and embeddings are never decayed."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    """AdamW betas."""
+    warmup_epochs: float = 1.0
+    """Linear warmup length in epochs (converted to optimizer steps)."""
+    scheduler: Literal["cosine", "onecycle", "cosine_restarts", "constant"] = "cosine"
+    """Learning-rate schedule, stepped after every optimizer step."""
+    restart_epochs: float = 10.0
+    """cosine_restarts: length of the first cycle in epochs."""
+    restart_mult: float = 2.0
+    """cosine_restarts: each cycle is this many times longer than the previous one."""
+    onecycle_pct_start: float = 0.3
+    """onecycle: fraction of the run spent increasing the learning rate."""
+    grad_accum_steps: int = 1
+    """Batches whose gradients are summed before one optimizer step."""
+    grad_clip: float | None = 1.0
+    """Clip the global gradient norm to this value; null disables clipping."""
+    ema_decay: float | None = 0.999
+    """Decay of the exponential moving average of the weights used for validation; null disables."""
+    ema_warmup_steps: int = 200
+    """EMA decay ramps as decay*(1-exp(-step/ema_warmup_steps)); 0 uses the full decay at once."""
+    amp: Literal["bf16", "fp16", "none"] = "bf16"
+    """Mixed precision on CUDA (fp16 adds a gradient scaler); CPU always runs in float32."""
+    compile: bool = False
+    """Wrap the model in torch.compile."""
+    seed: int = 0
+    """Seed of weights, shuffling, masking and augmentation."""
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    """Device: auto uses CUDA when available."""
+    log_every: int = 20
+    """Optimizer steps between progress/metric updates (the only host syncs of the hot loop)."""
+    val_every: int = 1
+    """Validate every N epochs (and always after the last one)."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Training-time augmentation."""
+
+
+@dataclass
+class CheckpointConfig:
+    """Where the run writes and how it resumes."""
+
+    dir: str = "artifacts"
+    """Root folder; a run writes checkpoints and artifacts to <dir>/<run name>/."""
+    every: int = 1
+    """Write checkpoint_last every N epochs (always after the last epoch)."""
+    keep: int = 0
+    """Also keep the N most recent per-epoch snapshots (checkpoint_epoch_XXX.pth); 0 keeps none."""
+    best_metric: str = "val/total_loss"
+    """Validation metric that selects checkpoint_best (lower is better)."""
+    resume_from: str | None = None
+    """Checkpoint to resume (same kind) or to take the encoder from (MAE -> regressor/inpainter)."""
+    refresh_lr: bool = False
+    """On resume: restart the learning-rate schedule over the remaining epochs."""
+    reset_epoch: bool = False
+    """On resume: load the weights only and start again at epoch 1 with a fresh optimizer."""
+    new_mlflow_run: bool = False
+    """On resume: open a new MLflow run instead of continuing the recorded one."""
+    save_artifacts: bool = True
+    """Write prediction CSVs and plots after validation of a new best and at the end."""
+    predictions_every: int = 10
+    """MAE/inpainter: stream validation predictions to ROOT every N epochs (and at the end)."""
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow tracking (rank 0 only)."""
+
+    enabled: bool = True
+    """Log params, metrics and artifacts to MLflow."""
+    uri: str = "sqlite:///mlruns.db"
+    """MLflow tracking URI: embedded SQLite by default, or any server (http://host:5000)."""
+    experiment: str = "xec"
+    """MLflow experiment name."""
+    run_name: str | None = None
+    """Run name (also the artifact folder name); null makes <kind>-<date>-<time>."""
+    artifact_location: str = "mlartifacts"
+    """Folder for MLflow artifacts of a new experiment (local path or URI)."""
+    system_metrics: bool = True
+    """Log throughput, data-wait fraction, GPU and host memory each epoch."""
+
+
+def _default_tasks() -> dict[str, TaskConfig]:
+    """One entry per known task; angle is on by default, as in the earlier tool."""
+    return {
+        "angle": TaskConfig(enabled=True, loss="smooth_l1"),
+        "energy": TaskConfig(loss="relative_l1"),
+        "timing": TaskConfig(loss="l1"),
+        "uvwFI": TaskConfig(loss="mse"),
+        "angleVec": TaskConfig(loss="cosine"),
+        "n_gamma": TaskConfig(loss="cross_entropy"),
+    }
+
+
+def _default_reweighting() -> dict[str, ReweightConfig]:
+    return {
+        "angle": ReweightConfig(bins=[20, 20]),
+        "energy": ReweightConfig(bins=[30]),
+        "timing": ReweightConfig(bins=[30]),
+        "uvwFI": ReweightConfig(bins=[10, 10, 10]),
+    }
+
+
+@dataclass
+class RunConfig:
+    """Everything one training run needs; saved with the run and inside every checkpoint."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    """Store, scheme, splits and batching."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Network kind, size and options."""
+    tasks: dict[str, TaskConfig] = field(
+        default_factory=_default_tasks, metadata={"keys": TASK_NAMES}
+    )
+    """Regressor tasks by name (angle, energy, timing, uvwFI, angleVec, n_gamma)."""
+    reweighting: dict[str, ReweightConfig] = field(
+        default_factory=_default_reweighting, metadata={"keys": TASK_NAMES}
+    )
+    """Histogram reweighting of training events by task."""
+    recon: ReconstructionConfig = field(default_factory=ReconstructionConfig)
+    """MAE/inpainter reconstruction loss."""
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    """Optimizer, schedule, precision, EMA and augmentation."""
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Checkpoints, resume options and artifacts."""
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    """MLflow tracking."""
+
+    @property
+    def enabled_tasks(self) -> list[str]:
+        """Names of the enabled regressor tasks, in registry order."""
+        return [name for name, task in self.tasks.items() if task.enabled]
