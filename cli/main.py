@@ -13,6 +13,7 @@ import click
 # verb -> "module:attribute" inside this package. One line per verb, kept sorted by workflow.
 COMMANDS: dict[str, str] = {
     "geometry": "geometry_cmd:geometry",
+    "schemes": "schemes_cmd:schemes",
 }
 
 
