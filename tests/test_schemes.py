@@ -97,7 +97,9 @@ def test_hash_changes_with_every_parameter(field: str) -> None:
 def test_hash_ignores_name_version_and_int_vs_float() -> None:
     s = get_scheme("new@1")
     assert dataclasses.replace(s, name="other", version=7).hash == s.hash
-    assert dataclasses.replace(s, npho_scale=1000).hash == s.hash  # int 1000 == 1000.0
+    for same in (1000, np.float32(1000.0), np.int64(1000)):  # numeric types do not matter
+        assert dataclasses.replace(s, npho_scale=same, version=np.int64(1)) == s
+        assert dataclasses.replace(s, npho_scale=same).hash == s.hash
 
 
 def test_from_dict_checks_recorded_hash() -> None:

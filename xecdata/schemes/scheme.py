@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import re
 from dataclasses import dataclass, fields
 from functools import cached_property
@@ -62,20 +63,21 @@ class Scheme:
         where = f"scheme '{self.name}@{self.version}'"
         if not isinstance(self.name, str) or not re.fullmatch(NAME_PATTERN, self.name):
             raise ValueError(f"{where}: key 'name' must match {NAME_PATTERN} (no '@')")
-        if isinstance(self.version, bool) or not isinstance(self.version, int):
+        if isinstance(self.version, bool) or not isinstance(self.version, numbers.Integral):
             raise ValueError(f"{where}: key 'version' must be an integer >= 1")
+        object.__setattr__(self, "version", int(self.version))
         if self.version < 1:
             raise ValueError(f"{where}: key 'version' must be >= 1, got {self.version}")
         get_transform(self.npho_transform)
         for key in PARAMETER_FIELDS[1:]:
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise ValueError(f"{where}: key '{key}' must be a number, got {value!r}")
             if not math.isfinite(value):
                 raise ValueError(f"{where}: key '{key}' must be finite, got {value!r}")
             if key in _POSITIVE and value <= 0:
                 raise ValueError(f"{where}: key '{key}' must be > 0, got {value!r}")
-            object.__setattr__(self, key, float(value))  # 1000 and 1000.0 hash alike
+            object.__setattr__(self, key, float(value))  # 1000, 1000.0, np.float32: one hash
         zero = float(self.transform.forward(np.zeros(()), self.npho_scale, self.npho_scale2))
         if not self.npho_sentinel < zero:
             raise ValueError(
