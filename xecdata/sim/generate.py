@@ -1,0 +1,185 @@
+"""Event generation of the toy simulator: configuration, seeded event blocks, branch arrays.
+
+Events are made in fixed blocks of ``BLOCK_EVENTS`` = 128. Block b draws every random number
+from its own generator, seeded by ``SeedSequence(seed, spawn_key=(0, b))``, and is always
+generated whole, so event i is the same whatever the number of events asked for and however
+the output is split into files or batches (same seed -> same arrays, bit for bit).
+
+Times (the toy's clock): each event has a trigger phase t0 uniform in +-``T0_HALF`` = 2.5 ns,
+the emission time of the primary gamma at its vertex. ``time`` is the absolute sensor time
+in that clock (s); ``relative_time`` subtracts the earliest sensor with more than 50
+photoelectrons (s); ``timeTruth`` is the primary's emission time on the relative_time clock,
+t0 - t_ref, in ns, so that it can be learnt from ``relative_time`` alone (1e10 if no sensor
+passes the reference cut). Gammas fly at c; the light is emitted at the deposit's time.
+
+Pile-up: with ``pileup`` = K > 1, each event carries nGamma gammas, uniform in 1..K; the
+extra gammas have their own vertex, direction, energy and a time offset uniform in
++-``PILEUP_DT`` = 3 ns; their light adds up. Truth branches describe the primary gamma.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from xecdata.geometry import xyz_to_uvw
+from xecdata.sim.kinematics import (
+    E_FLAT,
+    E_LINE,
+    check_energy_range,
+    emission_angles,
+    sample_energy,
+    sample_gammas,
+    shower_deposits,
+)
+from xecdata.sim.optics import C_LIGHT, LIGHT_YIELD, light_and_first_time, sensor_optics
+from xecdata.sim.response import INVALID, TIME_MIN_NPHE, dead_channels, sensor_response
+
+BLOCK_EVENTS = 128
+T0_HALF = 2.5  # ns
+PILEUP_DT = 3.0  # ns
+MAX_PILEUP = 4
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Physics options of a simulation run (the seed and the output are given separately)."""
+
+    energy: tuple[float, float] = (E_LINE, E_LINE)
+    """Gamma energy range in MeV; equal bounds give a line. Under 14.5 MeV is never made."""
+    dead_fraction: float = 0.0
+    """Fraction of the 4760 channels dead for the whole run (written as 1e10)."""
+    pileup: int = 1
+    """Maximum gammas per event (1-4); nGamma is uniform in 1..pileup."""
+    run: int = 0
+    """Run number written to the `run` branch."""
+    n_deposits: int = 8
+    """Energy deposits per shower."""
+    time_min_nphe: float = TIME_MIN_NPHE
+    """Sensors with fewer photoelectrons get no time (1e10)."""
+
+    def __post_init__(self) -> None:
+        check_energy_range(*self.energy)
+        if not 1 <= self.pileup <= MAX_PILEUP:
+            raise ValueError(f"--pileup {self.pileup}: choose 1 to {MAX_PILEUP} gammas")
+        if not 1 <= self.n_deposits <= 64:
+            raise ValueError(f"n_deposits {self.n_deposits}: choose 1 to 64")
+        if not 0.0 <= self.dead_fraction < 1.0:
+            raise ValueError(f"--dead-fraction {self.dead_fraction} must be in [0, 1)")
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def parse_energy(text: str) -> tuple[float, float]:
+    """'52.8' (a line), '40:55' (flat range), 'line' (52.8) or 'flat' (15-60) -> MeV range."""
+    key = text.strip().lower()
+    if key == "line":
+        return (E_LINE, E_LINE)
+    if key == "flat":
+        return E_FLAT
+    try:
+        parts = [float(p) for p in key.split(":")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2):
+        raise ValueError(f"--energy {text!r}: use MeV as '52.8', '40:55', 'line' or 'flat'")
+    lo, hi = parts[0], parts[-1]
+    check_energy_range(lo, hi)
+    return (lo, hi)
+
+
+def block_rng(seed: int, block: int) -> np.random.Generator:
+    """The generator of event block `block` of a run with this seed."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, block)))
+
+
+def _gammas(rng: np.random.Generator, cfg: SimConfig) -> dict[str, np.ndarray]:
+    """Primary and pile-up gammas of one block, arrays (B, G, ...)."""
+    b, g = BLOCK_EVENTS, cfg.pileup
+    n_gamma = rng.integers(1, g + 1, b) if g > 1 else np.ones(b, np.int64)
+    energy = sample_energy(rng, (b, g), *cfg.energy)
+    vtx, dirs, conv = (a.reshape(b, g, 3) for a in sample_gammas(rng, b * g))
+    t0 = rng.uniform(-T0_HALF, T0_HALF, b)
+    offsets = np.concatenate([np.zeros((b, 1)), rng.uniform(-PILEUP_DT, PILEUP_DT, (b, g - 1))], 1)
+    t_conv = t0[:, None] + offsets + np.linalg.norm(conv - vtx, axis=-1) / C_LIGHT
+    active = np.arange(g)[None, :] < n_gamma[:, None]
+    return dict(n_gamma=n_gamma, energy=energy, vtx=vtx, dirs=dirs, conv=conv, t0=t0,
+                t_conv=t_conv, active=active)  # fmt: skip
+
+
+def _light(rng: np.random.Generator, gam: dict, cfg: SimConfig) -> tuple[np.ndarray, ...]:
+    """Shower the gammas and collect their light: mu (B, S) pe and first-light time (B, S)."""
+    pos, e_dep, along = shower_deposits(
+        rng, gam["conv"], gam["dirs"], gam["energy"], cfg.n_deposits
+    )
+    photons = e_dep * gam["active"][..., None] * LIGHT_YIELD  # (B, G, D)
+    t_emit = gam["t_conv"][..., None] + along / C_LIGHT
+    t_emit = np.where(photons > 0, t_emit, np.inf)
+    b = photons.shape[0]
+    return light_and_first_time(
+        pos.reshape(b, -1, 3), photons.reshape(b, -1), t_emit.reshape(b, -1)
+    )
+
+
+def simulate_block(
+    seed: int, block: int, cfg: SimConfig, dead: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """All branches of event block `block` (BLOCK_EVENTS events) of the run `seed`."""
+    rng = block_rng(seed, block)
+    dead = dead_channels(seed, cfg.dead_fraction) if dead is None else dead
+    gam = _gammas(rng, cfg)
+    mu, t_first = _light(rng, gam, cfg)
+    sensors, t_ref = sensor_response(
+        rng, mu, t_first, sensor_optics().efficiency, dead, cfg.time_min_nphe
+    )
+    first = block * BLOCK_EVENTS
+    return {
+        **sensors,
+        "relative_npho": sensors["npho"].copy(),
+        **_truth(gam, t_ref),
+        "run": np.full(BLOCK_EVENTS, cfg.run, np.int32),
+        "event": np.arange(first, first + BLOCK_EVENTS, dtype=np.int32),
+        "nGamma": gam["n_gamma"].astype(np.int32),
+    }
+
+
+def _truth(gam: dict, t_ref: np.ndarray) -> dict[str, np.ndarray]:
+    """Truth branches of the primary gamma (index 0 of the gamma axis)."""
+    dirs, conv = gam["dirs"][:, 0], gam["conv"][:, 0]
+    return {
+        "emiAng": emission_angles(dirs).astype(np.float32),
+        "energyTruth": (gam["energy"][:, 0] * 1e-3).astype(np.float32),  # GeV
+        "timeTruth": np.nan_to_num(gam["t0"] - t_ref, nan=INVALID).astype(np.float32),
+        "uvwTruth": xyz_to_uvw(conv).astype(np.float32),
+        "xyzTruth": conv.astype(np.float32),
+        "emiVec": dirs.astype(np.float32),
+        "xyzVTX": gam["vtx"][:, 0].astype(np.float32),
+    }
+
+
+def iter_blocks(
+    n_events: int, seed: int = 0, config: SimConfig | None = None
+) -> Iterator[dict[str, np.ndarray]]:
+    """Yield the run's events in order, block by block (the last one truncated to n_events)."""
+    if n_events < 0:
+        raise ValueError(f"-n {n_events}: the number of events must be >= 0")
+    cfg = config or SimConfig()
+    dead = dead_channels(seed, cfg.dead_fraction)
+    n_blocks = -(-n_events // BLOCK_EVENTS)
+    for b in range(n_blocks):
+        arrays = simulate_block(seed, b, cfg, dead)
+        keep = min(BLOCK_EVENTS, n_events - b * BLOCK_EVENTS)
+        yield {k: v[:keep] for k, v in arrays.items()} if keep < BLOCK_EVENTS else arrays
+
+
+def simulate_events(
+    n_events: int, seed: int = 0, config: SimConfig | None = None
+) -> dict[str, np.ndarray]:
+    """Simulate n_events in memory: branch name -> array with the event axis first."""
+    blocks = list(iter_blocks(n_events, seed, config))
+    if not blocks:
+        return {k: v[:0] for k, v in simulate_block(seed, 0, config or SimConfig()).items()}
+    return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}

@@ -1,0 +1,102 @@
+"""Sensor response of the toy simulator: photoelectron statistics, times, thresholds, dead
+channels. Everything here acts on (E, 4760) arrays of one block of events.
+
+Parameters and their sources:
+- Photoelectrons: nphe ~ Poisson(mu). Exact Poisson draws for mu < ``POISSON_EXACT_BELOW`` =
+  10; above, a normal deviate with the Cornish-Fisher skewness term,
+  round(mu + sqrt(mu) z + (z^2 - 1) / 6), whose distribution differs from Poisson by less than
+  0.25 % in total variation at mu = 10 and less at larger mu (tested). Ten times faster than
+  exact draws, which would otherwise dominate the simulator's cost.
+- Photon counts: npho = nphe / efficiency (the sensor type's detection efficiency).
+- Time jitter: Gaussian with sigma(nphe) = sqrt(``SIGMA_1PE``^2 / nphe + ``SIGMA_FLOOR``^2),
+  ``SIGMA_1PE`` = 2.0 ns (toy single-photoelectron spread: scintillation rise, photon path
+  spread, transit time) and ``SIGMA_FLOOR`` = 30 ps (electronics / calibration), so a
+  1000-pe sensor has ~70 ps (MEG II aims at ~64 ps for the whole detector).
+- Times are written for sensors with at least ``time_min_nphe`` photoelectrons (default
+  ``TIME_MIN_NPHE`` = 2), 1e10 otherwise; ``relative_time`` is the time minus that of the
+  earliest sensor with more than ``REF_MIN_NPHE`` = 50 photoelectrons.
+- Dead channels: one fixed list per run (seeded from the run's seed), every per-sensor value
+  written as ``INVALID`` = 1e10 (the invalid marker of the input files, DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xecdata.geometry import N_SENSORS
+
+INVALID = 1e10
+POISSON_EXACT_BELOW = 10.0
+SIGMA_1PE = 2.0  # ns
+SIGMA_FLOOR = 0.03  # ns
+TIME_MIN_NPHE = 2.0
+REF_MIN_NPHE = 50.0
+
+
+def poisson_counts(rng: np.random.Generator, mu: np.ndarray) -> np.ndarray:
+    """Photoelectron counts (float32, same shape as mu) drawn around mu >= 0."""
+    flat = mu.reshape(-1)
+    out = np.zeros(flat.shape, np.float32)
+    i_small = np.flatnonzero((flat > 0) & (flat < POISSON_EXACT_BELOW))
+    i_big = np.flatnonzero(flat >= POISSON_EXACT_BELOW)
+    out[i_small] = rng.poisson(flat[i_small].astype(np.float64))
+    m = flat[i_big]
+    z = rng.standard_normal(m.shape, dtype=np.float32)
+    x = m + np.sqrt(m) * z + (z * z - np.float32(1.0)) * np.float32(1.0 / 6.0)
+    out[i_big] = np.maximum(np.rint(x), 0.0)
+    return out.reshape(mu.shape)
+
+
+def sensor_response(
+    rng: np.random.Generator,
+    mu: np.ndarray,
+    t_first: np.ndarray,
+    efficiency: np.ndarray,
+    dead: np.ndarray,
+    min_nphe: float,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-sensor branches from expected photoelectrons mu (E, S) and first-light times
+    t_first (E, S, ns) of one block: nphe, npho, time and relative_time (float32, seconds for
+    times, 1e10 where invalid) and the reference time t_ref (E,) in ns (NaN if none)."""
+    n_ev = mu.shape[0]
+    mu[:, dead] = 0.0
+    nphe = poisson_counts(rng, mu)
+    idx = np.flatnonzero((nphe >= min_nphe) & (t_first < np.inf))  # sensors with a time
+    n = nphe.reshape(-1)[idx]
+    sigma = np.sqrt(np.float32(SIGMA_1PE**2) / n + np.float32(SIGMA_FLOOR**2))
+    t = t_first.reshape(-1)[idx] + sigma * rng.standard_normal(idx.shape, dtype=np.float32)
+    ev = idx // N_SENSORS
+    cand = np.full(n_ev * N_SENSORS, np.inf, np.float32)
+    is_ref = n > REF_MIN_NPHE
+    cand[idx[is_ref]] = t[is_ref]
+    t_ref = cand.reshape(n_ev, N_SENSORS).min(axis=1)  # (E,) ns
+    t_ref = np.where(np.isfinite(t_ref), t_ref, np.nan)
+    has_ref = np.isfinite(t_ref[ev])
+    out = {
+        "npho": nphe / efficiency,
+        "nphe": nphe,
+        "time": _scatter(n_ev, idx, t * np.float32(1e-9)),
+        "relative_time": _scatter(
+            n_ev, idx[has_ref], (t[has_ref] - t_ref[ev[has_ref]]).astype(np.float32) * 1e-9
+        ),
+    }
+    out["npho"][:, dead] = INVALID
+    out["nphe"][:, dead] = INVALID
+    return out, t_ref
+
+
+def _scatter(n_ev: int, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(E, S) float32 filled with the invalid marker except at the flat indices idx."""
+    out = np.full(n_ev * N_SENSORS, INVALID, np.float32)
+    out[idx] = values
+    return out.reshape(n_ev, N_SENSORS)
+
+
+def dead_channels(seed: int, fraction: float) -> np.ndarray:
+    """Sorted ids of the run's dead channels: round(fraction * 4760) distinct sensors chosen
+    by a generator seeded from (seed, 'dead list'), independent of the event blocks."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"--dead-fraction {fraction} must be in [0, 1)")
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+    n_dead = round(fraction * N_SENSORS)
+    return np.sort(rng.choice(N_SENSORS, size=n_dead, replace=False))
