@@ -14,6 +14,7 @@ import click
 COMMANDS: dict[str, str] = {
     "geometry": "geometry_cmd:geometry",
     "schemes": "schemes_cmd:schemes",
+    "plots": "plots_cmd:plots",
 }
 
 

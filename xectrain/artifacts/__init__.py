@@ -1,0 +1,36 @@
+"""Run artifacts: prediction CSVs, resolution / importance / saliency PDFs, event displays and
+streamed ROOT predictions. Figures are drawn with matplotlib's Agg canvas (no display needed)."""
+
+from .csvio import TASK_COMPONENTS, csv_path, read_predictions_csv, write_predictions_csv
+from .eventdisplay import EventRecord, plot_event, plot_worst_events
+from .importance import plot_face_importance, plot_saliency, saliency_by_face
+from .regressor import (
+    PLOTTED_TASKS,
+    find_prediction_csvs,
+    plot_task,
+    regenerate_plots,
+    write_regressor_artifacts,
+)
+from .resolution import energy_resolution_fit
+from .rootio import PredictionRootWriter, read_metadata
+
+__all__ = [
+    "PLOTTED_TASKS",
+    "TASK_COMPONENTS",
+    "EventRecord",
+    "PredictionRootWriter",
+    "csv_path",
+    "energy_resolution_fit",
+    "find_prediction_csvs",
+    "plot_event",
+    "plot_face_importance",
+    "plot_saliency",
+    "plot_task",
+    "plot_worst_events",
+    "read_metadata",
+    "read_predictions_csv",
+    "regenerate_plots",
+    "saliency_by_face",
+    "write_predictions_csv",
+    "write_regressor_artifacts",
+]

@@ -1,0 +1,211 @@
+"""Event displays: photon counts and times of all 4760 sensors in the detector layout.
+
+The main panel unfolds the detector around the inner face: inner (93 x 44 MPPCs) in the middle
+with z horizontal and phi' * R_inner vertical, US / DS endcaps unrolled to its left and right
+along the radius, top / bottom hexagonal PMT walls above and below. The outer face (coarse
+PMTs and the finer centre patch) gets its own panel on the same phi' scale. Every position
+comes from xecdata.geometry; nothing here re-types a sensor map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PatchCollection
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle, Rectangle
+
+from xecdata.facemaps import OUTER_CENTER_MAP
+from xecdata.geometry import (
+    CENTER_DPHI,
+    CENTER_DZ,
+    ENDCAP_DR,
+    ENDCAP_R0,
+    FACE_CODE,
+    FACE_NAMES,
+    HEX_D0,
+    HEX_DD,
+    HEX_PITCH,
+    HEX_WALL_PHI,
+    INNER_DPHI,
+    INNER_DZ,
+    INNER_SHAPE,
+    INNER_Z0,
+    N_SENSORS,
+    OUTER_DPHI,
+    OUTER_DZ,
+    R_INNER,
+    hex_plane_coords,
+    sensor_table,
+)
+
+from .plotting import save
+
+GAP = 3.0  # cm of empty space between unfolded faces
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Per sensor: panel (0 main, 1 outer), centre (x, y) in cm, width, height, is_circle."""
+
+    panel: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+    h: np.ndarray
+    circle: np.ndarray
+    labels: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+
+
+def _arc(deg: float) -> float:
+    """Length (cm) of an arc of `deg` degrees on the inner radius (the vertical display unit)."""
+    return float(np.radians(abs(deg)) * R_INNER)
+
+
+@cache
+def layout() -> Layout:
+    """Unfolded display positions of all sensors (see the module docstring)."""
+    t = sensor_table()
+    x, y = t.pos[:, 2].copy(), np.radians(np.degrees(np.arctan2(t.pos[:, 1], -t.pos[:, 0])))
+    y *= R_INNER
+    r = np.hypot(t.pos[:, 0], t.pos[:, 1])
+    panel = (t.face == FACE_CODE["outer"]).astype(np.int8)
+    w = np.full(N_SENSORS, abs(INNER_DZ))
+    h = np.full(N_SENSORS, _arc(INNER_DPHI))
+    z_lo = INNER_Z0 - abs(INNER_DZ) / 2
+    z_hi = INNER_Z0 + abs(INNER_DZ) * (INNER_SHAPE[1] - 0.5)
+    for face, sign, edge in (("us", -1.0, z_lo), ("ds", 1.0, z_hi)):
+        sel = t.face == FACE_CODE[face]
+        x[sel] = edge + sign * (GAP + ENDCAP_DR / 2 + (r[sel] - ENDCAP_R0))
+        w[sel], h[sel] = ENDCAP_DR, _arc(OUTER_DPHI)
+    d, z = hex_plane_coords()
+    for face, sign in (("top", 1.0), ("bottom", -1.0)):
+        sel = t.face == FACE_CODE[face]
+        x[sel] = z
+        y[sel] = sign * (_arc(HEX_WALL_PHI) + GAP + HEX_DD / 2 + (d - HEX_D0))
+        w[sel] = h[sel] = 0.95 * HEX_PITCH
+    outer = t.face == FACE_CODE["outer"]
+    w[outer], h[outer] = abs(OUTER_DZ), _arc(OUTER_DPHI)
+    centre = OUTER_CENTER_MAP.ravel()
+    w[centre], h[centre] = abs(CENTER_DZ), _arc(CENTER_DPHI)
+    circle = np.isin(t.face, [FACE_CODE["top"], FACE_CODE["bottom"]])
+    labels = {}
+    for name in FACE_NAMES:
+        sel = t.face == FACE_CODE[name]
+        above = name != "bottom"  # the bottom wall is labelled below itself, clear of inner
+        edge = (y[sel] + h[sel] / 2).max() + 1.0 if above else (y[sel] - h[sel] / 2).min() - 7.0
+        labels[name] = (int(panel[sel][0]), float(x[sel].mean()), float(edge))
+    return Layout(panel, x, y, w, h, circle, labels)
+
+
+def draw_sensors(
+    ax: Axes, values: np.ndarray, panel: int, norm: Normalize, cmap: str
+) -> PatchCollection:
+    """Draw the sensors of one panel coloured by `values` (NaN drawn grey)."""
+    lay = layout()
+    ids = np.flatnonzero(lay.panel == panel)
+    patches = [
+        Circle((lay.x[i], lay.y[i]), lay.w[i] / 2)
+        if lay.circle[i]
+        else Rectangle((lay.x[i] - lay.w[i] / 2, lay.y[i] - lay.h[i] / 2), lay.w[i], lay.h[i])
+        for i in ids
+    ]
+    cm = colormaps[cmap].with_extremes(bad="0.85")  # grey: dead sensor / invalid time
+    coll = PatchCollection(patches, cmap=cm, norm=norm, linewidths=0.4, edgecolors="face")
+    coll.set_array(np.ma.masked_invalid(values[ids]))
+    ax.add_collection(coll)
+    for name, (p, x, y) in lay.labels.items():
+        if p == panel and name not in ("inner", "outer"):
+            ax.text(x, y, name, ha="center", va="bottom", fontsize=8)
+    ax.autoscale_view()
+    ax.set_aspect("equal")
+    ax.set_xlabel("z [cm]" + (" (endcaps unrolled along r)" if panel == 0 else ""))
+    ax.set_ylabel("φ′ · R_inner [cm]")
+    return coll
+
+
+def _norms(npho: np.ndarray, time_ns: np.ndarray) -> tuple[Normalize, Normalize]:
+    pos = npho[np.isfinite(npho) & (npho > 0)]
+    top = float(pos.max()) if pos.size else 10.0
+    npho_norm = LogNorm(vmin=max(1.0, top * 1e-4), vmax=max(top, 10.0))
+    valid = time_ns[np.isfinite(time_ns)]
+    lo, hi = np.percentile(valid, [2, 98]) if valid.size else (0.0, 1.0)
+    return npho_norm, Normalize(vmin=float(lo), vmax=float(max(hi, lo + 1e-3)))
+
+
+def plot_event(npho: np.ndarray, time_ns: np.ndarray, path: str | Path, title: str = "") -> Path:
+    """Two rows (photons, time in ns) x two panels (unfolded detector, outer face) of one event.
+
+    npho: (4760,) photons, NaN for a dead sensor (grey); time_ns: (4760,) ns, NaN where the
+    time is invalid (grey)."""
+    npho = np.asarray(npho, np.float64)
+    time_ns = np.asarray(time_ns, np.float64)
+    npho_norm, time_norm = _norms(np.nan_to_num(npho, nan=0.0), time_ns)
+    shown = np.where(np.isfinite(npho), np.maximum(npho, npho_norm.vmin or 1.0), np.nan)
+    fig = Figure(figsize=(11, 12.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots(2, 2, gridspec_kw={"width_ratios": [1.5, 1.0]})
+    rows = ((shown, npho_norm, "photons", "viridis"), (time_ns, time_norm, "time [ns]", "plasma"))
+    for row, (values, norm, label, cmap) in enumerate(rows):
+        coll = draw_sensors(ax[row, 0], values, 0, norm, cmap)
+        draw_sensors(ax[row, 1], values, 1, norm, cmap)
+        ax[row, 0].set_title("inner (centre), US / DS (left / right), top / bottom", fontsize=9)
+        ax[row, 1].set_title("outer face (coarse PMTs + centre patch)", fontsize=9)
+        fig.colorbar(coll, ax=ax[row, :].tolist(), label=label, shrink=0.85)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save(fig, path)
+
+
+def event_title(
+    run: int, event: int, loss: float, truth: dict[str, np.ndarray], pred: dict[str, np.ndarray]
+) -> str:
+    """Two-line title: run/event and loss (x1000), then truth and prediction per task in
+    display units (energy MeV, position cm, angles deg, time ns)."""
+    lines = [f"Run {run}  Event {event}  loss×1000 = {1000 * loss:.3g}"]
+    for name, values in (("truth", truth), ("pred", pred)):
+        parts = [_fmt(task, np.ravel(v)) for task, v in values.items()]
+        lines.append(f"{name}: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
+def _fmt(task: str, v: np.ndarray) -> str:
+    if task == "energy":
+        return f"E = {1000 * v[0]:.2f} MeV"
+    if task == "uvwFI":
+        return "uvw = (" + ", ".join(f"{c:.1f}" for c in v) + ") cm"
+    if task == "angle":
+        return f"θ, φ = {v[0]:.1f}, {v[1]:.1f} deg"
+    if task == "timing":
+        return f"t = {v[0]:.3f} ns"
+    return f"{task} = " + ", ".join(f"{c:.3g}" for c in v)
+
+
+@dataclass
+class EventRecord:
+    """One event to display: sensor values in physical units plus ids, loss, truth, prediction."""
+
+    npho: np.ndarray  # (4760,) photons
+    time_ns: np.ndarray  # (4760,) ns, NaN where invalid
+    run: int
+    event: int
+    loss: float
+    truth: dict[str, np.ndarray]
+    pred: dict[str, np.ndarray]
+
+
+def plot_worst_events(events: list[EventRecord], out_dir: str | Path, run_name: str) -> list[Path]:
+    """`worst_events/worst_NN_{run}.pdf` for each record, worst first."""
+    paths = []
+    for rank, ev in enumerate(events, start=1):
+        title = event_title(ev.run, ev.event, ev.loss, ev.truth, ev.pred)
+        path = Path(out_dir) / "worst_events" / f"worst_{rank:02d}_{run_name}.pdf"
+        paths.append(plot_event(ev.npho, ev.time_ns, path, title))
+    return paths
