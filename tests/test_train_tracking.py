@@ -1,0 +1,87 @@
+"""MLflow tracking read back through the MLflow client (embedded SQLite in tmp_path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from xectrain.config import TrackingConfig, default_config, to_dict
+from xectrain.tracking import Tracker, flatten, system_metrics
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory: pytest.TempPathFactory) -> TrackingConfig:
+    root = tmp_path_factory.mktemp("mlflow")
+    return TrackingConfig(
+        uri=f"sqlite:///{root / 'mlruns.db'}",
+        experiment="test",
+        artifact_location=str(root / "artifacts"),
+    )
+
+
+def test_run_params_metrics_artifacts_and_resume(tracking: TrackingConfig, tmp_path: Path) -> None:
+    cfg = default_config("regressor")
+    tracker = Tracker(tracking)
+    run_id = tracker.start("run-a", params=to_dict(cfg), tags={"kind": "regressor"})
+    assert run_id is not None
+    tracker.log_metrics({"val/total_loss": 0.5, "val/angle_resolution_68pct": 3.0}, step=0)
+    tracker.log_metrics({"val/total_loss": 0.25, "bad": float("nan")}, step=1)
+    (tmp_path / "config.yaml").write_text("a: 1\n")
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "p.pdf").write_bytes(b"%PDF-1.4")
+    tracker.log_artifact(tmp_path / "config.yaml")
+    tracker.log_artifact(tmp_path / "plots", "plots")
+    tracker.end()
+
+    client = MlflowClient(tracking_uri=tracking.uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "run-a"
+    assert run.data.params["training.lr"] == "0.0003"
+    assert run.data.params["tasks.angle.enabled"] == "True"
+    assert run.data.tags["kind"] == "regressor"
+    history = client.get_metric_history(run_id, "val/total_loss")
+    assert [(m.step, m.value) for m in history] == [(0, 0.5), (1, 0.25)]
+    assert "bad" not in run.data.metrics
+    names = {a.path for a in client.list_artifacts(run_id)}
+    assert names == {"config.yaml", "plots"}
+    assert [a.path for a in client.list_artifacts(run_id, "plots")] == ["plots/p.pdf"]
+    exp = client.get_experiment_by_name("test")
+    assert exp.artifact_location == Path(tracking.artifact_location).resolve().as_uri()
+
+    resumed = Tracker(tracking)
+    assert (
+        resumed.start("ignored", params={"training": {"lr": 1.0}}, resume_run_id=run_id) == run_id
+    )
+    resumed.log_metrics({"val/total_loss": 0.125}, step=2)
+    resumed.end()
+    run = client.get_run(run_id)
+    assert len(client.get_metric_history(run_id, "val/total_loss")) == 3
+    assert run.data.params["training.lr"] == "0.0003"  # params are logged once per run
+
+
+def test_other_ranks_and_disabled_tracking_do_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "never.db"
+    for tracker in (
+        Tracker(TrackingConfig(uri=f"sqlite:///{db}"), rank=1),
+        Tracker(TrackingConfig(uri=f"sqlite:///{db}", enabled=False)),
+    ):
+        assert tracker.start("x", params={"a": 1}) is None
+        tracker.log_metrics({"a": 1.0}, step=0)
+        tracker.log_artifact(tmp_path)
+        tracker.end()
+    assert not db.exists()
+
+
+def test_flatten_and_system_metrics() -> None:
+    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": {}}) == {
+        "a.b": "1",
+        "a.c": "[1, 2]",
+        "d": "{}",
+    }
+    m = system_metrics(events=1000, seconds=2.0, wait_seconds=0.5)
+    assert m["system/throughput_events_per_sec"] == 500.0
+    assert m["system/data_wait_fraction"] == 0.25
+    assert 0.0 < m["system/ram_used_gb"] < 1024
+    assert "system/memory_allocated_GB" not in m  # CPU: no GPU memory metrics

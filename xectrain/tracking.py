@@ -1,0 +1,164 @@
+"""MLflow tracking: params once per run, metrics per epoch, system metrics, artifacts; rank 0 only.
+
+The default backend is an embedded SQLite file (`sqlite:///mlruns.db`) with artifacts in a
+local folder, so nothing needs a server; any tracking URI works by option. The client API is
+used directly (no global mlflow state), and on every rank but 0 the tracker does nothing.
+View runs with: mlflow ui --backend-store-uri sqlite:///mlruns.db
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .config import TrackingConfig
+
+PARAM_LIMIT = 6000  # MLflow's maximum length of a parameter value
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """{'training': {'lr': 1e-4}} -> {'training.lr': '0.0001'} (lists and dicts as text)."""
+    out: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out |= flatten(value, f"{name}.")
+        else:
+            out[name] = str(value)[:PARAM_LIMIT]
+    return out
+
+
+def artifact_uri(location: str) -> str:
+    """A local folder becomes an absolute file URI; URIs (s3://, file:, ...) pass unchanged."""
+    if "://" in location or location.startswith("file:"):
+        return location
+    return Path(location).resolve().as_uri()
+
+
+class Tracker:
+    """One MLflow run. Inactive (every call a no-op) when disabled or not on rank 0."""
+
+    def __init__(self, cfg: TrackingConfig, rank: int = 0) -> None:
+        self.cfg = cfg
+        self.active = cfg.enabled and rank == 0
+        self.run_id: str | None = None
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The MlflowClient (imported lazily: mlflow is slow to import)."""
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.cfg.uri)
+        return self._client
+
+    def _experiment_id(self) -> str:
+        exp = self.client.get_experiment_by_name(self.cfg.experiment)
+        if exp is not None:
+            return str(exp.experiment_id)
+        location = artifact_uri(self.cfg.artifact_location)
+        return str(self.client.create_experiment(self.cfg.experiment, artifact_location=location))
+
+    def start(
+        self,
+        run_name: str,
+        params: Mapping[str, Any] | None = None,
+        resume_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str | None:
+        """Open a new run (logging `params` once, flattened) or reopen `resume_run_id`."""
+        if not self.active:
+            return None
+        if resume_run_id is not None:
+            self.client.update_run(resume_run_id, status="RUNNING")
+            self.run_id = resume_run_id
+            return self.run_id
+        run = self.client.create_run(
+            self._experiment_id(), run_name=run_name, tags=dict(tags or {})
+        )
+        self.run_id = str(run.info.run_id)
+        if params:
+            from mlflow.entities import Param
+
+            items = [Param(k, v) for k, v in flatten(params).items()]
+            for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+                self.client.log_batch(self.run_id, params=items[i : i + 100])
+        return self.run_id
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Log finite metrics at `step` (the epoch) in one batch."""
+        if not self.active or self.run_id is None or not metrics:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [
+            Metric(_key(k), float(v), now, step)
+            for k, v in metrics.items()
+            if v is not None and float(v) == float(v) and abs(float(v)) != float("inf")
+        ]
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Upload a file or a whole folder."""
+        if not self.active or self.run_id is None:
+            return
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        elif path.is_file():
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def end(self, status: str = "FINISHED") -> None:
+        """Close the run (FINISHED, FAILED or KILLED)."""
+        if self.active and self.run_id is not None:
+            self.client.set_terminated(self.run_id, status=status)
+
+
+def _key(name: str) -> str:
+    """MLflow metric keys allow letters, digits, _ - . space / only."""
+    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in name)
+
+
+def host_ram_gb() -> float:
+    """Resident memory of this process in GB (Linux /proc, else the peak from getrusage)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024**2
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def system_metrics(
+    events: int, seconds: float, wait_seconds: float, device: Any = None
+) -> dict[str, float]:
+    """Throughput, data-wait fraction and memory of one epoch (GPU memory when on CUDA)."""
+    out = {
+        "system/throughput_events_per_sec": events / seconds if seconds > 0 else 0.0,
+        "system/data_wait_fraction": wait_seconds / seconds if seconds > 0 else 0.0,
+        "system/epoch_duration_sec": seconds,
+        "system/ram_used_gb": host_ram_gb(),
+    }
+    if device is not None and getattr(device, "type", None) == "cuda":
+        import torch
+
+        gb = 1024**3
+        allocated = torch.cuda.memory_allocated(device)
+        reserved = torch.cuda.memory_reserved(device)
+        total = torch.cuda.get_device_properties(device).total_memory
+        out |= {
+            "system/memory_allocated_GB": allocated / gb,
+            "system/memory_reserved_GB": reserved / gb,
+            "system/memory_peak_GB": torch.cuda.max_memory_allocated(device) / gb,
+            "system/gpu_memory_used_pct": 100.0 * reserved / total,
+            "system/memory_fragmentation": 1.0 - allocated / reserved if reserved else 0.0,
+        }
+    return out
