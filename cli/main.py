@@ -13,6 +13,7 @@ import click
 # verb -> "module:attribute" inside this package. One line per verb, kept sorted by workflow.
 COMMANDS: dict[str, str] = {
     "geometry": "geometry_cmd:geometry",
+    "simulate": "simulate_cmd:simulate_command",
     "schemes": "schemes_cmd:schemes",
     "plots": "plots_cmd:plots",
 }

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from xecdata.geometry import MPPC_CHIP, MPPC_GAP, N_SENSORS, PMT_RADIUS, sensor_table
 from xecdata.sim.solid_angle import exact_solid_angle
@@ -50,6 +51,14 @@ _BEHIND = np.float32(1e6)  # ns per cm behind a sensor plane: removes the deposi
 # second moment <x^2> of the sensitive area along one in-plane axis (cm^2)
 _S2_MPPC = ((MPPC_GAP / 2 + MPPC_CHIP) ** 3 - (MPPC_GAP / 2) ** 3) / (3 * MPPC_CHIP)
 _S2_PMT = PMT_RADIUS**2 / 4
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    """Controller of the BLAS thread pools. The products here are small (64 x 5 x 4760): a
+    multi-threaded BLAS spends more on waking threads than on the work (measured 10x slower on
+    2 busy cores), so the kernel runs them single-threaded; parallelism belongs to processes."""
+    return ThreadpoolController()
 
 
 @dataclass(frozen=True)
@@ -167,13 +176,14 @@ def light_and_first_time(
     step = max(1, _CHUNK_ROWS // n_dep)
     work = np.empty((4, step * n_dep, N_SENSORS), np.float32)  # reused: no allocation per slice
     near_parts = []
-    for e0 in range(0, n_ev, step):
-        sl = slice(e0, min(e0 + step, n_ev))
-        row_i, sens, g = _dense_chunk(
-            rows[sl.start * n_dep : sl.stop * n_dep], photons32[sl], t32[sl], work,
-            light[sl], t_first[sl],
-        )  # fmt: skip
-        near_parts.append((row_i + e0 * n_dep, sens, g))
+    with _blas().limit(limits=1, user_api="blas"):
+        for e0 in range(0, n_ev, step):
+            sl = slice(e0, min(e0 + step, n_ev))
+            row_i, sens, g = _dense_chunk(
+                rows[sl.start * n_dep : sl.stop * n_dep], photons32[sl], t32[sl], work,
+                light[sl], t_first[sl],
+            )  # fmt: skip
+            near_parts.append((row_i + e0 * n_dep, sens, g))
     row_i, sens, g_point = (np.concatenate(p) for p in zip(*near_parts, strict=True))
     g_true, _ = near_geometric_factor(pos.reshape(-1, 3)[row_i], sens)
     delta = photons.reshape(-1)[row_i] * (g_true - g_point)

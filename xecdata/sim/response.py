@@ -5,13 +5,16 @@ Parameters and their sources:
 - Photoelectrons: nphe ~ Poisson(mu). Exact Poisson draws for mu < ``POISSON_EXACT_BELOW`` =
   10; above, a normal deviate with the Cornish-Fisher skewness term,
   round(mu + sqrt(mu) z + (z^2 - 1) / 6), whose distribution differs from Poisson by less than
-  0.25 % in total variation at mu = 10 and less at larger mu (tested). Ten times faster than
-  exact draws, which would otherwise dominate the simulator's cost.
+  0.25 % in total variation at mu = 10 and less at larger mu (tested); about four times
+  faster than exact draws, which would otherwise be the largest cost of the simulator.
 - Photon counts: npho = nphe / efficiency (the sensor type's detection efficiency).
-- Time jitter: Gaussian with sigma(nphe) = sqrt(``SIGMA_1PE``^2 / nphe + ``SIGMA_FLOOR``^2),
-  ``SIGMA_1PE`` = 2.0 ns (toy single-photoelectron spread: scintillation rise, photon path
-  spread, transit time) and ``SIGMA_FLOOR`` = 30 ps (electronics / calibration), so a
-  1000-pe sensor has ~70 ps (MEG II aims at ~64 ps for the whole detector).
+- Time of a sensor: the first-light time plus (a) the scintillation delay of the first of
+  its nphe photoelectrons, exponential with mean ``TAU_SCINT`` / nphe, TAU_SCINT = 45 ns (the
+  recombination component that dominates gamma showers, DESIGN.md; the earliest of n
+  exponential emission times is exponential with mean tau / n), so dim sensors are late, never
+  early; and (b) a Gaussian of sigma sqrt(``SIGMA_1PE``^2 / nphe + ``SIGMA_FLOOR``^2) with
+  SIGMA_1PE = 0.5 ns (photosensor transit-time spread) and SIGMA_FLOOR = 30 ps (electronics,
+  calibration). A 1000-pe sensor gets ~55 ps RMS in total, a 10^4-pe one ~30 ps.
 - Times are written for sensors with at least ``time_min_nphe`` photoelectrons (default
   ``TIME_MIN_NPHE`` = 2), 1e10 otherwise; ``relative_time`` is the time minus that of the
   earliest sensor with more than ``REF_MIN_NPHE`` = 50 photoelectrons.
@@ -27,7 +30,8 @@ from xecdata.geometry import N_SENSORS
 
 INVALID = 1e10
 POISSON_EXACT_BELOW = 10.0
-SIGMA_1PE = 2.0  # ns
+TAU_SCINT = 45.0  # ns
+SIGMA_1PE = 0.5  # ns
 SIGMA_FLOOR = 0.03  # ns
 TIME_MIN_NPHE = 2.0
 REF_MIN_NPHE = 50.0
@@ -64,7 +68,8 @@ def sensor_response(
     idx = np.flatnonzero((nphe >= min_nphe) & (t_first < np.inf))  # sensors with a time
     n = nphe.reshape(-1)[idx]
     sigma = np.sqrt(np.float32(SIGMA_1PE**2) / n + np.float32(SIGMA_FLOOR**2))
-    t = t_first.reshape(-1)[idx] + sigma * rng.standard_normal(idx.shape, dtype=np.float32)
+    delay = rng.standard_exponential(idx.shape, dtype=np.float32) * (np.float32(TAU_SCINT) / n)
+    t = t_first.reshape(-1)[idx] + delay + sigma * rng.standard_normal(idx.shape, dtype=np.float32)
     ev = idx // N_SENSORS
     cand = np.full(n_ev * N_SENSORS, np.inf, np.float32)
     is_ref = n > REF_MIN_NPHE

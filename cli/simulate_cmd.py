@@ -1,0 +1,129 @@
+"""`xec simulate`: write toy LXe detector events as ROOT files (a shell over xecdata.sim)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from xecdata.sim import COMPRESSIONS, SimConfig, parse_energy, simulate
+from xecdata.sim.response import TIME_MIN_NPHE
+from xecdata.sim.writer import DEFAULT_COMPRESSION
+
+
+def _energy(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
+    try:
+        return parse_energy(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+
+
+@click.command()
+@click.option(
+    "-n",
+    "--events",
+    "n_events",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Number of events.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="A .root file, or a folder that receives xecsim_run<run>_<k>.root files.",
+)
+@click.option(
+    "--events-per-file",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Split the events into files of this size (needs a folder as -o).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Random seed; the same seed gives the same events, however they are split.",
+)
+@click.option(
+    "--energy",
+    default="52.8",
+    show_default=True,
+    callback=_energy,
+    help="Gamma energy in MeV: '52.8' (line), '40:55' (flat range), 'line' or 'flat' "
+    "(15-60). Nothing under 14.5 MeV is produced.",
+)
+@click.option(
+    "--dead-fraction",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Fraction of channels dead for the whole run (1e10).",
+)
+@click.option(
+    "--pileup",
+    type=click.IntRange(1, 4),
+    default=1,
+    show_default=True,
+    help="Maximum gammas per event; nGamma is uniform in 1..PILEUP.",
+)
+@click.option(
+    "--compression",
+    type=click.Choice(sorted(COMPRESSIONS)),
+    default=DEFAULT_COMPRESSION,
+    show_default=True,
+    help="ROOT basket compression.",
+)
+@click.option(
+    "--compression-level",
+    type=click.IntRange(1, 9),
+    default=None,
+    help="Compression level (default 1, the fastest).",
+)
+@click.option(
+    "--run",
+    "run_number",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Run number written to the `run` branch and the file names.",
+)
+@click.option(
+    "--time-threshold",
+    type=click.FloatRange(min=0.0),
+    default=TIME_MIN_NPHE,
+    show_default=True,
+    help="Sensors with fewer photoelectrons get no time (1e10).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+def simulate_command(
+    n_events: int,
+    output: Path,
+    events_per_file: int | None,
+    seed: int,
+    energy: tuple[float, float],
+    dead_fraction: float,
+    pileup: int,
+    compression: str,
+    compression_level: int | None,
+    run_number: int,
+    time_threshold: float,
+    quiet: bool,
+) -> None:
+    """Simulate gammas in the toy LXe detector and write ROOT files (tree `tree`)."""
+    config = SimConfig(energy=energy, dead_fraction=dead_fraction, pileup=pileup,
+                       run=run_number, time_min_nphe=time_threshold)  # fmt: skip
+    try:
+        paths = simulate(n_events, output, seed=seed, config=config,
+                         events_per_file=events_per_file, compression=compression,
+                         compression_level=compression_level, progress=not quiet)  # fmt: skip
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    if not quiet:
+        size = sum(p.stat().st_size for p in paths) / 1e6
+        click.echo(f"wrote {n_events} events in {len(paths)} file(s), {size:.1f} MB:")
+        for p in paths:
+            click.echo(f"  {p}")
