@@ -1,0 +1,192 @@
+"""The `cpu` backend: decode threads fill a host ring of chunk slots; batches are gathered
+from the ring into preallocated output buffers (see `engine` for the schedule).
+
+Host memory is bounded by the buffers, whatever the dataset size:
+
+    ring:    slots x chunk_events x (4760 x 2 x 2 B codes + targets + 4 B weight)
+    outputs: n_out x batch_size x (4760 x 2 x itemsize(dtype) + targets + 12 B)
+
+with slots = (events a batch may need decoded, i.e. two shuffle windows, in chunks) + `ring`
+extra slots of read-ahead. `host_bytes()` reports the exact figure; nothing else grows with
+the epoch (per-batch work allocates only a few index arrays of batch_size entries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+from xecdata.geometry import N_SENSORS
+from xecdata.loaders.batch import Batch
+from xecdata.loaders.codes import BLOCK_ROWS
+from xecdata.loaders.engine import Prefetcher
+from xecdata.loaders.sampler import EpochPlan
+from xecdata.loaders.source import ChunkSource
+
+Alloc = Callable[[tuple[int, ...], np.dtype], np.ndarray]
+
+
+def host_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    return np.empty(shape, dtype)
+
+
+class HostRing:
+    """`slots` chunk slots of sensors (raw codes or float32), targets and weights."""
+
+    def __init__(self, slots: int, source: ChunkSource, alloc: Alloc = host_empty):
+        ce = source.chunk_events
+        self.slots, self.chunk_events = slots, ce
+        self.sensors = alloc((slots * ce, N_SENSORS, 2), source.raw_dtype)
+        self.targets = {
+            name: alloc((slots * ce, *shape), dtype)
+            for name, (shape, dtype) in source.target_specs.items()
+        }
+        self.weights = alloc((slots * ce,), np.dtype(np.float32))
+
+    def views(self, slot: int) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        a, b = slot * self.chunk_events, (slot + 1) * self.chunk_events
+        return self.sensors[a:b], {k: v[a:b] for k, v in self.targets.items()}, self.weights[a:b]
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [self.sensors, self.weights, *self.targets.values()]
+        return sum(a.nbytes for a in arrays)
+
+
+class HostOut:
+    """`n_out` output batches as torch tensors on the host (numpy views for the gathers)."""
+
+    def __init__(self, n_out: int, batch_size: int, source: ChunkSource, dtype: torch.dtype):
+        shape = (n_out, batch_size, N_SENSORS, 2)
+        self.sensors = torch.empty(shape, dtype=dtype)
+        self.f32 = self.sensors.numpy() if dtype == torch.float32 else None
+        self.scratch = np.empty(shape[1:], np.float32) if self.f32 is None else None
+        self.targets = {
+            name: torch.from_numpy(np.empty((n_out, batch_size, *shape_), dtype_))
+            for name, (shape_, dtype_) in source.target_specs.items()
+        }
+        self.weights = torch.empty((n_out, batch_size), dtype=torch.float32)
+        self.index = torch.empty((n_out, batch_size), dtype=torch.int64)
+        self.lengths = [0] * n_out
+
+    def batch(self, slot: int) -> Batch:
+        n = self.lengths[slot]
+        targets = {k: v[slot, :n] for k, v in self.targets.items()}
+        return Batch(self.sensors[slot, :n], targets, self.weights[slot, :n], self.index[slot, :n])
+
+    @property
+    def nbytes(self) -> int:
+        tensors = [self.sensors, self.weights, self.index, *self.targets.values()]
+        extra = self.scratch.nbytes if self.scratch is not None else 0
+        return sum(t.numel() * t.element_size() for t in tensors) + extra
+
+
+def gather_host(
+    ring: HostRing, flat: np.ndarray, out: np.ndarray, decoder: object | None, work: np.ndarray
+) -> None:
+    """out (n, 4760, 2) float32 <- ring rows `flat`, decoded block by block (cache-resident)."""
+    if decoder is None:
+        np.take(ring.sensors, flat, axis=0, out=out)
+        return
+    for a in range(0, len(flat), BLOCK_ROWS):
+        b = min(a + BLOCK_ROWS, len(flat))
+        raw = work[: b - a]
+        np.take(ring.sensors, flat[a:b], axis=0, out=raw)
+        decoder.decode_into(raw, out[a:b])  # type: ignore[attr-defined]
+
+
+def assemble_host(
+    plan: EpochPlan,
+    j: int,
+    slot: int,
+    seg_slot: np.ndarray,
+    ring: HostRing,
+    out: HostOut,
+    decoder: object | None,
+    work: np.ndarray,
+) -> None:
+    """Gather (and decode) batch j of `plan` from the host ring into output slot `slot`."""
+    seg, loc = plan.batch(j)
+    n = len(seg)
+    flat = seg_slot[seg] * ring.chunk_events + loc
+    target = out.f32[slot, :n] if out.f32 is not None else out.scratch[:n]
+    gather_host(ring, flat, target, decoder, work)
+    if out.f32 is None:
+        out.sensors[slot, :n].copy_(torch.from_numpy(target))
+    for name, t in out.targets.items():
+        np.take(ring.targets[name], flat, axis=0, out=t.numpy()[slot, :n])
+    np.take(ring.weights, flat, out=out.weights.numpy()[slot, :n])
+    out.index.numpy()[slot, :n] = plan.global_index(seg, loc)
+    out.lengths[slot] = n
+
+
+class CpuBackend:
+    """Streaming backend on the host (module docstring)."""
+
+    name = "cpu"
+
+    def __init__(
+        self,
+        source: ChunkSource,
+        *,
+        batch_size: int,
+        dtype: torch.dtype = torch.float32,
+        threads: int = 2,
+        ring: int = 2,
+        n_out: int = 3,
+        device: torch.device | None = None,
+    ):
+        self.source, self.batch_size, self.dtype = source, batch_size, dtype
+        self.threads, self.extra_slots, self.n_out = threads, ring, n_out
+        self.device = device or torch.device("cpu")
+        self.ring: HostRing | None = None
+        self.out = HostOut(n_out, batch_size, source, dtype)
+        self.work = np.empty((BLOCK_ROWS, N_SENSORS, 2), source.raw_dtype)
+
+    def _ensure_ring(self, plan: EpochPlan) -> HostRing:
+        slots = plan.live_segments() + self.extra_slots
+        if self.ring is None or self.ring.slots < slots:  # once, or at an epoch start
+            self.ring = None
+            self.ring = HostRing(slots, self.source)
+        return self.ring
+
+    def host_bytes(self) -> int:
+        """Bytes of every host buffer this backend holds (the bound of the module doc)."""
+        return (self.ring.nbytes if self.ring else 0) + self.out.nbytes + self.work.nbytes
+
+    def _load(self, plan: EpochPlan, ring: HostRing) -> Callable[[int, int], None]:
+        def load(seg: int, slot: int) -> None:
+            sensors, targets, weights = ring.views(slot)
+            self.source.read(int(plan.seg_chunk[seg]), sensors, targets, weights)
+
+        return load
+
+    def batches(self, plan: EpochPlan, start: int = 0) -> Iterator[Batch]:
+        """Batches start..end of the plan, in plan order."""
+        ring = self._ensure_ring(plan)
+        engine = Prefetcher(
+            plan,
+            start,
+            ring.slots,
+            self._load(plan, ring),
+            lambda j, slot, seg_slot: assemble_host(
+                plan, j, slot, seg_slot, ring, self.out, self.source.decoder, self.work
+            ),
+            threads=self.threads,
+            n_out=self.n_out,
+        )
+        for j in engine:
+            batch = self.out.batch(j % self.n_out)
+            yield batch if self.device.type == "cpu" else _to_device(batch, self.device)
+
+
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    """Fallback for the cpu backend on an accelerator: copy the batch over (pinned is faster)."""
+    return Batch(
+        batch.sensors.to(device),
+        {k: v.to(device) for k, v in batch.targets.items()},
+        batch.weights.to(device),
+        batch.index.to(device),
+    )

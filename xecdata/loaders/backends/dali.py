@@ -1,0 +1,223 @@
+"""The `dali` backend: an NVIDIA DALI pipeline whose parallel external source decodes chunks.
+
+DALI's Python workers (processes) call `ChunkCallback` with the sample index; sample k of an
+epoch is segment start + k of the rank's EpochPlan, which each worker recomputes from the
+sampler settings (a pure function), so the callback is stateless as DALI requires. The
+pipeline (batch of one chunk) copies the outputs to the GPU when `device_id` is set; the loader
+copies each output into its ring slot (host or device) and assembles batches exactly as the cpu
+/ pinned backends do, so all backends yield identical batches. With `device_id=None` the
+pipeline is CPU-only (how CI runs it).
+
+One pipeline serves one pass over an epoch (built at the start of the pass, workers started
+with `fork` on a CPU-only pipeline and with `spawn` once CUDA is in use, as DALI requires).
+Host memory: DALI's prefetch queue (prefetch x one chunk, in shared memory) plus, on a CPU
+device, the cpu backend's ring and outputs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from xecdata.loaders.backends.cpu import HostOut, HostRing, assemble_host
+from xecdata.loaders.backends.pinned import (
+    DeviceOut,
+    DeviceRing,
+    assemble_device,
+    give_back,
+    hand_over,
+)
+from xecdata.loaders.batch import Batch
+from xecdata.loaders.engine import Prefetcher
+from xecdata.loaders.sampler import EpochPlan, SamplerConfig, SplitLayout, plan_epoch
+from xecdata.loaders.source import ChunkSource
+
+
+class ChunkCallback:
+    """Picklable DALI source: sample k -> (sensors int16 (n,4760,2), weights, *targets)."""
+
+    def __init__(
+        self,
+        make_source: Callable[[], ChunkSource],
+        layout: SplitLayout,
+        cfg: SamplerConfig,
+        epoch: int,
+        start_seg: int,
+    ):
+        self.make_source, self.layout, self.cfg = make_source, layout, cfg
+        self.epoch, self.start_seg = epoch, start_seg
+        self._state: tuple[Any, ...] | None = None
+
+    def _setup(self) -> tuple[Any, ...]:
+        if self._state is None:  # once per worker process
+            source = self.make_source()
+            plan = plan_epoch(self.layout, self.cfg, self.epoch)
+            ring = HostRing(1, source)
+            self._state = (source, plan, ring)
+        return self._state
+
+    def __call__(self, info: Any) -> tuple[np.ndarray, ...]:
+        source, plan, ring = self._setup()
+        seg = self.start_seg + int(info.idx_in_epoch)
+        if seg >= plan.n_segments:
+            raise StopIteration
+        sensors, targets, weights = ring.views(0)
+        n = source.read(int(plan.seg_chunk[seg]), sensors, targets, weights)
+        raw = sensors[:n].view(np.int16) if sensors.dtype == np.uint16 else sensors[:n]
+        return (raw, weights[:n], *(targets[k][:n] for k in sorted(targets)))
+
+
+def _copy_out(tensor: Any, dst: torch.Tensor, stream: Any = None) -> None:
+    """DALI tensor -> torch tensor memory (host or device), no allocation."""
+    ptr = ctypes.c_void_p(dst.data_ptr())
+    if stream is None:
+        tensor.copy_to_external(ptr)
+    else:
+        tensor.copy_to_external(ptr, stream.cuda_stream, non_blocking=False)
+
+
+class DaliBackend:
+    """Batches through a DALI pipeline (module docstring)."""
+
+    name = "dali"
+
+    def __init__(
+        self,
+        source: ChunkSource,
+        make_source: Callable[[], ChunkSource],
+        layout: SplitLayout,
+        cfg: SamplerConfig,
+        *,
+        batch_size: int,
+        dtype: torch.dtype,
+        threads: int,
+        ring: int,
+        device: torch.device,
+        n_out: int = 3,
+        prefetch: int | None = None,
+    ):
+        self.source, self.make_source, self.layout, self.cfg = source, make_source, layout, cfg
+        self.device, self.threads, self.extra_slots, self.n_out = device, threads, ring, n_out
+        self.prefetch = prefetch or max(2, 2 * threads)
+        self.batch_size, self.dtype = batch_size, dtype
+        self.ring: Any = None
+        cuda = device.type == "cuda"
+        self.out: Any = (
+            DeviceOut(n_out, batch_size, source, dtype, device)
+            if cuda
+            else HostOut(n_out, batch_size, source, dtype)
+        )
+        self.work = np.empty((16, 4760, 2), source.raw_dtype)
+        self._stream = torch.cuda.Stream(device) if cuda else None
+        self._lock = threading.Lock()
+
+    def host_bytes(self) -> int:
+        ring = self.ring.nbytes if isinstance(self.ring, HostRing) else 0
+        out = self.out.nbytes if isinstance(self.out, HostOut) else 0
+        return ring + out + self.prefetch * _chunk_bytes(self.source)
+
+    def _pipeline(self, plan: EpochPlan, start_seg: int) -> Any:
+        from nvidia.dali import Pipeline, fn
+
+        cuda = self.device.type == "cuda"
+        n_targets = len(self.source.target_specs)
+        callback = ChunkCallback(self.make_source, self.layout, self.cfg, plan.epoch, start_seg)
+        pipe = Pipeline(
+            batch_size=1,
+            num_threads=1,
+            device_id=(self.device.index or 0) if cuda else None,
+            py_num_workers=self.threads,
+            py_start_method="spawn" if cuda else "fork",
+            prefetch_queue_depth=self.prefetch,
+        )
+        with pipe:
+            outs = fn.external_source(
+                source=callback,
+                num_outputs=2 + n_targets,
+                parallel=True,
+                batch=False,
+                bytes_per_sample_hint=_chunk_bytes(self.source),
+            )
+            pipe.set_outputs(*[o.gpu() for o in outs] if cuda else outs)
+        pipe.build()
+        return pipe
+
+    def _ensure_ring(self, plan: EpochPlan) -> Any:
+        slots = plan.live_segments() + self.extra_slots
+        if self.ring is None or self.ring.slots < slots:
+            self.ring = None
+            cuda = self.device.type == "cuda"
+            self.ring = (
+                DeviceRing(slots, self.source, self.device)
+                if cuda
+                else HostRing(slots, self.source)
+            )
+        return self.ring
+
+    def _load(self, pipe: Any, ring: Any) -> Callable[[int, int], None]:
+        names = sorted(self.source.target_specs)
+
+        def load(seg: int, slot: int) -> None:
+            outs = pipe.run()  # the engine submits segments in order to one thread
+            sensors, targets, weights = ring.views(slot)
+            raw = outs[0].as_tensor()
+            n = raw.shape()[0]
+            dst = torch.from_numpy(sensors) if isinstance(sensors, np.ndarray) else sensors
+            _copy_out(raw, dst[:n], self._stream)
+            w = torch.from_numpy(weights) if isinstance(weights, np.ndarray) else weights
+            _copy_out(outs[1].as_tensor(), w[:n], self._stream)
+            for k, o in zip(names, outs[2:], strict=True):
+                t = targets[k]
+                _copy_out(
+                    o.as_tensor(),
+                    (torch.from_numpy(t) if isinstance(t, np.ndarray) else t)[:n],
+                    self._stream,
+                )
+
+        return load
+
+    def batches(self, plan: EpochPlan, start: int = 0) -> Iterator[Batch]:
+        ring = self._ensure_ring(plan)
+        start_seg = plan.batch_segments(start)[0]
+        pipe = self._pipeline(plan, start_seg)
+        cuda = self.device.type == "cuda"
+        if cuda:
+
+            def assemble(j: int, slot: int, seg_slot: np.ndarray) -> None:
+                assemble_device(plan, j, slot, seg_slot, ring, self.out, self.source.decoder)
+        else:
+
+            def assemble(j: int, slot: int, seg_slot: np.ndarray) -> None:
+                assemble_host(
+                    plan, j, slot, seg_slot, ring, self.out, self.source.decoder, self.work
+                )
+
+        engine = Prefetcher(
+            plan,
+            start,
+            ring.slots,
+            self._load(pipe, ring),
+            assemble,
+            threads=1,
+            n_out=self.n_out,
+            release=(lambda s: give_back(self.out, s)) if cuda else None,
+        )
+        try:
+            for j in engine:
+                slot = j % self.n_out
+                yield hand_over(self.out, slot) if cuda else self.out.batch(slot)
+        finally:
+            engine.close()
+            del pipe
+
+
+def _chunk_bytes(source: ChunkSource) -> int:
+    row = 4760 * 2 * np.dtype(source.raw_dtype).itemsize + 4
+    for shape, dt in source.target_specs.values():
+        row += int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize
+    return source.chunk_events * row

@@ -1,0 +1,248 @@
+"""Histogram sample reweighting: flatten the training distribution of each enabled task.
+
+Per task, a histogram of the task's truth is filled over the training split, with bin ranges
+taken from that split (min to max of the valid values; values outside, e.g. in validation,
+fall in the edge bins). An event's factor for the task is 1 / (count of its bin + eps). With
+several tasks enabled the factors multiply, and the product is divided by its mean over the
+training split, so the training weights have mean exactly 1 (up to float rounding) whatever
+the combination. With one task the weighted training histogram is flat over occupied bins.
+
+Tasks and the truth they histogram (bins as in the earlier tool's configuration):
+  angle  emiAng (theta, phi)   2-D, default (20, 20)
+  energy energyTruth           1-D, default 30
+  timing timeTruth             1-D, default 30
+  uvw    uvwTruth (u, v, w)    3-D, default (10, 10, 10); a 2-tuple (nu, nv) uses nv for w
+An event whose truth is invalid (NaN, +-Inf or beyond the 9e9 marker) gets weight 0.
+
+The fitted tables are tiny; `fit_reweighter` caches them in the store under
+`cache/reweight/<key>` (key = hash of the settings, the split and the store's content id) and
+keeps them in memory only, with a warning, when the store cannot be written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+TASK_ARRAYS: dict[str, str] = {
+    "angle": "emiAng",
+    "energy": "energyTruth",
+    "timing": "timeTruth",
+    "uvw": "uvwTruth",
+}
+INVALID_ABOVE = 9e9  # truth beyond this is the files' invalid marker
+CACHE_GROUP = "cache/reweight"
+_READ_BLOCK = 1 << 20  # events per truth read while fitting
+
+
+@dataclass(frozen=True)
+class ReweightConfig:
+    """Which tasks to flatten and with how many bins (None = task off)."""
+
+    angle: tuple[int, int] | None = None
+    energy: int | None = None
+    timing: int | None = None
+    uvw: tuple[int, ...] | None = None
+    eps: float = 1e-6
+
+    @classmethod
+    def defaults(cls, *tasks: str) -> ReweightConfig:
+        """The earlier tool's bin counts for the named tasks."""
+        table = {"angle": (20, 20), "energy": 30, "timing": 30, "uvw": (10, 10, 10)}
+        unknown = sorted(set(tasks) - set(table))
+        if unknown:
+            raise ValueError(f"reweight: unknown task(s) {unknown}; known: {sorted(table)}")
+        return cls(**{t: table[t] for t in tasks})  # type: ignore[arg-type]
+
+    def task_bins(self) -> dict[str, tuple[int, ...]]:
+        """Enabled task -> bins per truth component."""
+        out: dict[str, tuple[int, ...]] = {}
+        for task in TASK_ARRAYS:
+            value = getattr(self, task)
+            if value is None:
+                continue
+            bins = tuple(int(b) for b in np.atleast_1d(value))
+            if task == "uvw" and len(bins) == 2:
+                bins = (*bins, bins[1])
+            want = {"angle": 2, "energy": 1, "timing": 1, "uvw": 3}[task]
+            if len(bins) != want or min(bins) < 1:
+                raise ValueError(f"reweight.{task}: need {want} positive bin count(s), got {value}")
+            out[task] = bins
+        if not out:
+            raise ValueError("reweight: no task enabled (set angle, energy, timing or uvw)")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class TaskTable:
+    """One task's histogram: per-component range and the per-bin factor 1 / (count + eps)."""
+
+    lo: np.ndarray  # (D,) float64
+    hi: np.ndarray  # (D,) float64
+    factor: np.ndarray  # (*bins) float64
+    counts: np.ndarray  # (*bins) int64, training counts (kept for checks and plots)
+
+    def bin_index(self, x: np.ndarray) -> np.ndarray:
+        """Truth (n, D) -> flat bin index (n,) int64, clipped into the edge bins."""
+        bins = np.array(self.factor.shape)
+        width = np.where(self.hi > self.lo, self.hi - self.lo, 1.0)
+        idx = np.floor((x - self.lo) / width * bins)
+        idx = np.clip(np.nan_to_num(idx), 0, bins - 1).astype(np.int64)
+        return np.ravel_multi_index(tuple(idx.T), tuple(bins))
+
+
+class Reweighter:
+    """Per-event weights from fitted task tables (see the module docstring)."""
+
+    def __init__(self, config: ReweightConfig, tables: dict[str, TaskTable], norm: float):
+        self.config, self.tables, self.norm = config, tables, float(norm)
+
+    @property
+    def arrays(self) -> tuple[str, ...]:
+        """Truth arrays the weights are computed from."""
+        return tuple(TASK_ARRAYS[t] for t in self.tables)
+
+    def raw_factor(self, truth: dict[str, np.ndarray]) -> np.ndarray:
+        """Unnormalized product of task factors (n,) float64; 0 where any truth is invalid."""
+        out: np.ndarray | None = None
+        for task, table in self.tables.items():
+            x = _as_2d(truth[TASK_ARRAYS[task]])
+            f = table.factor.ravel()[table.bin_index(x)] * _valid(x)
+            out = f if out is None else out * f
+        assert out is not None
+        return out
+
+    def weights(self, truth: dict[str, np.ndarray]) -> np.ndarray:
+        """Weights (n,) float32 with mean 1 over the training split."""
+        return (self.raw_factor(truth) / self.norm).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        tables = {
+            t: {k: np.asarray(getattr(v, k)).tolist() for k in ("lo", "hi", "factor", "counts")}
+            for t, v in self.tables.items()
+        }
+        return {"config": self.config.to_dict(), "norm": self.norm, "tables": tables}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Reweighter:
+        cfg = d["config"]
+        config = ReweightConfig(
+            **{k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items()}
+        )
+        tables = {
+            t: TaskTable(
+                np.asarray(v["lo"], np.float64),
+                np.asarray(v["hi"], np.float64),
+                np.asarray(v["factor"], np.float64),
+                np.asarray(v["counts"], np.int64),
+            )
+            for t, v in d["tables"].items()
+        }
+        return cls(config, tables, d["norm"])
+
+
+def _as_2d(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x.reshape(len(x), -1)
+
+
+def _valid(x: np.ndarray) -> np.ndarray:
+    """(n, D) -> (n,) True where every component is finite and below the invalid marker."""
+    return np.all(np.isfinite(x) & (np.abs(x) < INVALID_ABOVE), axis=1)
+
+
+def fit(config: ReweightConfig, blocks: Any) -> Reweighter:
+    """Fit from a zero-argument callable returning an iterator of truth dicts (three passes:
+    ranges, histograms, normalization), so arrays larger than memory can be streamed."""
+    bins = config.task_bins()
+    names = {t: TASK_ARRAYS[t] for t in bins}
+    lo = {t: np.full(len(b), np.inf) for t, b in bins.items()}
+    hi = {t: np.full(len(b), -np.inf) for t, b in bins.items()}
+    for block in blocks():
+        for t in bins:
+            x = _as_2d(block[names[t]])
+            x = x[_valid(x)]
+            if len(x):
+                lo[t], hi[t] = np.minimum(lo[t], x.min(0)), np.maximum(hi[t], x.max(0))
+    counts = {t: np.zeros(b, np.int64) for t, b in bins.items()}
+    for block in blocks():
+        for t in bins:
+            x = _as_2d(block[names[t]])
+            x = x[_valid(x)]
+            probe = TaskTable(lo[t], hi[t], counts[t], counts[t])
+            counts[t] += np.bincount(probe.bin_index(x), minlength=counts[t].size).reshape(bins[t])
+    for t in bins:
+        if not np.isfinite(lo[t]).all():
+            raise ValueError(f"reweight.{t}: no valid {names[t]} value in the training split")
+    tables = {t: TaskTable(lo[t], hi[t], 1.0 / (counts[t] + config.eps), counts[t]) for t in bins}
+    rw = Reweighter(config, tables, 1.0)
+    total, n = 0.0, 0
+    for block in blocks():
+        f = rw.raw_factor(block)
+        total, n = total + float(f.sum()), n + len(f)
+    if total <= 0:
+        raise ValueError("reweight: every training event has invalid truth")
+    return Reweighter(config, tables, total / n)
+
+
+def _split_blocks(store: Any, names: tuple[str, ...], ranges: np.ndarray) -> Iterator[dict]:
+    for a, b in ranges:
+        for s in range(int(a), int(b), _READ_BLOCK):
+            e = min(s + _READ_BLOCK, int(b))
+            yield {name: np.asarray(store.read_array(name, s, e)) for name in names}
+
+
+def cache_key(store: Any, config: ReweightConfig, ranges: np.ndarray) -> str:
+    """Hash of the settings, the training ranges and the store's content id."""
+    payload = {
+        "config": config.to_dict(),
+        "ranges": np.asarray(ranges, np.int64).tolist(),
+        "store": store_content_id(store),
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def store_content_id(store: Any) -> str:
+    """A string that changes when the store's content does (its recorded id, else metadata)."""
+    meta = getattr(store, "metadata", {}) or {}
+    for key in ("content_id", "store_id", "id"):
+        if key in meta:
+            return str(meta[key])
+    text = json.dumps(meta, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def fit_reweighter(store: Any, config: ReweightConfig, ranges: np.ndarray) -> Reweighter:
+    """Fit on the store's training `ranges` ((R, 2) event ranges), cached in the store."""
+    import zarr
+
+    key = cache_key(store, config, ranges)
+    path = f"{CACHE_GROUP}/{key}"
+    try:
+        group = zarr.open_group(str(store.path), mode="r")
+        if path in group:
+            return Reweighter.from_dict(dict(group[path].attrs)["reweighter"])
+    except (FileNotFoundError, KeyError, ValueError):
+        pass
+    names = tuple(TASK_ARRAYS[t] for t in config.task_bins())
+    rw = fit(config, lambda: _split_blocks(store, names, ranges))
+    try:
+        root = zarr.open_group(str(store.path), mode="a")
+        root.require_group(path).attrs["reweighter"] = rw.to_dict()
+    except (PermissionError, OSError, ValueError) as err:
+        warnings.warn(
+            f"reweight: could not cache the weights in store {store.path} ({err}); they are "
+            "kept in memory and refitted next time (make the store writable to cache them)",
+            stacklevel=2,
+        )
+    return rw
