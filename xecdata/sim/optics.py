@@ -162,8 +162,8 @@ def light_and_first_time(
 
     pos (E, D, 3) deposit positions (cm), photons (E, D) emitted photons (0 for absent or
     dropped deposits), t_emit (E, D) emission times (ns; +inf where photons == 0).
-    Returns mu (E, S) float32 photoelectrons and t_first (E, S) float32 ns (+inf where no
-    deposit lights the sensor).
+    Returns mu (E, S) float32 photoelectrons and t_first (E, S) float32 ns (later than 1e6 ns
+    where the sensor faces away from every deposit: such sensors get no light, hence no time).
     """
     n_ev, n_dep = photons.shape
     rel = (pos - REF_POINT).reshape(-1, 3)
