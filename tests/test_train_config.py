@@ -158,3 +158,12 @@ def test_every_key_is_documented_for_the_cli_help() -> None:
     text = options_help("regressor")
     assert "training.lr (float; default 0.0003)" in text
     assert "Peak learning rate" in text
+
+
+def test_augment_section_matches_the_loader_augmenter() -> None:
+    from xecdata.loaders.augment import AugmentConfig as LoaderAugment
+    from xectrain.config import AugmentConfig
+
+    ours = {f.name: f.default for f in dataclasses.fields(AugmentConfig)}
+    theirs = {f.name: f.default for f in dataclasses.fields(LoaderAugment)}
+    assert ours == theirs

@@ -136,16 +136,17 @@ class ReconstructionConfig:
 
 @dataclass
 class AugmentConfig:
-    """Training-time augmentation applied on the device (never to validation)."""
+    """Training-time augmentation applied on the device (never to validation); the fields are
+    those of xecdata.loaders.AugmentConfig, which applies them."""
 
     channel_dropout: float = 0.0
-    """Probability that a valid sensor is set to the scheme's sentinel (a dead channel)."""
+    """Probability that a sensor is set to the scheme's sentinels (a dead channel, never zero)."""
     npho_noise: float = 0.0
-    """Relative Gaussian noise on photon counts."""
-    time_jitter_ns: float = 0.0
-    """Gaussian jitter of sensor times (ns), common to all sensors of an event."""
+    """Extra photon-count noise as a fraction of the Poisson sigma (1 = one more Poisson draw)."""
+    time_jitter_ps: float = 0.0
+    """Gaussian jitter (ps) of the sensor times."""
     energy_scale: float = 0.0
-    """Half-width of a uniform per-event scale on photon counts (and on the energy target)."""
+    """Relative sigma of a per-event factor on all photon counts and the energy target."""
 
 
 @dataclass

@@ -110,6 +110,9 @@ def _tasks(cfg: RunConfig, report: Report) -> None:
         if not 1 <= len(rw.bins) <= 3 or any(b < 1 for b in rw.bins):
             report(f"reweighting.{name}.bins: give 1 to 3 positive bin counts, got {rw.bins}")
         _positive(report, f"reweighting.{name}.eps", rw.eps)
+    eps = {rw.eps for rw in cfg.reweighting.values() if rw.enabled}
+    if len(eps) > 1:
+        report(f"reweighting.*.eps: enabled tasks must share one eps (one reweighter), got {eps}")
 
 
 def _training(cfg: RunConfig, report: Report) -> None:
@@ -134,7 +137,7 @@ def _training(cfg: RunConfig, report: Report) -> None:
     _fraction(report, "training.augment.channel_dropout", a.channel_dropout)
     _fraction(report, "training.augment.energy_scale", a.energy_scale)
     _positive(report, "training.augment.npho_noise", a.npho_noise, allow_zero=True)
-    _positive(report, "training.augment.time_jitter_ns", a.time_jitter_ns, allow_zero=True)
+    _positive(report, "training.augment.time_jitter_ps", a.time_jitter_ps, allow_zero=True)
 
 
 def _checkpoint(cfg: RunConfig, report: Report) -> None:
