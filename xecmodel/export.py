@@ -1,0 +1,265 @@
+"""ONNX export with physical-unit outputs and self-describing metadata.
+
+Regressor graphs: input `x` (B, 4760, 2) normalized by the model's scheme, or with
+raw_inputs=True `npho` and `time` (B, 4760) raw (photons, seconds; 1e10 / NaN mark invalid),
+normalized inside the graph by the scheme's own torch formula and invalid rules. Outputs: one
+tensor per task, named after it, in physical units (class probabilities for n_gamma).
+
+MAE / inpainter graphs: the same inputs plus `mask` (B, 4760) bool (True = masked); outputs
+`pred` (B, 4760, C) normalized predictions, and `npho`, `time` (B, 4760): the input with masked
+sensors replaced by the predictions, in physical units (NaN where invalid).
+
+The batch axis is dynamic. metadata_props carry the scheme (id, hash, full definition), the
+geometry id, the model kind / size / config, tasks, output units and target transforms; the
+keys start with "xec." and `read_onnx_metadata` returns them decoded (schema:
+schemas/onnx_metadata.schema.json).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from xecmodel.inpainter import XECInpainter
+from xecmodel.mae import XECMAE
+from xecmodel.masking import already_invalid
+from xecmodel.regressor import XECRegressor
+
+FORMAT_VERSION = 1
+EXPORTERS = ("dynamo", "torchscript")
+PREFIX = "xec."
+# Written as plain strings (easy to read from C++); every other value is JSON.
+STRING_KEYS = (
+    "model_kind",
+    "model_size",
+    "model_name",
+    "scheme_id",
+    "scheme_hash",
+    "geometry_id",
+    "torch_version",
+)
+N_SENSORS_EXAMPLE = 4760
+
+
+class _Inputs(nn.Module):
+    """Normalized x, or raw (npho, time) normalized with the scheme inside the graph."""
+
+    def __init__(self, model: nn.Module, raw_inputs: bool) -> None:
+        super().__init__()
+        self.model, self.raw_inputs, self.scheme = model, raw_inputs, model.scheme
+
+    def normalized(self, *args: torch.Tensor) -> torch.Tensor:
+        if self.raw_inputs:
+            return self.scheme.normalize_torch(args[0], args[1])  # (B, 4760, 2)
+        return args[0]
+
+
+class RegressorGraph(_Inputs):
+    """Exportable regressor: inputs -> tuple of physical predictions in task order."""
+
+    def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        pred = self.model.predict(self.normalized(*args))
+        return tuple(pred[name] for name in self.model.task_names)
+
+
+class ReconstructionGraph(_Inputs):
+    """Exportable MAE / inpainter: (inputs, mask) -> (pred, npho, time)."""
+
+    def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, mask = self.normalized(*args[:-1]), args[-1]
+        model = self.model
+        if isinstance(model, XECMAE):
+            mask = mask & ~already_invalid(x, model.scheme, model.mask_pool)
+            pred = model.forward_decoder(x, mask)
+        else:
+            pred = model.forward_heads(x, mask)
+        filled = (
+            model.inpaint(x, mask)
+            if isinstance(model, XECInpainter)
+            else torch.where(mask.unsqueeze(-1), pred, x)
+        )
+        npho, time = model.scheme.denormalize_torch(filled)
+        return pred, npho, time
+
+
+def _graph(model: nn.Module, raw_inputs: bool) -> tuple[nn.Module, list[str], list[str]]:
+    """The wrapper module, its input names and output names."""
+    inputs = ["npho", "time"] if raw_inputs else ["x"]
+    if isinstance(model, XECRegressor):
+        return RegressorGraph(model, raw_inputs), inputs, list(model.task_names)
+    if isinstance(model, (XECMAE, XECInpainter)):
+        return (
+            ReconstructionGraph(model, raw_inputs),
+            [*inputs, "mask"],
+            ["pred", "filled_npho", "filled_time"],
+        )
+    raise TypeError(f"cannot export {type(model).__name__}; build it with xecmodel.create_model")
+
+
+def example_inputs(model: nn.Module, raw_inputs: bool, batch: int = 2) -> tuple[torch.Tensor, ...]:
+    """Plausible example inputs for tracing (and tests)."""
+    g = torch.Generator().manual_seed(0)
+    npho = torch.rand(batch, N_SENSORS_EXAMPLE, generator=g) * 500.0
+    time = (torch.rand(batch, N_SENSORS_EXAMPLE, generator=g) - 0.5) * 4e-8
+    npho[:, ::97] = 0.0  # some dark sensors (invalid time)
+    npho[:, 5] = 1e10  # one dead sensor
+    xs = (npho, time) if raw_inputs else (model.scheme.normalize_torch(npho, time),)
+    if isinstance(model, XECRegressor):
+        return xs
+    mask = torch.rand(batch, N_SENSORS_EXAMPLE, generator=g) < 0.3
+    return (*xs, mask)
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    raw_inputs: bool = False,
+    opset: int = 18,
+    exporter: str = "dynamo",
+) -> Path:
+    """Write `model` (eval mode, fp32) as ONNX with dynamic batch and xec metadata."""
+    import onnx
+
+    if exporter not in EXPORTERS:
+        raise ValueError(f"unknown exporter {exporter!r}; choose one of {EXPORTERS}")
+    if opset < 18:
+        raise ValueError(f"opset {opset} is too old; use 18 or newer")
+    path = Path(path)
+    was_training = model.training
+    model.eval()
+    try:
+        graph, in_names, out_names = _graph(model, raw_inputs)
+        args = example_inputs(model, raw_inputs)
+        with torch.no_grad():
+            _export(graph, args, path, in_names, out_names, opset, exporter)
+    finally:
+        model.train(was_training)
+    proto = onnx.load(str(path))
+    _check_dynamic_batch(proto, path)
+    for key, value in onnx_metadata(model, raw_inputs, in_names, out_names, opset).items():
+        entry = proto.metadata_props.add()
+        entry.key = PREFIX + key
+        entry.value = str(value) if key in STRING_KEYS else json.dumps(value)
+    onnx.save(proto, str(path))
+    return path
+
+
+def _export(
+    graph: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    path: Path,
+    in_names: list[str],
+    out_names: list[str],
+    opset: int,
+    exporter: str,
+) -> None:
+    """torch.onnx.export with the batch axis of every input and output dynamic."""
+    if exporter == "dynamo":
+        batch = torch.export.Dim("batch", min=1, max=1 << 20)
+        shapes = (tuple({0: batch} for _ in args),)  # forward(*args): one varargs entry
+        program = torch.onnx.export(
+            graph,
+            args,
+            dynamic_shapes=shapes,
+            input_names=in_names,
+            output_names=out_names,
+            opset_version=opset,
+            dynamo=True,
+            verbose=False,
+        )
+        program.save(str(path))
+        return
+    _register_torchscript_symbolics(opset)
+    axes = {name: {0: "batch"} for name in in_names + out_names}
+    torch.onnx.export(
+        graph,
+        args,
+        str(path),
+        input_names=in_names,
+        output_names=out_names,
+        dynamic_axes=axes,
+        opset_version=opset,
+        dynamo=False,
+    )
+
+
+def _register_torchscript_symbolics(opset: int) -> None:
+    """The legacy exporter has no expm1 (used by the schemes' inverse): exp(x) - 1."""
+
+    def expm1(g: Any, x: Any) -> Any:
+        one = g.op("Constant", value_t=torch.tensor(1.0))
+        return g.op("Sub", g.op("Exp", x), g.op("CastLike", one, x))
+
+    torch.onnx.register_custom_op_symbolic("aten::expm1", expm1, opset)
+
+
+def _check_dynamic_batch(proto: Any, path: Path) -> None:
+    """Refuse a graph whose batch axis got fixed during export (it would fail at run time)."""
+    for value in list(proto.graph.input) + list(proto.graph.output):
+        dim = value.type.tensor_type.shape.dim[0]
+        if dim.HasField("dim_value"):
+            raise RuntimeError(
+                f"{path}: export fixed the batch axis of {value.name!r} to {dim.dim_value}; "
+                "some operation in the model specializes the batch size"
+            )
+
+
+def onnx_metadata(
+    model: nn.Module, raw_inputs: bool, in_names: list[str], out_names: list[str], opset: int
+) -> dict[str, Any]:
+    """The metadata written under the "xec." keys (JSON values except plain strings)."""
+    config = model.model_config
+    meta: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "model_kind": config.get("kind", ""),
+        "model_size": config.get("size", ""),
+        "model_name": f"{config.get('kind', '')}-{config.get('size', '')}",
+        "model_config": config,
+        "scheme_id": model.scheme_id,
+        "scheme_hash": model.scheme_hash,
+        "scheme": model.scheme.to_dict(),
+        "geometry_id": model.geometry_id,
+        "raw_inputs": raw_inputs,
+        "inputs": in_names,
+        "outputs": out_names,
+        "opset": opset,
+        "torch_version": torch.__version__,
+    }
+    if isinstance(model, XECRegressor):
+        heads = model.heads
+        meta["tasks"] = list(model.task_names)
+        meta["output_units"] = {
+            n: h.info.units if h.info.kind != "classification" else "probability"
+            for n, h in heads.items()
+        }
+        meta["output_labels"] = {n: list(h.info.labels) for n, h in heads.items()}
+        meta["target_transforms"] = {n: _transform_meta(h) for n, h in heads.items()}
+    else:
+        meta["tasks"] = []
+        meta["output_units"] = {"pred": "normalized", "filled_npho": "photons", "filled_time": "s"}
+    return meta
+
+
+def _transform_meta(head: nn.Module) -> dict[str, Any]:
+    t = head.transform
+    return {"name": t.name, "eps": t.eps, "mean": t.mean.tolist(), "std": t.std.tolist()}
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
+    """The "xec." metadata of an exported model, JSON values decoded, prefix dropped."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    out: dict[str, Any] = {}
+    for entry in proto.metadata_props:
+        if entry.key.startswith(PREFIX):
+            key = entry.key[len(PREFIX) :]
+            out[key] = entry.value if key in STRING_KEYS else json.loads(entry.value)
+    if "scheme_id" not in out:
+        raise ValueError(f"{path}: no xec metadata; export the model with xecmodel.export_onnx")
+    return out

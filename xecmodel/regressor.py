@@ -1,0 +1,138 @@
+"""The multi-task regressor: encoder -> features -> one head per enabled task.
+
+forward(x)          {task: raw outputs (B, n_out)} in transformed space (the loss's space)
+predict(x)          {task: (B, dim)} physical units (deg, GeV, ns, cm, unit vector, probs)
+loss(outputs, targets, weights)    (total, {task: loss}); targets physical, weights (B,)
+fit_transforms(targets)            fit standardization statistics from training targets
+forward_features(x) (B, F) head input: flattened fused tokens [+ weighted-pooling readout]
+forward_head(f)     {task: raw outputs}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from xecmodel.encoder import XECEncoder, load_encoder_state
+from xecmodel.heads import TaskHead
+from xecmodel.pooling import WeightedPoolingReadout
+from xecmodel.tasks import TaskSpec
+
+
+class XECRegressor(nn.Module):
+    """Encoder + task heads (+ optional weighted-pooling readout)."""
+
+    def __init__(
+        self,
+        encoder: XECEncoder,
+        tasks: list[TaskSpec],
+        head_hidden: int = 256,
+        head_dropout: float = 0.2,
+        readout_dim: int | None = None,
+        readout_threshold: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if not tasks:
+            raise ValueError("a regressor needs at least one task")
+        self.encoder, self.scheme = encoder, encoder.scheme
+        self.scheme_id, self.scheme_hash = encoder.scheme_id, encoder.scheme_hash
+        self.geometry_id = encoder.geometry_id
+        self.readout = None
+        feat_dim = encoder.n_tokens * encoder.config.token_dim
+        if readout_dim:
+            c = encoder.config
+            self.readout = WeightedPoolingReadout(
+                encoder.layout,
+                encoder.scheme,
+                c.rect_dims[-1],
+                c.hex_dim,
+                encoder.reduction,
+                readout_dim,
+                readout_threshold,
+            )
+            feat_dim += self.readout.out_dim
+        self.feature_dim = feat_dim
+        self.heads = nn.ModuleDict(
+            {t.name: TaskHead(t, feat_dim, head_hidden, head_dropout) for t in tasks}
+        )
+        self._config: dict[str, Any] = {}  # set by xecmodel.registry.create_model
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild this model (with fitted statistics) via create_model."""
+        return self._config | {"tasks": [t.to_dict() for t in self.tasks]}
+
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.heads)
+
+    @property
+    def tasks(self) -> list[TaskSpec]:
+        """Current task specs, with fitted statistics read back from the buffers."""
+        specs = []
+        for head in self.heads.values():
+            d = head.spec.to_dict()
+            if head.transform.standardize and head.transform.is_fitted:
+                d["mean"] = head.transform.mean.tolist()
+                d["std"] = head.transform.std.tolist()
+            specs.append(TaskSpec(**d))
+        return specs
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 4760, 2) -> (B, feature_dim)."""
+        maps = self.encoder.forward_maps(x)
+        feats = self.encoder.tokens_from_maps(maps).flatten(1)  # (B, T * D)
+        if self.readout is not None:
+            feats = torch.cat([feats, self.readout(x, maps)], dim=1)
+        return feats
+
+    def forward_head(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: head(features) for name, head in self.heads.items()}
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.forward_head(self.forward_features(x))
+
+    def outputs_to_physical(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Raw outputs -> physical predictions (see TaskHead.predict)."""
+        return {name: self.heads[name].predict(raw) for name, raw in outputs.items()}
+
+    def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.outputs_to_physical(self.forward(x))
+
+    def loss(
+        self,
+        outputs: dict[str, torch.Tensor],
+        targets: dict[str, torch.Tensor],
+        weights: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Weighted sum of task losses; each is sum_b w_b l_b / sum_b w_b over the batch."""
+        missing = [n for n in self.heads if n not in targets]
+        if missing:
+            branches = {n: self.heads[n].info.branch for n in missing}
+            raise KeyError(f"targets lack tasks {missing} (branches {branches})")
+        parts: dict[str, torch.Tensor] = {}
+        total = outputs[self.task_names[0]].new_zeros((), dtype=torch.float32)
+        for name, head in self.heads.items():
+            per = head.loss(outputs[name], targets[name])  # (B,)
+            if weights is None:
+                parts[name] = per.mean()
+            else:
+                w = weights.to(per.dtype).reshape(-1)
+                parts[name] = (per * w).sum() / w.sum().clamp_min(1e-12)
+            total = total + head.spec.weight * parts[name]
+        return total, parts
+
+    def fit_transforms(self, targets: dict[str, np.ndarray]) -> None:
+        """Fit every head's transform statistics from training targets {task: (N, D)}."""
+        for name, head in self.heads.items():
+            if head.transform.standardize or head.transform.base == "log":
+                if name not in targets:
+                    raise KeyError(f"fit_transforms: no targets for task {name}")
+                head.transform.fit(targets[name], where=f"task {name} ({head.info.branch})")
+
+    def load_encoder_state(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Load encoder weights from an MAE / inpainter / regressor / encoder state dict."""
+        load_encoder_state(self.encoder, state_dict)
