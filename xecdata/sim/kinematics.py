@@ -11,11 +11,12 @@ Parameters and their sources:
   spectrum over ``E_FLAT`` = 15-60 MeV, or any user range; gammas under ``E_MIN`` = 14.5 MeV
   are never produced (DESIGN.md "Physics facts": such events are dropped; sampling the range
   above the cut is the same distribution as generating and dropping).
-- Vertex: the MEG II target, an elliptical foil with semi-axes ``TARGET_SEMI_AXES`` =
-  (13.5, 3.3) cm slanted by ``TARGET_SLANT_DEG`` = 15 deg to the beam axis (MEG II design
-  report, Eur. Phys. J. C 78 (2018) 380), hit by a Gaussian beam spot of ``BEAM_SIGMA`` = 1 cm
-  in x and y; the stopping point lies on the foil plane (z = x / tan 15 deg), points outside
-  the ellipse are redrawn. A thin target: the spread is a few cm along z, ~1 cm across.
+- Vertex: approximately the MEG II target, an elliptical foil with semi-axes
+  ``TARGET_SEMI_AXES`` = (13.5, 3.3) cm slanted by ``TARGET_SLANT_DEG`` = 15 deg to the beam
+  axis ("The design of the MEG II experiment", Eur. Phys. J. C 78 (2018) 380), hit by a
+  Gaussian beam spot of ``BEAM_SIGMA`` = 1 cm in x and y; the stopping point lies on the foil
+  plane (z = x / tan 15 deg), points outside the ellipse are redrawn. A thin target: the
+  vertices spread a few cm along z and ~1 cm across.
 - Direction: isotropic, restricted to the rays from the vertex that enter the inner face at
   |u| < ``ACCEPT_U`` = 25 cm and |v| < ``ACCEPT_V`` = 70 cm (uniform in cos(theta) and phi over
   a box covering that window; misses are redrawn).

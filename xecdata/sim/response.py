@@ -60,7 +60,7 @@ def sensor_response(
     min_nphe: float,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per-sensor branches from expected photoelectrons mu (E, S) and first-light times
-    t_first (E, S, ns) of one block: nphe, npho, time and relative_time (float32, seconds for
+    t_first (E, S, ns) of one block: npho, nphe, time and relative_time (float32, seconds for
     times, 1e10 where invalid) and the reference time t_ref (E,) in ns (NaN if none)."""
     n_ev = mu.shape[0]
     mu[:, dead] = 0.0
@@ -70,31 +70,28 @@ def sensor_response(
     sigma = np.sqrt(np.float32(SIGMA_1PE**2) / n + np.float32(SIGMA_FLOOR**2))
     delay = rng.standard_exponential(idx.shape, dtype=np.float32) * (np.float32(TAU_SCINT) / n)
     t = t_first.reshape(-1)[idx] + delay + sigma * rng.standard_normal(idx.shape, dtype=np.float32)
-    ev = idx // N_SENSORS
-    cand = np.full(n_ev * N_SENSORS, np.inf, np.float32)
-    is_ref = n > REF_MIN_NPHE
-    cand[idx[is_ref]] = t[is_ref]
-    t_ref = cand.reshape(n_ev, N_SENSORS).min(axis=1)  # (E,) ns
-    t_ref = np.where(np.isfinite(t_ref), t_ref, np.nan)
-    has_ref = np.isfinite(t_ref[ev])
-    out = {
-        "npho": nphe / efficiency,
-        "nphe": nphe,
-        "time": _scatter(n_ev, idx, t * np.float32(1e-9)),
-        "relative_time": _scatter(
-            n_ev, idx[has_ref], (t[has_ref] - t_ref[ev[has_ref]]).astype(np.float32) * 1e-9
-        ),
-    }
-    out["npho"][:, dead] = INVALID
-    out["nphe"][:, dead] = INVALID
-    return out, t_ref
+    ref = np.flatnonzero(n > REF_MIN_NPHE)
+    t_ref = _event_min(idx[ref] // N_SENSORS, t[ref], n_ev)  # (E,) ns
+    time = np.full(n_ev * N_SENSORS, INVALID, np.float32)
+    time[idx] = t * np.float32(1e-9)
+    time = time.reshape(n_ev, N_SENSORS)
+    # invalid entries stay exactly 1e10: float32 values near 1e10 are 1024 apart
+    relative = time - (t_ref * np.float32(1e-9))[:, None]
+    relative[np.isnan(t_ref)] = INVALID
+    npho = nphe / efficiency
+    npho[:, dead] = INVALID
+    nphe[:, dead] = INVALID
+    return {"npho": npho, "nphe": nphe, "time": time, "relative_time": relative}, t_ref
 
 
-def _scatter(n_ev: int, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """(E, S) float32 filled with the invalid marker except at the flat indices idx."""
-    out = np.full(n_ev * N_SENSORS, INVALID, np.float32)
-    out[idx] = values
-    return out.reshape(n_ev, N_SENSORS)
+def _event_min(event: np.ndarray, values: np.ndarray, n_ev: int) -> np.ndarray:
+    """(n_ev,) minimum of values per event index (event sorted ascending), NaN if none."""
+    starts = np.searchsorted(event, np.arange(n_ev))
+    has = np.diff(np.append(starts, len(event))) > 0
+    out = np.full(n_ev, np.nan, np.float32)
+    if has.any():
+        out[has] = np.minimum.reduceat(values, starts[has])
+    return out
 
 
 def dead_channels(seed: int, fraction: float) -> np.ndarray:

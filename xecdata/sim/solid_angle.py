@@ -1,22 +1,20 @@
 """Solid angles of the sensitive areas of the sensors seen from points in the xenon.
 
-Two exact formulas and one fast approximation, all in steradians:
+Two exact formulas (steradians), both checked against numerical integration in the tests:
 
 - MPPC: 2 x 2 square chips of side ``MPPC_CHIP`` = 0.59 cm separated by ``MPPC_GAP`` = 0.05 cm
   (``xecdata.geometry``). A rectangle [x1, x2] x [y1, y2] in its plane seen from a height h > 0
   subtends F(x2, y2) - F(x1, y2) - F(x2, y1) + F(x1, y1) with
   F(x, y) = atan(x y / (h sqrt(x^2 + y^2 + h^2))) (exact; summed over the four chips).
 - PMT: a disc of radius ``PMT_RADIUS`` = 2.25 cm. Exact closed form with complete and
-  incomplete elliptic integrals through Heuman's lambda function (Paxton, Rev. Sci. Instrum.
-  30 (1959) 254): with L the height above the disc plane, r0 the distance of the point's
+  incomplete elliptic integrals through Heuman's lambda function (F. Paxton, Rev. Sci.
+  Instrum. 30 (1959) 254): with L the height above the disc plane, r0 the distance of the point's
   projection from the disc centre, rm the radius, R1 = sqrt(L^2 + (r0 - rm)^2),
   Rmax = sqrt(L^2 + (r0 + rm)^2), k^2 = 1 - R1^2 / Rmax^2, xi = atan(L / |r0 - rm|):
   Omega = 2 pi - 2 L K(k) / Rmax - pi Lambda0(xi, k) inside (r0 < rm),
   pi - 2 L K(k) / Rmax on the rim, and -2 L K(k) / Rmax + pi Lambda0(xi, k) outside.
-- Far away both are the point-source value Omega ~ A cos(theta) / r^2 = A h / r^3 with A the
-  sensitive area; its relative error grows like (size / r)^2. The simulator uses the point
-  value beyond ``NEAR_MPPC`` / ``NEAR_PMT`` (chosen so the error stays under 1 %, measured
-  against brute-force integration in the tests) and the exact formulas closer in.
+- Far away both tend to the point-source value A h / r^3 (A the sensitive area); how the
+  simulator switches between these and a multipole expansion is in ``xecdata.sim.optics``.
 
 Points behind a sensor's plane (h <= 0) see nothing: a sensor facing away gets no light.
 """
@@ -27,9 +25,6 @@ import numpy as np
 from scipy import special
 
 from xecdata.geometry import MPPC_CHIP, MPPC_GAP, PMT_RADIUS, sensor_table
-
-NEAR_MPPC = 3.0  # cm: point approximation error < 1 % beyond this distance (tested)
-NEAR_PMT = 12.0  # cm: idem for the 2.25 cm discs (tested)
 
 # chip edges along each in-plane axis, relative to the package centre (cm)
 _CHIP_EDGES = (
@@ -113,30 +108,4 @@ def exact_solid_angle(points: np.ndarray, ids: np.ndarray) -> np.ndarray:
     out = np.empty(len(ids))
     out[~pmt] = mppc_solid_angle(a[~pmt], b[~pmt], h[~pmt])
     out[pmt] = disc_solid_angle(np.hypot(a[pmt], b[pmt]), h[pmt])
-    return out
-
-
-def point_solid_angle(points: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Point-source approximation A h / r^3 (sr), 0 behind the sensor plane."""
-    t = sensor_table()
-    d = np.asarray(points, dtype=np.float64) - t.pos[ids]
-    r = np.linalg.norm(d, axis=-1)
-    h = np.einsum("nk,nk->n", d, t.normal[ids])
-    return np.where(h > 0, t.area[ids] * h / r**3, 0.0)
-
-
-def near_distance(ids: np.ndarray) -> np.ndarray:
-    """Distance (cm) under which the simulator uses the exact solid angle of each sensor."""
-    return np.where(sensor_table().is_pmt[ids], NEAR_PMT, NEAR_MPPC)
-
-
-def sensor_solid_angle(points: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """The simulator's solid angle (sr): exact near the sensor, point-source beyond."""
-    ids = np.asarray(ids)
-    t = sensor_table()
-    r = np.linalg.norm(np.asarray(points, float) - t.pos[ids], axis=-1)
-    near = r < near_distance(ids)
-    out = point_solid_angle(points, ids)
-    if near.any():
-        out[near] = exact_solid_angle(np.asarray(points)[near], ids[near])
     return out
