@@ -166,6 +166,9 @@ def light_and_first_time(
     where the sensor faces away from every deposit: such sensors get no light, hence no time).
     """
     n_ev, n_dep = photons.shape
+    # deposits without light (absent, outside the xenon) sit at REF_POINT, > 14 cm from every
+    # sensor, so that no 0 * NaN from a deposit on top of a sensor reaches the sums
+    pos = np.where(photons[..., None] > 0, pos, REF_POINT)
     rel = (pos - REF_POINT).reshape(-1, 3)
     rows = np.concatenate([rel, np.ones((len(rel), 1)), (rel**2).sum(1, keepdims=True)], 1)
     rows = rows.astype(np.float32)
