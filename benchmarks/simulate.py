@@ -51,8 +51,9 @@ from xecdata.sim.solid_angle import exact_solid_angle  # noqa: E402
 def machine_info() -> dict[str, object]:
     """Where the figures were taken."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        git = ["git", "rev-parse", "--short", "HEAD"]
+        done = subprocess.run(git, cwd=REPO, capture_output=True, text=True, check=True)
+        commit = done.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     return {
@@ -77,8 +78,13 @@ def generation(n: int, repeats: int, cfg: SimConfig) -> dict[str, object]:
         pass
     runs = [_timed(lambda s=s: [None for _ in iter_blocks(n, s, cfg)]) for s in range(repeats)]
     wall, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
-    return {"events": n, "events_per_s_wall": n / wall, "events_per_s_cpu": n / cpu,
-            "all_runs_wall_s": [r[0] for r in runs], "all_runs_cpu_s": [r[1] for r in runs]}  # fmt: skip
+    return {
+        "events": n,
+        "events_per_s_wall": n / wall,
+        "events_per_s_cpu": n / cpu,
+        "all_runs_wall_s": [r[0] for r in runs],
+        "all_runs_cpu_s": [r[1] for r in runs],
+    }
 
 
 def stage_shares(n: int) -> dict[str, float]:

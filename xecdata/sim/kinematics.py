@@ -31,7 +31,7 @@ Parameters and their sources:
   ln(E / ``E_CRIT``) + 0.5 (PDG "Passage of particles through matter", photon-initiated
   showers; E_CRIT = 610 MeV / (Z + 1.24) = 11.0 MeV for Z = 54). Each deposit is displaced
   laterally by a Gaussian of width ``LATERAL_FRAC`` * R_M * min(t / t_max, 2), R_M = 5.2 cm
-  the Moliere radius (DESIGN.md); 0.25 R_M at the maximum is a toy choice that keeps ~90 % of
+  the Moliere radius (DESIGN.md); 0.25 R_M at the maximum is a toy choice that keeps 92-93 % of
   the energy within one R_M. Deposits outside the xenon (``inside_xenon``) are dropped: their
   energy leaks out.
 - Xenon volume (from the sensor-plane parameters of ``xecdata.geometry``): R_INNER <= r <=
