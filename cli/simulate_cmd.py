@@ -43,7 +43,7 @@ def _energy(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
 )
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(min=0),
     default=0,
     show_default=True,
     help="Random seed; the same seed gives the same events, however they are split.",

@@ -276,3 +276,19 @@ def test_cli_writes_files_and_reports_bad_options(tmp_path):
         main, ["simulate", "-n", "5", "-o", str(tmp_path / "a.root"), "--events-per-file", "2"]
     )
     assert bad.exit_code == 2 and "give a folder" in bad.output
+
+
+def test_interrupted_run_leaves_only_finished_files(tmp_path, monkeypatch):
+    from xecdata.sim import writer
+
+    real_blocks = writer.iter_blocks
+
+    def one_block_then_fail(n, seed, cfg):
+        yield next(iter(real_blocks(n, seed, cfg)))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer, "iter_blocks", one_block_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(300, tmp_path / "out", seed=1, events_per_file=100)
+    # block 0 (128 events) completes file 0 and starts file 1, which must not survive
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["xecsim_run000000_0000.root"]

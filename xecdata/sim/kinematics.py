@@ -84,7 +84,9 @@ def check_energy_range(lo: float, hi: float) -> None:
         )
 
 
-def sample_energy(rng: np.random.Generator, shape: tuple[int, ...], lo: float, hi: float):
+def sample_energy(
+    rng: np.random.Generator, shape: tuple[int, ...], lo: float, hi: float
+) -> np.ndarray:
     """Gamma energies (MeV), uniform in [max(lo, 14.5), hi] (a line when lo == hi)."""
     check_energy_range(lo, hi)
     lo = max(lo, E_MIN)

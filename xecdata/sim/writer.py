@@ -129,6 +129,7 @@ def simulate(
             if current is None or current[0] != k:
                 if current is not None:
                     done.append(_finish(current))
+                    current = None
                 meta = _metadata(seed, cfg, plan[k][1], plan[k][2], compression)
                 current = (k, *_open(plan[k][0], comp, _branch_types(arrays), meta))
             current[1][TREE_NAME].extend(arrays)
@@ -138,8 +139,12 @@ def simulate(
             meta = _metadata(seed, cfg, 0, 0, compression)
             current = (0, *_open(plan[0][0], comp, _branch_types(empty), meta))
         done.append(_finish(current))
+        current = None
     finally:
         bar.close()
+        if current is not None:  # interrupted: drop the unfinished file
+            current[1].close()
+            current[2].with_name(current[2].name + ".part").unlink(missing_ok=True)
     return done
 
 
