@@ -75,6 +75,8 @@ def test_overrides_are_parsed_by_the_type_of_their_key() -> None:
         ("training.epochs=abc", "training.epochs: 'abc' is not a valid int"),
         ("training.compile=maybe", "training.compile: 'maybe' is not a boolean"),
         ("training.lr", "expected KEY=VALUE"),
+        ("model.size=huge", "model.size: 'huge' is not one of tiny, base, large"),
+        ("tasks.energy.loss=l3", "'l3' is not one of smooth_l1, huber, l1, mse, l2, relative_l1"),
         ("training.lr.x=1", "training.lr.x: training.lr has no sub-keys"),
     ],
 )
@@ -119,7 +121,7 @@ def test_validation_collects_every_problem() -> None:
         "tasks: no task is enabled",
         "model.outer_fine_pool: [4, 4] must divide the fine outer grid [45, 72]",
         "checkpoint.refresh_lr: only applies when resuming",
-        "tasks.timing.loss: cross_entropy is the loss of n_gamma",
+        "tasks.timing: task timing: loss 'cross_entropy' does not serve regression tasks",
     ):
         assert key in text
 
@@ -134,7 +136,7 @@ def test_inpainter_freeze_needs_an_encoder() -> None:
 
 
 def test_saved_config_round_trips(tmp_path: Path) -> None:
-    cfg = load_config("mae", overrides=["training.lr=2e-4", "recon.predict_channels=npho"])
+    cfg = load_config("mae", overrides=["training.lr=2e-4", "recon.time_weight=0.5"])
     path = save_config(cfg, tmp_path / "config.yaml")
     assert load_config("mae", path) == cfg
     assert config_from_dict(yaml.safe_load(path.read_text())) == cfg

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -68,11 +68,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def resolve_key(key: str) -> Any:
-    """The annotated type of a dotted key (e.g. training.lr, tasks.energy.loss)."""
+def resolve_key(key: str) -> tuple[Any, Mapping[str, Any]]:
+    """Annotated type and field metadata of a dotted key (e.g. training.lr, tasks.energy.loss)."""
     cls: Any = RunConfig
     parts = key.split(".")
     tp: Any = None
+    meta: Mapping[str, Any] = {}
     i = 0
     while i < len(parts):
         name, done = parts[i], ".".join(parts[: i + 1])
@@ -83,8 +84,8 @@ def resolve_key(key: str) -> Any:
             raise ConfigError(
                 f"{done}: unknown key{did_you_mean(name, fields)}; allowed: {', '.join(fields)}"
             )
-        tp = field_types(cls)[name]
-        names = fields[name].metadata.get("keys")
+        tp, meta = field_types(cls)[name], fields[name].metadata
+        names = meta.get("keys")
         if names is not None and i + 1 < len(parts):
             entry = parts[i + 1]
             if entry not in names:
@@ -92,11 +93,11 @@ def resolve_key(key: str) -> Any:
                     f"{done}.{entry}: unknown name{did_you_mean(entry, names)}; "
                     f"allowed: {', '.join(names)}"
                 )
-            tp = get_args(is_optional(tp)[1])[1]
+            tp, meta = get_args(is_optional(tp)[1])[1], {}
             i += 1
         cls = is_optional(tp)[1]
         i += 1
-    return tp
+    return tp, meta
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -106,7 +107,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set training.lr=1e-4")
     try:
-        tp = resolve_key(key)
+        tp, meta = resolve_key(key)
     except ConfigError as err:
         raise ConfigError(f"--set {text}: {err}") from None
     optional, inner = is_optional(tp)
@@ -123,7 +124,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         if get_origin(inner) is list and isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
     try:
-        return key, coerce(value, tp, key)
+        return key, coerce(value, tp, key, meta)
     except ConfigError as err:
         raise ConfigError(f"--set {text}: {err}") from None
 
@@ -206,5 +207,5 @@ def _describe(cls: Any, defaults: dict[str, Any], prefix: str, lines: list[str])
         else:
             value = yaml.safe_dump(defaults[f.name], default_flow_style=True).strip()
             value = value.removesuffix("...").strip()
-            lines.append(f"  {key} ({type_name(tp)}; default {value})")
+            lines.append(f"  {key} ({type_name(tp, f.metadata)}; default {value})")
             lines.append(f"      {docs.get(f.name, '')}")

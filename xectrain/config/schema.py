@@ -45,6 +45,8 @@ def _object_schema(cls: Any, defs: dict[str, Any]) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         prop = _type_schema(hints[f.name], defs, f.metadata.get("keys"))
+        if "choices" in f.metadata:
+            prop = _with_choices(prop, list(f.metadata["choices"]))
         if f.name in docs:
             prop = {"description": docs[f.name], **prop}
         default = _default(f)
@@ -99,3 +101,10 @@ def _inner_schema(tp: Any, defs: dict[str, Any], keys: tuple[str, ...] | None) -
     if tp in simple:
         return {"type": simple[tp]}
     raise TypeError(f"no JSON Schema for config type {tp!r}")
+
+
+def _with_choices(prop: dict[str, Any], choices: list[str]) -> dict[str, Any]:
+    """A string schema (or string-or-null) restricted to `choices`."""
+    if "anyOf" in prop:
+        return {"anyOf": [{"enum": choices}, {"type": "null"}]}
+    return {"enum": choices}

@@ -8,26 +8,24 @@ Defaults are CPU-demo sized; `default_config(kind)` adjusts the few that differ 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from xecdata.loaders import BACKENDS
+from xecmodel import LOSSES, SIZES, TASKS, TRANSFORMS
+from xecmodel.encoder import POS_EMBEDS
+from xecmodel.faces import OUTER_MODES
+from xecmodel.masking import MASK_POOLS
+from xecmodel.recon import RECON_LOSSES
 
 Kind = Literal["regressor", "mae", "inpainter"]
 KINDS: tuple[str, ...] = ("regressor", "mae", "inpainter")
+# Task names, losses, transforms, sizes and modes are xecmodel's registries (one source of truth).
+TASK_NAMES: tuple[str, ...] = tuple(TASKS)
 
-# Names of the regression tasks a config may mention. Task facts (output dims, truth branch,
-# units) live in xecmodel.TASKS; a test checks that these names match that registry.
-TASK_NAMES: tuple[str, ...] = ("angle", "energy", "timing", "uvwFI", "angleVec", "n_gamma")
 
-LossName = Literal[
-    "smooth_l1",
-    "huber",
-    "l1",
-    "mse",
-    "relative_l1",
-    "relative_smooth_l1",
-    "relative_mse",
-    "cosine",
-    "cross_entropy",
-]
+def choice(default: str, choices: Any) -> Any:
+    """A string field restricted to `choices` (checked on load, an enum in the JSON Schema)."""
+    return field(default=default, metadata={"choices": tuple(choices)})
 
 
 @dataclass
@@ -46,7 +44,7 @@ class DataConfig:
     """Events per batch and process (an optimizer step sees batch x processes x accum steps)."""
     val_batch_size: int | None = None
     """Events per validation batch; null means batch_size."""
-    backend: Literal["auto", "pinned", "dali", "resident", "cpu", "root"] = "auto"
+    backend: str = choice("auto", BACKENDS)
     """Loader backend: auto picks resident or pinned on a GPU and cpu otherwise."""
     loader_threads: int = 4
     """Threads decoding store chunks in the loader."""
@@ -62,14 +60,18 @@ class ModelConfig:
 
     kind: Kind = "regressor"
     """Model kind: regressor (multi-task heads), mae (masked autoencoder) or inpainter."""
-    size: str = "tiny"
-    """Size preset of the encoder as named by xecmodel (e.g. tiny for CPU demos, base on GPUs)."""
-    outer_mode: Literal["fine", "split"] = "fine"
-    """Outer face input: fine (45x72 grid with area-shared counts) or split (coarse + centre)."""
+    size: str = choice("tiny", SIZES)
+    """Size preset (xecmodel): tiny for CPU tests and demos, base (reference dims) or large."""
+    outer_mode: str = choice("finegrid", OUTER_MODES)
+    """Outer face input: finegrid (45x72 grid, counts shared by area) or split (coarse + centre)."""
     outer_fine_pool: list[int] = field(default_factory=lambda: [3, 3])
-    """Pooling kernel (z, phi) applied to the fine outer grid before the encoder (fine mode)."""
-    weighted_pooling: bool = False
-    """Regressor: add the learned weighted-pooling readout over sensors to the task heads."""
+    """Pooling kernel (z, phi) applied to the fine outer grid before the encoder (finegrid)."""
+    share_rect_backbone: bool = True
+    """One ConvNeXt backbone shared by the rectangular faces (false: one per face)."""
+    pos_embed: str = choice("learned", POS_EMBEDS)
+    """Position embedding of the face tokens in the fusion transformer."""
+    readout_dim: int | None = None
+    """Regressor: width of the learned weighted-pooling readout over sensors; null disables."""
     drop_path: float = 0.0
     """Stochastic depth rate of the encoder blocks."""
     encoder_from: str | None = None
@@ -79,7 +81,9 @@ class ModelConfig:
     mask_ratio: float = 0.6
     """MAE/inpainter: fraction of valid sensors masked per event (MAE 0.5-0.75, inpainter ~0.05)."""
     time_mask_ratio_scale: float = 1.0
-    """MAE/inpainter: >1 biases masking toward sensors with a valid time."""
+    """MAE: >1 prefers sensors with a valid time (needs mask_pool valid_npho)."""
+    mask_pool: str = choice("valid_time", MASK_POOLS)
+    """Maskable sensors: valid_time (time not sentinel) or valid_npho (dark sensors too)."""
 
 
 @dataclass
@@ -88,14 +92,15 @@ class TaskConfig:
 
     enabled: bool = False
     """Train and validate this task."""
-    loss: LossName = "smooth_l1"
-    """Loss in the transformed target space."""
+    loss: str = choice("smooth_l1", LOSSES)
+    """Loss (xecmodel.LOSSES), computed in the transformed target space."""
     loss_kwargs: dict[str, float] = field(default_factory=dict)
-    """Extra loss arguments, e.g. {beta: 1.0} for smooth_l1 or {delta: 1.0} for huber."""
+    """Extra loss arguments, e.g. {beta: 1.0} for smooth_l1."""
     weight: float = 1.0
     """Weight of this task's loss in the total loss."""
-    transform: Literal["none", "log", "inverse"] = "none"
-    """Target transform applied before standardization; predictions are transformed back."""
+    transform: str = choice("standardize", TRANSFORMS)
+    """Target transform (log / inverse, then standardization fitted on training targets);
+    predictions and metrics come back in physical units."""
 
 
 @dataclass
@@ -114,7 +119,7 @@ class ReweightConfig:
 class ReconstructionConfig:
     """Reconstruction loss of the MAE and the inpainter (on masked sensors only)."""
 
-    loss: Literal["smooth_l1", "huber", "l1", "mse"] = "smooth_l1"
+    loss: str = choice("smooth_l1", RECON_LOSSES)
     """Element loss in normalized units."""
     loss_beta: float = 1.0
     """Transition point of smooth_l1 / huber."""
@@ -128,10 +133,8 @@ class ReconstructionConfig:
     """Weight the time loss by sqrt(npho), as a chi-square would."""
     learn_channel_logvars: bool = False
     """Learn per-channel uncertainties that weight the npho and time losses."""
-    predict_channels: list[Literal["npho", "time"]] = field(
-        default_factory=lambda: ["npho", "time"]
-    )
-    """Channels the decoder predicts and the loss covers."""
+    predict_time: bool = True
+    """Inpainter: predict times as well as photon counts (the MAE always reconstructs both)."""
 
 
 @dataclass
@@ -195,6 +198,8 @@ class TrainingConfig:
     """Validate every N epochs (and always after the last one)."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Training-time augmentation."""
+    transform_fit_batches: int = 50
+    """Training batches whose targets fit the standardization of the regressor's targets."""
 
 
 @dataclass
@@ -242,15 +247,19 @@ class TrackingConfig:
 
 
 def _default_tasks() -> dict[str, TaskConfig]:
-    """One entry per known task; angle is on by default, as in the earlier tool."""
+    """One entry per xecmodel task with its default loss; angle is on, as in the earlier tool.
+    Regression targets are standardized; directions and classes are used as they are."""
     return {
-        "angle": TaskConfig(enabled=True, loss="smooth_l1"),
-        "energy": TaskConfig(loss="relative_l1"),
-        "timing": TaskConfig(loss="l1"),
-        "uvwFI": TaskConfig(loss="mse"),
-        "angleVec": TaskConfig(loss="cosine"),
-        "n_gamma": TaskConfig(loss="cross_entropy"),
+        name: TaskConfig(
+            enabled=name == "angle",
+            loss=info.default_loss,
+            transform="standardize" if info.kind == "regression" else "identity",
+        )
+        for name, info in TASKS.items()
     }
+
+
+REWEIGHT_TASKS: tuple[str, ...] = ("angle", "energy", "timing", "uvwFI")
 
 
 def _default_reweighting() -> dict[str, ReweightConfig]:
@@ -275,7 +284,7 @@ class RunConfig:
     )
     """Regressor tasks by name (angle, energy, timing, uvwFI, angleVec, n_gamma)."""
     reweighting: dict[str, ReweightConfig] = field(
-        default_factory=_default_reweighting, metadata={"keys": TASK_NAMES}
+        default_factory=_default_reweighting, metadata={"keys": REWEIGHT_TASKS}
     )
     """Histogram reweighting of training events by task."""
     recon: ReconstructionConfig = field(default_factory=ReconstructionConfig)

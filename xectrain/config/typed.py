@@ -14,6 +14,7 @@ import itertools
 import math
 import types
 import typing
+from collections.abc import Mapping
 from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -61,11 +62,13 @@ def is_optional(tp: Any) -> tuple[bool, Any]:
     return False, tp
 
 
-def type_name(tp: Any) -> str:
+def type_name(tp: Any, meta: Mapping[str, Any] | None = None) -> str:
     """Human-readable type for help texts and errors."""
     optional, inner = is_optional(tp)
     if optional:
-        return f"{type_name(inner)} or null"
+        return f"{type_name(inner, meta)} or null"
+    if meta and meta.get("choices"):
+        return "one of " + ", ".join(meta["choices"])
     origin = get_origin(tp)
     if origin is Literal:
         return "one of " + ", ".join(str(a) for a in get_args(tp))
@@ -80,8 +83,12 @@ def _bad(key: str, value: Any, tp: Any) -> ConfigError:
     return ConfigError(f"{key}: {value!r} is not a valid {type_name(tp)}")
 
 
-def coerce(value: Any, tp: Any, key: str, keys: tuple[str, ...] | None = None) -> Any:
-    """Check `value` against type `tp` (converting numeric strings); return the typed value."""
+def coerce(value: Any, tp: Any, key: str, meta: Mapping[str, Any] | None = None) -> Any:
+    """Check `value` against type `tp` (converting numeric strings); return the typed value.
+
+    `meta` is the field's metadata: "keys" (allowed names of a mapping) or "choices" (allowed
+    values of a string taken from a registry of another package)."""
+    meta = meta or {}
     optional, inner = is_optional(tp)
     if value is None:
         if optional:
@@ -104,8 +111,13 @@ def coerce(value: Any, tp: Any, key: str, keys: tuple[str, ...] | None = None) -
         (item,) = get_args(tp)
         return [coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
-        return _coerce_dict(value, tp, key, keys)
-    return _coerce_scalar(value, tp, key)
+        return _coerce_dict(value, tp, key, meta.get("keys"))
+    out = _coerce_scalar(value, tp, key)
+    choices = meta.get("choices")
+    if choices is not None and out not in choices:
+        hint = did_you_mean(str(out), choices)
+        raise ConfigError(f"{key}: {out!r} is not one of {', '.join(choices)}{hint}")
+    return out
 
 
 def _coerce_dict(value: Any, tp: Any, key: str, keys: tuple[str, ...] | None) -> dict[str, Any]:
@@ -177,7 +189,7 @@ def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
                 f"{key}: unknown key{did_you_mean(str(name), fields)}; "
                 f"allowed keys of {where}: {', '.join(fields)}"
             )
-        kwargs[name] = coerce(value, hints[name], key, fields[name].metadata.get("keys"))
+        kwargs[name] = coerce(value, hints[name], key, fields[name].metadata)
     return cls(**kwargs)
 
 

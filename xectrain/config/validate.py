@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 
 from xecdata.facemaps import FINE_SHAPE
+from xecmodel import TaskSpec
 
 from .sections import RunConfig
 from .typed import ConfigError
@@ -68,6 +69,11 @@ def _model(cfg: RunConfig, report: Report) -> None:
     if m.kind in ("mae", "inpainter"):
         _fraction(report, "model.mask_ratio", m.mask_ratio, low_open=True)
         _positive(report, "model.time_mask_ratio_scale", m.time_mask_ratio_scale)
+        if m.time_mask_ratio_scale != 1.0 and (m.kind != "mae" or m.mask_pool != "valid_npho"):
+            report(
+                "model.time_mask_ratio_scale: only the MAE with model.mask_pool=valid_npho can "
+                "prefer sensors with a valid time (with valid_time every candidate has one)"
+            )
         _recon(cfg, report)
     if m.kind == "mae" and (m.encoder_from or m.freeze_encoder):
         report("model.encoder_from, model.freeze_encoder: an MAE trains its own encoder; unset")
@@ -82,24 +88,18 @@ def _recon(cfg: RunConfig, report: Report) -> None:
     r = cfg.recon
     for key in ("loss_beta", "npho_weight", "time_weight", "npho_threshold"):
         _positive(report, f"recon.{key}", getattr(r, key), allow_zero=key != "loss_beta")
-    if not r.predict_channels or len(set(r.predict_channels)) != len(r.predict_channels):
-        report(f"recon.predict_channels: give npho and/or time once each, got {r.predict_channels}")
+    if cfg.model.kind == "mae" and not r.predict_time:
+        report("recon.predict_time: the MAE always reconstructs both channels; use time_weight=0")
 
 
 def _tasks(cfg: RunConfig, report: Report) -> None:
     if cfg.model.kind == "regressor" and not cfg.enabled_tasks:
         report("tasks: no task is enabled; e.g. --set tasks.angle.enabled=true (or --tasks angle)")
     for name, task in cfg.tasks.items():
-        _positive(report, f"tasks.{name}.weight", task.weight, allow_zero=True)
-        if (task.loss == "cross_entropy") != (name == "n_gamma"):
-            report(
-                f"tasks.{name}.loss: cross_entropy is the loss of n_gamma (a class) and only of "
-                f"n_gamma; got {task.loss!r}"
-            )
-        if task.loss == "cosine" and name != "angleVec":
-            report(f"tasks.{name}.loss: cosine needs a direction vector target (angleVec)")
-        if task.transform != "none" and name in ("angle", "angleVec", "n_gamma"):
-            report(f"tasks.{name}.transform: {task.transform!r} is not meaningful here; use none")
+        try:  # xecmodel decides which losses, options and transforms serve which task
+            TaskSpec(name, task.loss, dict(task.loss_kwargs), task.weight, task.transform)
+        except ValueError as err:
+            report(f"tasks.{name}: {err}")
     for name, rw in cfg.reweighting.items():
         if not rw.enabled:
             continue
