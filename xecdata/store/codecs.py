@@ -1,0 +1,112 @@
+"""Codec profiles of the store: what compresses each chunk, recorded in the store metadata.
+
+Measured on simulated-like events (benchmarks/precision.py, one core; 16-bit codes of the
+sensor tensor, ~19 kB/event uncompressed; the ROOT-zlib source stores the same two channels in
+~30 kB/event):
+
+    profile  inner chunk codec                         bytes/event  compress   decompress
+    fast     blosc lz4 clevel 5 + byte shuffle         ~13.3 k      ~500 MB/s  ~1.5-2.3 GB/s
+    dense    blosc zstd clevel 5 + byte shuffle        ~9.5 k       ~20 MB/s   ~0.8 GB/s
+    gpu      plain zstd level 2 (one zstd frame)       ~11.1 k      ~200 MB/s  ~0.8 GB/s
+    none     uncompressed                              19.0 k       -          memcpy
+
+`fast` is the default: decompression is far from the bottleneck and ingestion stays
+reader-bound. `gpu` chunks are bare zstd frames (no blosc header, no shuffle), which batched
+GPU decompressors (nvCOMP zstd) read directly. Byte shuffle uses the array's item size.
+
+Each profile maps to (a) the numcodecs codec that the writer and the fast reader call directly
+and (b) the zarr v3 codec the array metadata declares, so plain zarr reads the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numcodecs
+import numpy as np
+from numcodecs.abc import Codec
+
+PROFILE_NAMES = ("fast", "dense", "none", "gpu")
+DEFAULT_PROFILE = "fast"
+
+
+@dataclass(frozen=True)
+class CodecProfile:
+    """One named profile: the compressor of every chunk of every array in a store."""
+
+    name: str
+    kind: str  # "blosc", "zstd" or "none"
+    cname: str = ""
+    level: int = 0
+    description: str = ""
+
+    def numcodec(self, dtype: np.dtype) -> Codec | None:
+        """The numcodecs codec of a chunk of `dtype` (None: bytes stored as is)."""
+        if self.kind == "blosc":
+            return numcodecs.Blosc(self.cname, self.level, numcodecs.Blosc.SHUFFLE)
+        if self.kind == "zstd":
+            return numcodecs.Zstd(self.level)
+        return None
+
+    def zarr_compressors(self, dtype: np.dtype) -> list[Any]:
+        """The zarr v3 bytes-to-bytes codecs declaring the same encoding."""
+        from zarr.codecs import BloscCodec, ZstdCodec
+
+        if self.kind == "blosc":
+            return [
+                BloscCodec(
+                    cname=self.cname,
+                    clevel=self.level,
+                    shuffle="shuffle",
+                    typesize=np.dtype(dtype).itemsize,
+                    blocksize=0,
+                )
+            ]
+        if self.kind == "zstd":
+            return [ZstdCodec(level=self.level, checksum=False)]
+        return []
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "codec": self.kind,
+            "cname": self.cname,
+            "level": self.level,
+            "description": self.description,
+        }
+
+
+PROFILES: dict[str, CodecProfile] = {
+    "fast": CodecProfile("fast", "blosc", "lz4", 5, "blosc lz4 clevel 5 + byte shuffle"),
+    "dense": CodecProfile("dense", "blosc", "zstd", 5, "blosc zstd clevel 5 + byte shuffle"),
+    "none": CodecProfile("none", "none", description="uncompressed"),
+    "gpu": CodecProfile("gpu", "zstd", "zstd", 2, "plain zstd level 2 frames (nvCOMP-readable)"),
+}
+
+
+def get_profile(name: str) -> CodecProfile:
+    """The profile called `name`; ValueError naming the choices otherwise."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown codec profile {name!r}; choose one of {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def decoder_from_zarr(codecs: list[dict[str, Any]]) -> Codec | None:
+    """numcodecs decoder of an inner chunk codec chain as written in zarr.json.
+
+    Accepts exactly the chains this package writes: [bytes(little)] plus optional blosc or
+    zstd. Anything else raises ValueError (the reader then falls back to zarr).
+    """
+    names = [c["name"] for c in codecs]
+    if names[:1] != ["bytes"] or codecs[0].get("configuration", {}).get("endian") == "big":
+        raise ValueError(f"unsupported inner codec chain {names}")
+    rest = codecs[1:]
+    if not rest:
+        return None
+    if len(rest) == 1 and rest[0]["name"] == "blosc":
+        cfg = rest[0]["configuration"]
+        return numcodecs.Blosc(cfg["cname"], cfg["clevel"], numcodecs.Blosc.SHUFFLE)
+    if len(rest) == 1 and rest[0]["name"] == "zstd":
+        return numcodecs.Zstd(rest[0]["configuration"]["level"])
+    raise ValueError(f"unsupported inner codec chain {names}")

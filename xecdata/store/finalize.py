@@ -1,0 +1,190 @@
+"""The last step of every store action: statistics, split, metadata, completion marker.
+
+Runs in the main process once every unit of the plan is done. The order is what makes a crash
+harmless: statistics and split arrays, then the metadata (root zarr.json, atomic), then the
+completion marker (atomic), then the plan file is dropped. Before the marker exists, readers
+refuse the store; after it, everything it describes is on disk.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xecdata.geometry import geometry_id
+from xecdata.store.encode import finish_stats, merge_stats
+from xecdata.store.format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    PLAN_FILE,
+    SPLIT_NAMES,
+    STATS_FIELDS,
+    shard_file,
+    split_array,
+    stats_array,
+)
+from xecdata.store.metadata import (
+    now,
+    split_ranges,
+    tool_versions,
+    validate_metadata,
+    write_complete,
+    write_metadata,
+)
+from xecdata.store.precision import ChannelCode
+from xecdata.store.units import unit_stats_file
+from xecdata.store.writer import write_small_array
+
+
+def finalize(root: Path, plan: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    """Write statistics, split, metadata and the completion marker; returns the metadata."""
+    n, ce = plan["n_events"], plan["chunk_events"]
+    schemes = {}
+    for sid, entry in plan["schemes"].items():
+        if sid in plan["write_schemes"] or previous is None:
+            schemes[sid] = _scheme_record(root, plan, sid, entry)
+        else:
+            schemes[sid] = previous["schemes"][sid]
+    split = split_ranges(n, ce, plan["val_fraction"])
+    for name in SPLIT_NAMES:
+        write_small_array(root, split_array(name), split[name])
+    prev = previous or {}
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "n_events": n,
+        "chunk_events": ce,
+        "shard_events": plan["shard_events"],
+        "geometry_id": geometry_id(),
+        "codec": plan["codec_profile"],
+        "schemes": schemes,
+        "raw": {"kept": plan["keep_raw"], "arrays": plan["raw_arrays"]},
+        "columns": plan["columns"],
+        "column_arrays": plan["column_arrays"],
+        "split": {
+            "rule": "chunk-blocks",
+            "val_fraction": plan["val_fraction"],
+            "block_events": ce,
+            "arrays": {name: split_array(name) for name in SPLIT_NAMES},
+            "events": {name: int(np.sum(np.diff(split[name], axis=1))) for name in SPLIT_NAMES},
+        },
+        "input": plan["input"],
+        "sources": prev.get("sources", []) + [_source_record(f) for f in plan["files"]],
+        "skipped": prev.get("skipped", []) + plan["skipped"],
+        "arrays": _array_records(root, plan, n),
+        "tools": tool_versions(),
+        "history": prev.get("history", []) + [_history_record(plan, previous)],
+        "created": prev.get("created", now()),
+    }
+    meta = json.loads(json.dumps(meta))  # plain JSON types (tuples -> lists)
+    validate_metadata(meta)
+    write_metadata(root, meta)
+    write_complete(root, meta)
+    (root / PLAN_FILE).unlink(missing_ok=True)
+    return meta
+
+
+def _scheme_record(
+    root: Path, plan: dict[str, Any], sid: str, entry: dict[str, Any]
+) -> dict[str, Any]:
+    """Merge the units' statistics of one scheme, write its stats array, build its record."""
+    codes = tuple(ChannelCode.from_dict(entry["precision"][ch]) for ch in ("npho", "time"))
+    if entry["dtype"] == "float32":
+        codes = tuple(ChannelCode("float32", 0.0, 0.0, c.sentinel) for c in codes)
+    parts, clipped = [], np.zeros(2, np.int64)
+    for unit in range(-(-plan["n_events"] // plan["shard_events"])):
+        with np.load(io.BytesIO((root / unit_stats_file(unit, sid)).read_bytes())) as z:
+            parts.append({k: z[k] for k in ("events", "count", "s1", "s2")})
+            clipped += z["clipped"]
+    total = merge_stats(parts)
+    stats = finish_stats(total, codes)  # (3, 4760, 2)
+    write_small_array(root, stats_array(sid), stats)
+    precision = dict(entry["precision"])
+    precision["clipped"] = {"npho": int(clipped[0]), "time": int(clipped[1])}
+    return {
+        "definition": entry["definition"],
+        "hash": entry["hash"],
+        "array": entry["array"],
+        "dtype": entry["dtype"],
+        "precision": precision,
+        "stats": {
+            "array": stats_array(sid),
+            "fields": list(STATS_FIELDS),
+            "summary": _summary(total, codes),
+        },
+    }
+
+
+def _summary(total: dict[str, Any], codes: tuple[ChannelCode, ...]) -> dict[str, Any]:
+    """Pooled valid fraction, mean and std per channel over all sensors and events."""
+    out = {}
+    events = max(total["events"], 1)
+    for ch, name in enumerate(("npho", "time")):
+        count = int(sum(total["count"][:, ch])) if "count" in total else 0
+        rec: dict[str, float | None] = {
+            "valid_fraction": count / (events * total["count"].shape[0]) if count else 0.0
+        }
+        rec["mean"] = rec["std"] = None
+        if count:
+            s1, s2 = sum(total["s1"][:, ch]), sum(total["s2"][:, ch])
+            mean, var = float(s1 / count), float((count * s2 - s1 * s1) / (count * count))
+            code = codes[ch]
+            if code.encoding == "uint16":
+                mean, var = code.offset + code.step * (mean - 1.0), var * code.step**2
+            rec["mean"], rec["std"] = mean, float(np.sqrt(max(var, 0.0)))
+        out[name] = rec
+    return out
+
+
+def _source_record(f: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "path",
+        "size",
+        "sha256",
+        "tree",
+        "entries",
+        "first_index",
+        "npho_branch",
+        "time_branch",
+        "note",
+    )
+    rec = {k: f[k] for k in keys}
+    rec["entry_start"], rec["entry_stop"] = 0, f["entries"]
+    return rec
+
+
+def _array_records(root: Path, plan: dict[str, Any], n: int) -> dict[str, Any]:
+    """Every event-axis array: dtype, shape, chunking, codec, bytes on disk and per event."""
+    out = {}
+    n_shards = -(-n // plan["shard_events"])
+    for spec in plan["all_arrays"]:
+        nbytes = 0
+        for s in range(n_shards):
+            path = shard_file(root, spec["path"], s, 1 + len(spec["tail"]))
+            nbytes += path.stat().st_size if path.exists() else 0
+        out[spec["path"]] = {
+            "dtype": spec["dtype"],
+            "shape": [n, *spec["tail"]],
+            "chunk_events": plan["chunk_events"],
+            "shard_events": plan["shard_events"],
+            "codec": plan["codec_profile"]["description"],
+            "bytes": nbytes,
+            "bytes_per_event": nbytes / n if n else 0.0,
+        }
+    return out
+
+
+def _history_record(plan: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    before = previous["n_events"] if previous else 0
+    return {
+        "action": plan["action"],
+        "time": now(),
+        "command": plan["command"],
+        "files": len(plan["files"]),
+        "events_added": plan["n_events"] - before,
+        "schemes_written": plan["write_schemes"],
+    }
