@@ -113,10 +113,10 @@ def coerce(value: Any, tp: Any, key: str, meta: Mapping[str, Any] | None = None)
     if origin is dict:
         return _coerce_dict(value, tp, key, meta.get("keys"))
     out = _coerce_scalar(value, tp, key)
-    choices = meta.get("choices")
-    if choices is not None and out not in choices:
-        hint = did_you_mean(str(out), choices)
-        raise ConfigError(f"{key}: {out!r} is not one of {', '.join(choices)}{hint}")
+    registry = meta.get("choices")
+    if registry is not None and out not in registry:
+        hint = did_you_mean(str(out), registry)
+        raise ConfigError(f"{key}: {out!r} is not one of {', '.join(registry)}{hint}")
     return out
 
 
