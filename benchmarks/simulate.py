@@ -48,6 +48,17 @@ from xecdata.sim.optics import LIGHT_YIELD, light_and_first_time, sensor_optics 
 from xecdata.sim.solid_angle import exact_solid_angle  # noqa: E402
 
 
+def cpu_model() -> str:
+    """The CPU model name (Linux), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_info() -> dict[str, object]:
     """Where the figures were taken."""
     try:
@@ -57,7 +68,7 @@ def machine_info() -> dict[str, object]:
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     return {
-        "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+        "platform": platform.platform(), "processor": cpu_model(),
         "cpu_count": os.cpu_count(), "python": platform.python_version(),
         "numpy": np.__version__, "scipy": scipy.__version__, "uproot": uproot.__version__,
         "threads": {v: os.environ[v] for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
