@@ -191,7 +191,9 @@ def _fill_hex(t: dict[str, np.ndarray]) -> None:
 @cache
 def sensor_table() -> SensorTable:
     """Build the sensor table from the parameters above (cached, read-only arrays)."""
-    t = {k: np.zeros((N_SENSORS, 3)) for k in ("pos", "normal", "axis_a", "axis_b")}
+    t: dict[str, np.ndarray] = {
+        k: np.zeros((N_SENSORS, 3)) for k in ("pos", "normal", "axis_a", "axis_b")
+    }
     t["face"] = np.full(N_SENSORS, -1, dtype=np.int8)
     _fill_inner(t)
     _fill_outer(t)
