@@ -8,10 +8,9 @@ only the batch, in one pass per block of rows that stays in cache:
     value = float32(c) * float32(step) + float32(offset - step)     (two IEEE roundings)
 
 The numpy (host) and torch (device) twins run exactly these two float32 operations, so every
-backend yields bit-identical batches. The result differs from the store's float64-built lookup
-table by at most one float32 rounding (< 1e-7 in normalized units, far below the code step);
-codes whose value would equal the sentinel are moved one float32 up, as the table does, so a
-sentinel always means "invalid".
+backend yields bit-identical batches, equal to the store's own lookup table (built by the same
+rule, `ChannelCode.lut`); codes whose value would equal the sentinel are moved one float32 up,
+as the table does, so a sentinel always means "invalid".
 """
 
 from __future__ import annotations

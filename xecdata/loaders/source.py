@@ -8,14 +8,13 @@ backend has its own source (`backends.root.RootSource`) with the same interface.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from xecdata.loaders.codes import CodeDecoder
 from xecdata.reweight import Reweighter
-
-INT_TARGETS = ("nGamma", "run", "event")
 
 
 class ChunkSource(Protocol):
@@ -38,7 +37,11 @@ def target_dtype(store_dtype: np.dtype) -> np.dtype:
 
 
 class StoreSource:
-    """Reads chunks of one scheme's sensor codes and the requested truth from a Store."""
+    """Reads chunks of one scheme's sensor codes and the requested truth from a Store.
+
+    Truth values come from the store's packed per-event column arrays: each column chunk is
+    decoded once per loader chunk, whatever the number of targets drawn from it.
+    """
 
     def __init__(
         self,
@@ -48,6 +51,7 @@ class StoreSource:
         reweighter: Reweighter | None,
     ):
         from xecdata.store import raw_codes_reader
+        from xecdata.store.chunks import ChunkArray
 
         self.store, self.scheme_id = store, scheme_id
         self.chunk_events = int(store.chunk_events)
@@ -56,35 +60,46 @@ class StoreSource:
         self.raw_dtype = np.dtype(np.uint16 if self.decoder is not None else np.float32)
         self.targets, self.reweighter = targets, reweighter
         self.target_specs = {name: _array_spec(store, name) for name in targets}
-        self.truth_names = tuple(reweighter.arrays) if reweighter is not None else ()
+        truth = tuple(reweighter.arrays) if reweighter is not None else ()
+        for name in truth:
+            _array_spec(store, name)
+        self.columns = {n: store.metadata["columns"][n] for n in {*targets, *truth}}
+        paths = sorted({c["array"] for c in self.columns.values()})
+        self.column_arrays = {p: ChunkArray(Path(store.path), p) for p in paths}
+
+    def read_columns(self, chunk: int) -> dict[str, np.ndarray]:
+        """The chunk's values of every needed branch, (n, *shape) in the source dtype."""
+        out: dict[str, np.ndarray] = {}
+        for path, arr in self.column_arrays.items():
+            buf = arr.scratch()
+            n = arr.read_chunk(chunk, buf)
+            for name, col in self.columns.items():
+                if col["array"] == path:
+                    block = buf[:n, col["start"] : col["stop"]]
+                    out[name] = block.reshape(n, *col["shape"]).astype(col["dtype"], copy=False)
+        return out
 
     def read(
         self, chunk: int, sensors: np.ndarray, targets: dict[str, np.ndarray], weights: np.ndarray
     ) -> int:
         n = self.reader.read_chunk_into(chunk, sensors)
-        start = chunk * self.chunk_events
-        arrays: dict[str, np.ndarray] = {}
-        for name in {*self.targets, *self.truth_names}:
-            arrays[name] = np.asarray(self.store.read_array(name, start, start + n))
+        arrays = self.read_columns(chunk)
         for name in self.targets:
-            targets[name][:n] = arrays[name].reshape(targets[name][:n].shape)
-        if self.reweighter is not None:
-            weights[:n] = self.reweighter.weights(arrays)
-        else:
-            weights[:n] = 1.0
+            targets[name][:n] = arrays[name]
+        weights[:n] = 1.0 if self.reweighter is None else self.reweighter.weights(arrays)
         return n
 
 
 def _array_spec(store: Any, name: str) -> tuple[tuple[int, ...], np.dtype]:
     """Per-event shape and output dtype of a truth/id array, with a clear error if absent."""
-    available = sorted(store.arrays)
-    if name not in available:
+    columns = store.metadata["columns"]
+    if name not in columns:
         raise KeyError(
-            f"target '{name}' is not an array of store {store.path} (it has {available}); "
-            "pick targets from those arrays"
+            f"target '{name}' is not an array of store {store.path} (it has "
+            f"{', '.join(sorted(columns))}); pick targets from those arrays"
         )
-    probe = np.asarray(store.read_array(name, 0, 1))
-    return tuple(probe.shape[1:]), target_dtype(probe.dtype)
+    col = columns[name]
+    return tuple(int(d) for d in col["shape"]), target_dtype(np.dtype(col["dtype"]))
 
 
 class SourceFactory:

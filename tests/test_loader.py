@@ -1,0 +1,207 @@
+"""Loader backends on a real (small) store: same events, same order, coverage, ranks, resume,
+weights, refusals, bounded memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from tests.loader_stores import build_store, unfinished_copy
+from xecdata.loaders import Batch, ReweightConfig, open_loader
+from xecdata.store import IncompleteStoreError, SchemeMismatchError, open_store
+
+TARGETS = ["energyTruth", "emiAng", "uvwTruth", "run"]
+
+
+@pytest.fixture(scope="session")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_store(tmp_path_factory.mktemp("loader"))
+
+
+def epoch(path: Any, **kw: Any) -> list[Batch]:
+    """All batches of one epoch, cloned (loaders reuse their output buffers)."""
+    opts = {"scheme": "new@1", "batch_size": 100, "seed": 3, "shuffle_window": 128} | kw
+    loader = open_loader(path, **opts)
+    return [b.clone() for b in loader]
+
+
+def cat(batches: list[Batch], field: str) -> torch.Tensor:
+    return torch.cat([getattr(b, field) for b in batches])
+
+
+def targets(batches: list[Batch], name: str) -> torch.Tensor:
+    return torch.cat([b.targets[name] for b in batches])
+
+
+def assert_same_batches(a: list[Batch], b: list[Batch]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x.index, y.index)
+        assert torch.equal(x.sensors, y.sensors)
+        assert torch.equal(x.weights, y.weights)
+        assert x.targets.keys() == y.targets.keys()
+        assert all(torch.equal(x.targets[k], y.targets[k]) for k in x.targets)
+
+
+def test_cpu_resident_dali_identical_and_root_within_quantization(store_path: Path) -> None:
+    kw = {"targets": TARGETS, "reweight": ReweightConfig(energy=10), "drop_last": False}
+    ref = epoch(store_path, backend="cpu", **kw)
+    assert_same_batches(ref, epoch(store_path, backend="resident", **kw))
+    assert_same_batches(ref, epoch(store_path, backend="dali", threads=2, **kw))
+    root = epoch(store_path, backend="root", **kw)
+    assert torch.equal(cat(ref, "index"), cat(root, "index"))
+    assert torch.equal(cat(ref, "weights"), cat(root, "weights"))
+    for k in TARGETS:
+        assert torch.equal(targets(ref, k), targets(root, k))
+    precision = open_store(store_path).precision("new@1")
+    x, y = cat(ref, "sensors"), cat(root, "sensors")
+    for ch, name in enumerate(("npho", "time")):
+        tol = 0.5 * precision[name]["step"] * (1 + 1e-3) + 1e-6
+        diff = (x[..., ch] - y[..., ch]).abs()
+        assert diff.max().item() <= tol
+        assert torch.equal(x[..., ch] == -1.0, y[..., ch] == -1.0)  # same invalid channels
+
+
+def test_each_training_event_exactly_once(store_path: Path) -> None:
+    batches = epoch(store_path, drop_last=False)
+    idx = np.sort(cat(batches, "index").numpy())
+    ranges = open_store(store_path).split("train")
+    expected = np.concatenate([np.arange(a, b) for a, b in ranges])
+    assert np.array_equal(idx, expected)
+    assert all(len(b) == 100 for b in batches[:-1]) and len(batches[-1]) == len(idx) % 100
+
+
+def test_sensors_and_targets_match_the_store(store_path: Path) -> None:
+    st = open_store(store_path)
+    batch = epoch(store_path, targets=TARGETS)[2]
+    for i in (0, 17, 99):
+        g = int(batch.index[i])
+        np.testing.assert_array_equal(
+            batch.sensors[i].numpy(), st.read_sensors("new@1", g, g + 1)[0]
+        )
+        for k in TARGETS:
+            want = st.read_array(k, g, g + 1)[0]
+            np.testing.assert_array_equal(batch.targets[k][i].numpy(), want)
+    assert batch.targets["run"].dtype == torch.int64 and batch.weights.eq(1).all()
+
+
+def test_same_seed_same_order_epochs_differ(store_path: Path) -> None:
+    a, b = epoch(store_path), epoch(store_path)
+    assert_same_batches(a, b)
+    loader = open_loader(store_path, scheme="new@1", batch_size=100, seed=3, shuffle_window=128)
+    first = cat([x.clone() for x in loader], "index")
+    second = cat([x.clone() for x in loader], "index")  # a finished epoch moves on by itself
+    assert torch.equal(first, cat(a, "index")) and not torch.equal(first, second)
+    loader.set_epoch(0)
+    assert torch.equal(cat([x.clone() for x in loader], "index"), first)
+    other = cat(epoch(store_path, seed=4), "index")
+    assert not torch.equal(first, other)
+
+
+def test_two_ranks_disjoint_complete_equal_batch_counts(store_path: Path) -> None:
+    shards = [epoch(store_path, rank=r, world_size=2, drop_last=False) for r in range(2)]
+    assert len(shards[0]) == len(shards[1])
+    idx = [cat(s, "index").numpy() for s in shards]
+    assert not set(idx[0]) & set(idx[1])
+    n_train = int(np.diff(open_store(store_path).split("train")).sum())
+    assert len(np.union1d(idx[0], idx[1])) == n_train == len(idx[0]) + len(idx[1])
+
+
+def test_resume_mid_epoch_reproduces_the_rest(store_path: Path) -> None:
+    kw = {"scheme": "new@1", "batch_size": 100, "seed": 9, "shuffle_window": 128}
+    full = [b.clone() for b in open_loader(store_path, **kw)]
+    loader = open_loader(store_path, **kw)
+    it = iter(loader)
+    head = [next(it).clone() for _ in range(4)]
+    state = loader.state_dict()
+    it.close()
+    assert state["epoch"] == 0 and state["batches"] == 4
+    resumed = open_loader(store_path, **kw)
+    resumed.load_state_dict(state)
+    assert_same_batches(full, head + [b.clone() for b in resumed])
+
+
+def test_weights_mean_one_and_flatten_the_training_histogram(store_path: Path) -> None:
+    batches = epoch(
+        store_path, targets=["energyTruth"], drop_last=False, reweight=ReweightConfig(energy=8)
+    )
+    w = cat(batches, "weights").double().numpy()
+    e = targets(batches, "energyTruth").double().numpy()
+    assert abs(w.mean() - 1) < 1e-5
+    edges = np.linspace(e.min(), e.max(), 9)
+    counts = np.histogram(e, edges)[0]
+    flat = np.histogram(e, edges, weights=w)[0]
+    assert counts.max() / counts.min() > 1.1  # something to flatten...
+    assert flat.max() / flat.min() < 1.001  # ...flat after weighting
+
+
+def test_other_scheme_and_unfinished_store_are_refused(store_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(SchemeMismatchError, match=r"legacy@1.*new@1.*xec renormalize"):
+        open_loader(store_path, scheme="legacy@1", batch_size=10)
+    broken = unfinished_copy(store_path, tmp_path / "u.xec.zarr")
+    with pytest.raises(IncompleteStoreError, match="not complete"):
+        open_loader(broken, scheme="new@1", batch_size=10)
+
+
+def test_bfloat16_batches_are_the_float32_ones_rounded(store_path: Path) -> None:
+    f32, bf16 = epoch(store_path), epoch(store_path, dtype=torch.bfloat16)
+    assert bf16[0].sensors.dtype == torch.bfloat16
+    assert torch.equal(cat(f32, "sensors").to(torch.bfloat16), cat(bf16, "sensors"))
+
+
+class ShiftedSplit:
+    """A store whose training split is not chunk-aligned (cuts into chunks at both ends)."""
+
+    def __init__(self, store: Any, ranges: list[list[int]]):
+        self._store, self._ranges = store, np.array(ranges)
+
+    def split(self, name: str) -> np.ndarray:
+        return self._ranges
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_split_not_chunk_aligned(store_path: Path) -> None:
+    store = ShiftedSplit(open_store(store_path), [[5, 300], [333, 1190]])
+    a = epoch(store, backend="cpu", drop_last=False)
+    assert_same_batches(a, epoch(store, backend="resident", drop_last=False))
+    idx = np.sort(cat(a, "index").numpy())
+    assert np.array_equal(idx, np.r_[5:300, 333:1190])
+
+
+def test_resident_refuses_a_split_that_does_not_fit(store_path: Path, monkeypatch: Any) -> None:
+    from xecdata.loaders.backends import resident
+
+    monkeypatch.setattr(resident, "free_bytes", lambda device: 1_000_000)
+    with pytest.raises(MemoryError, match=r"needs .* GB .* only 0.00 GB are free.*pinned"):
+        open_loader(store_path, scheme="new@1", batch_size=10, backend="resident")
+
+
+def test_host_memory_is_bounded_by_the_buffers(store_path: Path) -> None:
+    import tracemalloc
+
+    kw = {"scheme": "new@1", "batch_size": 50, "shuffle_window": 64, "ring": 1, "threads": 2}
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        loader = open_loader(store_path, **kw)
+        for _ in range(2):
+            for _batch in loader:
+                pass
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    st = open_store(store_path)
+    split_bytes = int(np.diff(st.split("train")).sum()) * 4760 * 2 * 4
+    bound = loader.host_bytes()
+    assert bound < split_bytes / 3  # the bound is far below the data it streams
+    # numpy buffers are traced (the ring); the torch outputs are not, but are in the bound
+    chunk = st.chunk_events * 4760 * 2 * 2
+    assert peak < bound + 4 * chunk + (8 << 20)
+    ring = loader.backend.ring
+    assert ring.nbytes == ring.slots * st.chunk_events * (4760 * 2 * 2 + 4)
