@@ -205,3 +205,16 @@ def test_host_memory_is_bounded_by_the_buffers(store_path: Path) -> None:
     assert peak < bound + 4 * chunk + (8 << 20)
     ring = loader.backend.ring
     assert ring.nbytes == ring.slots * st.chunk_events * (4760 * 2 * 2 + 4)
+
+
+def test_augment_in_the_loader_is_seeded_and_off_by_default(store_path: Path) -> None:
+    from xecdata.loaders import AugmentConfig
+
+    plain = epoch(store_path)
+    assert_same_batches(plain, epoch(store_path, augment=AugmentConfig()))
+    cfg = AugmentConfig(channel_dropout=0.2)
+    a, b = epoch(store_path, augment=cfg), epoch(store_path, augment=cfg)
+    assert_same_batches(a, b)
+    x, x0 = cat(a, "sensors"), cat(plain, "sensors")
+    changed = (x != x0).any(-1)
+    assert changed.float().mean() > 0.1 and bool((x[changed] == -1.0).all())

@@ -1,0 +1,71 @@
+"""GPU backends (run with `pytest -m gpu` where CUDA is available): pinned, resident on the
+device and DALI on the device yield the cpu backend's batches exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from tests.loader_stores import build_store
+from xecdata.loaders import Batch, ReweightConfig, open_loader
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+]
+TARGETS = ["energyTruth", "emiAng", "run"]
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_store(tmp_path_factory.mktemp("loader_gpu"))
+
+
+def epoch(path: Path, **kw: Any) -> list[Batch]:
+    opts = {
+        "scheme": "new@1",
+        "batch_size": 100,
+        "seed": 5,
+        "shuffle_window": 128,
+        "targets": TARGETS,
+        "reweight": ReweightConfig(energy=10),
+        "drop_last": False,
+    } | kw
+    out = []
+    for b in open_loader(path, **opts):
+        assert b.sensors.device.type == torch.device(opts.get("device", "cpu")).type
+        out.append(
+            Batch(
+                *(x.cpu() for x in (b.sensors,)),
+                {k: v.cpu() for k, v in b.targets.items()},
+                b.weights.cpu(),
+                b.index.cpu(),
+            )
+        )
+    return out
+
+
+def same(a: list[Batch], b: list[Batch]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x.index, y.index) and torch.equal(x.sensors, y.sensors)
+        assert torch.equal(x.weights, y.weights)
+        assert all(torch.equal(x.targets[k], y.targets[k]) for k in TARGETS)
+
+
+@pytest.mark.parametrize("backend", ["pinned", "resident", "dali", "auto"])
+def test_gpu_backends_equal_cpu(store_path: Path, backend: str) -> None:
+    ref = epoch(store_path, backend="cpu")
+    same(ref, epoch(store_path, backend=backend, device="cuda", threads=2))
+
+
+def test_pinned_bf16_and_two_epochs(store_path: Path) -> None:
+    ref = epoch(store_path, backend="cpu", dtype=torch.bfloat16)
+    same(ref, epoch(store_path, backend="pinned", device="cuda", dtype=torch.bfloat16))
+    loader = open_loader(store_path, scheme="new@1", batch_size=64, backend="pinned", device="cuda")
+    n = [sum(1 for _ in loader) for _ in range(2)]
+    assert n == [len(loader)] * 2
+    assert loader.host_bytes() < 64 << 20  # pinned staging + indices only
