@@ -37,14 +37,8 @@ def epoch(path: Path, **kw: Any) -> list[Batch]:
     out = []
     for b in open_loader(path, **opts):
         assert b.sensors.device.type == torch.device(opts.get("device", "cpu")).type
-        out.append(
-            Batch(
-                *(x.cpu() for x in (b.sensors,)),
-                {k: v.cpu() for k, v in b.targets.items()},
-                b.weights.cpu(),
-                b.index.cpu(),
-            )
-        )
+        cpu = {k: v.cpu() for k, v in b.targets.items()}
+        out.append(Batch(b.sensors.cpu(), cpu, b.weights.cpu(), b.index.cpu()))
     return out
 
 
