@@ -111,7 +111,8 @@ class FaceHeads(nn.Module):
     ) -> None:
         super().__init__()
         c, layout = encoder.config, encoder.layout
-        self.layout, self.reduction, self.image = layout, encoder.reduction, image
+        self.layout, self.image = layout, image
+        self.reduction: int = encoder.reduction
         self.shapes = {g.name: g.shape for g in layout.rect}
         img_ch = 3 if image else 0
         self.rect = nn.ModuleDict(
@@ -140,11 +141,19 @@ class FaceHeads(nn.Module):
         out: dict[str, torch.Tensor] = {}
         for name, head in self.rect.items():
             m = None if masks is None else masks[name]
-            img = None if not self.image or faces is None else torch.cat([faces[name], m], 1)
+            img = (
+                None
+                if not self.image or faces is None or m is None
+                else torch.cat([faces[name], m], 1)
+            )
             out[name] = head(maps[name], tok[name], self.shapes[name], self._low(m), img)
         for name, head in self.hex.items():
             m = None if masks is None else masks[name]
-            img = None if not self.image or faces is None else torch.cat([faces[name], m], -1)
+            img = (
+                None
+                if not self.image or faces is None or m is None
+                else torch.cat([faces[name], m], -1)
+            )
             out[name] = head(maps[name], tok[name], m, img)
         return self.assemble(out)  # (B, 4760, out_ch)
 

@@ -97,6 +97,8 @@ def fourier_features(coords: torch.Tensor, n_freq: int = 8) -> torch.Tensor:
 class XECEncoder(nn.Module):
     """Face backbones + fusion; `forward_features(x, mask)` -> (B, T, D) face tokens."""
 
+    pos_features: torch.Tensor
+
     def __init__(self, config: EncoderConfig, scheme: Scheme) -> None:
         super().__init__()
         self.config, self.scheme = config, scheme
@@ -128,7 +130,7 @@ class XECEncoder(nn.Module):
         keys = ["shared"] if c.share_rect_backbone else [n for n, _ in self.grids]
         self.rect_backbones = nn.ModuleDict({k: stages() for k in keys})
         self.rect_tokens = nn.ModuleDict({k: token_proj() for k in keys})
-        self.reduction = self.rect_backbones[keys[0]].reduction
+        self.reduction = 2 ** (len(c.rect_dims) - 1)  # ConvNeXtV2Stages.reduction
         for name, (h, w) in self.grids:
             shape = (h // self.reduction, w // self.reduction)
             if min(shape) < 1:
@@ -228,10 +230,15 @@ def encoder_state(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 def load_encoder_state(encoder: XECEncoder, state_dict: dict[str, torch.Tensor]) -> None:
     """Load encoder weights (see encoder_state); a mismatch lists the offending keys."""
     state = encoder_state(state_dict)
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
-    if missing or unexpected:
+    own = encoder.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or shapes:
         raise ValueError(
-            f"encoder weights do not fit this encoder: missing {missing[:8]} "
-            f"({len(missing)} total), unexpected {unexpected[:8]} ({len(unexpected)} total); "
-            "build the model with the same size and outer_mode as the checkpoint"
+            f"encoder weights do not fit this encoder: missing {missing[:5]} ({len(missing)}), "
+            f"unexpected {unexpected[:5]} ({len(unexpected)}), other shape {shapes[:5]} "
+            f"({len(shapes)}); build the model with the same size and outer_mode as the "
+            "checkpoint"
         )
+    encoder.load_state_dict(state)

@@ -24,9 +24,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from xecdata.schemes import Scheme
+from xecmodel.heads import TaskHead
 from xecmodel.inpainter import XECInpainter
 from xecmodel.mae import XECMAE
 from xecmodel.masking import already_invalid
+from xecmodel.registry import XECModel
 from xecmodel.regressor import XECRegressor
 
 FORMAT_VERSION = 1
@@ -48,9 +51,11 @@ N_SENSORS_EXAMPLE = 4760
 class _Inputs(nn.Module):
     """Normalized x, or raw (npho, time) normalized with the scheme inside the graph."""
 
-    def __init__(self, model: nn.Module, raw_inputs: bool) -> None:
+    def __init__(self, model: XECModel, raw_inputs: bool) -> None:
         super().__init__()
-        self.model, self.raw_inputs, self.scheme = model, raw_inputs, model.scheme
+        self.model: XECModel = model
+        self.raw_inputs = raw_inputs
+        self.scheme: Scheme = model.scheme
 
     def normalized(self, *args: torch.Tensor) -> torch.Tensor:
         if self.raw_inputs:
@@ -62,8 +67,10 @@ class RegressorGraph(_Inputs):
     """Exportable regressor: inputs -> tuple of physical predictions in task order."""
 
     def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        pred = self.model.predict(self.normalized(*args))
-        return tuple(pred[name] for name in self.model.task_names)
+        model = self.model
+        assert isinstance(model, XECRegressor)
+        pred = model.predict(self.normalized(*args))
+        return tuple(pred[name] for name in model.task_names)
 
 
 class ReconstructionGraph(_Inputs):
@@ -72,6 +79,7 @@ class ReconstructionGraph(_Inputs):
     def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x, mask = self.normalized(*args[:-1]), args[-1]
         model = self.model
+        assert not isinstance(model, XECRegressor)
         if isinstance(model, XECMAE):
             mask = mask & ~already_invalid(x, model.scheme, model.mask_pool)
             pred = model.forward_decoder(x, mask)
@@ -86,7 +94,7 @@ class ReconstructionGraph(_Inputs):
         return pred, npho, time
 
 
-def _graph(model: nn.Module, raw_inputs: bool) -> tuple[nn.Module, list[str], list[str]]:
+def _graph(model: XECModel, raw_inputs: bool) -> tuple[nn.Module, list[str], list[str]]:
     """The wrapper module, its input names and output names."""
     inputs = ["npho", "time"] if raw_inputs else ["x"]
     if isinstance(model, XECRegressor):
@@ -100,7 +108,7 @@ def _graph(model: nn.Module, raw_inputs: bool) -> tuple[nn.Module, list[str], li
     raise TypeError(f"cannot export {type(model).__name__}; build it with xecmodel.create_model")
 
 
-def example_inputs(model: nn.Module, raw_inputs: bool, batch: int = 2) -> tuple[torch.Tensor, ...]:
+def example_inputs(model: XECModel, raw_inputs: bool, batch: int = 2) -> tuple[torch.Tensor, ...]:
     """Plausible example inputs for tracing (and tests)."""
     g = torch.Generator().manual_seed(0)
     npho = torch.rand(batch, N_SENSORS_EXAMPLE, generator=g) * 500.0
@@ -115,7 +123,7 @@ def example_inputs(model: nn.Module, raw_inputs: bool, batch: int = 2) -> tuple[
 
 
 def export_onnx(
-    model: nn.Module,
+    model: XECModel,
     path: str | Path,
     *,
     raw_inputs: bool = False,
@@ -141,7 +149,8 @@ def export_onnx(
         model.train(was_training)
     proto = onnx.load(str(path))
     _check_dynamic_batch(proto, path)
-    for key, value in onnx_metadata(model, raw_inputs, in_names, out_names, opset).items():
+    meta = onnx_metadata(model, raw_inputs, in_names, out_names, opset) | {"exporter": exporter}
+    for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key = PREFIX + key
         entry.value = str(value) if key in STRING_KEYS else json.dumps(value)
@@ -172,6 +181,8 @@ def _export(
             dynamo=True,
             verbose=False,
         )
+        if program is None:
+            raise RuntimeError(f"{path}: torch.onnx.export returned no program")
         program.save(str(path))
         return
     _register_torchscript_symbolics(opset)
@@ -210,7 +221,7 @@ def _check_dynamic_batch(proto: Any, path: Path) -> None:
 
 
 def onnx_metadata(
-    model: nn.Module, raw_inputs: bool, in_names: list[str], out_names: list[str], opset: int
+    model: XECModel, raw_inputs: bool, in_names: list[str], out_names: list[str], opset: int
 ) -> dict[str, Any]:
     """The metadata written under the "xec." keys (JSON values except plain strings)."""
     config = model.model_config
@@ -231,7 +242,7 @@ def onnx_metadata(
         "torch_version": torch.__version__,
     }
     if isinstance(model, XECRegressor):
-        heads = model.heads
+        heads = model.task_heads()
         meta["tasks"] = list(model.task_names)
         meta["output_units"] = {
             n: h.info.units if h.info.kind != "classification" else "probability"
@@ -245,7 +256,7 @@ def onnx_metadata(
     return meta
 
 
-def _transform_meta(head: nn.Module) -> dict[str, Any]:
+def _transform_meta(head: TaskHead) -> dict[str, Any]:
     t = head.transform
     return {"name": t.name, "eps": t.eps, "mean": t.mean.tolist(), "std": t.std.tolist()}
 

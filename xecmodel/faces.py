@@ -153,6 +153,9 @@ def _pool(t: torch.Tensor, pool: tuple[int, int], shape: tuple[int, int]) -> tor
 class OuterFineGrid(nn.Module):
     """(B, 4760, 2) normalized -> (B, 2, H, W) outer fine grid, pooled in physical units."""
 
+    ids: torch.Tensor
+    area: torch.Tensor
+
     def __init__(self, scheme: Scheme, pool: tuple[int, int]) -> None:
         super().__init__()
         self.scheme, self.pool = scheme, pool
@@ -190,12 +193,15 @@ class OuterFineGrid(nn.Module):
 class FaceGather(nn.Module):
     """(B, 4760, 2) -> {grid: (B, 2, H, W)} and {hex face: (B, 73, 2)} with index buffers."""
 
+    ids: torch.Tensor
+
     def __init__(self, layout: FaceLayout, scheme: Scheme) -> None:
         super().__init__()
         self.layout = layout
         plain = [g for g in layout.rect if g.cell_ids is not None]
         self.plain = [(g.name, g.shape) for g in plain]
-        idx = [g.cell_ids.ravel() for g in plain] + [facemaps.HEX_IDS[h] for h in layout.hex]
+        maps = [g.cell_ids for g in plain if g.cell_ids is not None]
+        idx = [m.ravel() for m in maps] + [facemaps.HEX_IDS[h] for h in layout.hex]
         self.sizes = [len(i) for i in idx]
         self.register_buffer("ids", torch.from_numpy(np.concatenate(idx)), persistent=False)
         fine = [g for g in layout.rect if g.cell_ids is None]
@@ -229,6 +235,8 @@ class FaceGather(nn.Module):
 class SensorAssembler(nn.Module):
     """Per-grid outputs -> (B, 4760, C): {grid: (B, C, H / r, W / r)}, {hex: (B, 73, C)}."""
 
+    inverse: torch.Tensor
+
     def __init__(self, layout: FaceLayout, reduction: int = 1) -> None:
         super().__init__()
         self.layout, self.reduction = layout, reduction
@@ -249,7 +257,7 @@ class SensorAssembler(nn.Module):
         """(B, C, H, W) -> (B, n_owned, C) through the grid's taps."""
         idx, w = getattr(self, f"idx_{name}"), getattr(self, f"w_{name}")  # (n, K)
         flat = fmap.flatten(2)  # (B, C, H * W)
-        taps = flat[:, :, idx.reshape(-1)].reshape(*flat.shape[:2], *idx.shape)  # (B, C, n, K)
+        taps = flat[:, :, idx]  # (B, C, n, K)
         return torch.einsum("bcnk,nk->bnc", taps, w.to(flat.dtype))
 
 

@@ -10,6 +10,8 @@ masked sensors only (xecmodel.recon). `inpaint(x, mask)` returns x with masked s
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -50,7 +52,7 @@ class XECInpainter(nn.Module):
         self.freeze_encoder = freeze_encoder
         self.encoder.requires_grad_(not freeze_encoder)
         self.last_ratio: dict[str, torch.Tensor] = {}
-        self._config: dict = {}  # set by xecmodel.registry.create_model
+        self._config: dict[str, Any] = {}  # set by xecmodel.registry.create_model
 
     def train(self, mode: bool = True) -> XECInpainter:
         """A frozen encoder stays in eval mode (no dropout / drop-path) while heads train."""
@@ -98,7 +100,7 @@ class XECInpainter(nn.Module):
         return torch.cat([torch.where(mask[..., None], pred, filled[..., :n]), filled[..., n:]], -1)
 
     @property
-    def model_config(self) -> dict:
+    def model_config(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this model with xecmodel.create_model."""
         return dict(self._config)
 

@@ -1,7 +1,7 @@
 """Named per-sample losses. Every loss maps (pred (B, P), target (B, D)) -> (B,).
 
     smooth_l1(beta=1)           mean_d smooth_l1(p - t; beta)
-    huber(beta=1)               mean_d huber(p - t; delta = beta)
+    huber(delta=1)              mean_d huber(p - t; delta)
     l1                          mean_d |p - t|
     mse, l2                     mean_d (p - t)^2
     relative_l1(eps=1e-6)       mean_d |p - t| / (|t| + eps)
@@ -34,8 +34,8 @@ def smooth_l1(p: torch.Tensor, t: torch.Tensor, beta: float = 1.0) -> torch.Tens
     return F.smooth_l1_loss(p, t, reduction="none", beta=beta).mean(-1)
 
 
-def huber(p: torch.Tensor, t: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
-    return F.huber_loss(p, t, reduction="none", delta=beta).mean(-1)
+def huber(p: torch.Tensor, t: torch.Tensor, delta: float = 1.0) -> torch.Tensor:
+    return F.huber_loss(p, t, reduction="none", delta=delta).mean(-1)
 
 
 def l1(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

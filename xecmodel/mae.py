@@ -13,6 +13,8 @@ n_masked (0-dim tensors, no host sync); `encoder` is the part transferred to a r
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -56,7 +58,7 @@ class XECMAE(nn.Module):
         )
         self.criterion = ReconstructionLoss(self.scheme, **loss_options)  # type: ignore[arg-type]
         self.last_ratio: dict[str, torch.Tensor] = {}
-        self._config: dict = {}  # set by xecmodel.registry.create_model
+        self._config: dict[str, Any] = {}  # set by xecmodel.registry.create_model
 
     def make_mask(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 4760) bool: a random mask, or the given one restricted to valid sensors."""
@@ -90,7 +92,7 @@ class XECMAE(nn.Module):
         return self.criterion(pred, x, mask), pred, mask
 
     @property
-    def model_config(self) -> dict:
+    def model_config(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this model with xecmodel.create_model."""
         return dict(self._config)
 

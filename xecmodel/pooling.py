@@ -26,6 +26,8 @@ from xecmodel.faces import FaceLayout, SensorAssembler
 class WeightedPoolingReadout(nn.Module):
     """(x (B, 4760, 2), encoder maps) -> (B, 8 dim) pooled sensor features."""
 
+    geometry: torch.Tensor
+
     def __init__(
         self,
         layout: FaceLayout,
@@ -80,8 +82,7 @@ class WeightedPoolingReadout(nn.Module):
         big = torch.finfo(f.dtype).max
         fmax = torch.where(keep, f, -big).amax(dim=1)
         fmin = torch.where(keep, f, big).amin(dim=1)
-        zero = torch.zeros_like(fmax)
         return torch.cat(
-            [mean, total, torch.where(any_kept, fmax, zero), torch.where(any_kept, fmin, zero)],
+            [mean, total, torch.where(any_kept, fmax, 0.0), torch.where(any_kept, fmin, 0.0)],
             dim=-1,
         )

@@ -42,6 +42,9 @@ def elementwise_loss(
 class ReconstructionLoss(nn.Module):
     """(pred (B, 4760, C), target (B, 4760, 2), mask (B, 4760)) -> total; parts in `last`."""
 
+    channel_weight: torch.Tensor
+    face_onehot: torch.Tensor
+
     def __init__(
         self,
         scheme: Scheme,

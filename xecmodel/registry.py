@@ -4,10 +4,10 @@ Kinds: regressor, mae, inpainter. Sizes (trainable parameters with the default o
 outer_mode finegrid, pool 3x3, shared rect backbone, learned position embeddings; regressor with
 the angle task only, no readout; counts are checked by tests/test_model_registry.py):
 
-    size   encoder      regressor    mae          inpainter
-    tiny       18,912       25,218       43,724       45,644
-    base   25,744,704   27,318,850   26,706,892   27,014,412
-    large  55,471,808   58,620,098   57,424,460   56,776,332
+    size        encoder    regressor          mae    inpainter
+    tiny         18,912       25,218       43,724       45,644
+    base     25,744,704   27,318,850   26,706,892   27,014,412
+    large    55,471,808   58,620,098   57,424,460   56,776,332
 
 Dimensions: tiny rect 8/16 (1+1 blocks), hex 16 x 1, token 32, fusion 1 x 2 heads; base rect
 32/64 (2+3 blocks), hex 96 x 4, token 1024, fusion 2 x 8 heads, ffn 4096 (the reference);
@@ -81,6 +81,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 ENCODER_OPTIONS = tuple(f.name for f in fields(EncoderConfig))
+XECModel = XECRegressor | XECMAE | XECInpainter
 
 
 def list_models() -> list[tuple[str, str]]:
@@ -113,7 +114,7 @@ def create_model(
     scheme: Scheme | dict | str,
     tasks: list[TaskSpec | str | dict] | None = None,
     **options: Any,
-) -> nn.Module:
+) -> XECModel:
     """Build a model; unknown kinds, sizes and options raise listing the valid ones."""
     if kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r}; choose one of {list(KINDS)}")
@@ -130,10 +131,13 @@ def create_model(
     encoder = XECEncoder(EncoderConfig(**enc), scheme)
     kw = SIZES[size][kind] | {k: v for k, v in options.items() if k not in ENCODER_OPTIONS}
     config: dict[str, Any] = {"kind": kind, "size": size, "scheme": scheme.to_dict(), **options}
+    model: XECModel
     if kind == "regressor":
-        model: nn.Module = XECRegressor(encoder, as_specs(tasks), **kw)
+        model = XECRegressor(encoder, as_specs(tasks), **kw)
+    elif kind == "mae":
+        model = XECMAE(encoder, **kw)
     else:
-        model = KINDS[kind](encoder, **kw)
+        model = XECInpainter(encoder, **kw)
     model._config = config  # model_config adds the current tasks (regressor)
     return model
 

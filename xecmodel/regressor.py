@@ -10,7 +10,7 @@ forward_head(f)     {task: raw outputs}
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from torch import nn
 from xecmodel.encoder import XECEncoder, load_encoder_state
 from xecmodel.heads import TaskHead
 from xecmodel.pooling import WeightedPoolingReadout
-from xecmodel.tasks import TaskSpec
+from xecmodel.tasks import TASKS, TaskSpec
 
 
 class XECRegressor(nn.Module):
@@ -69,11 +69,15 @@ class XECRegressor(nn.Module):
     def task_names(self) -> list[str]:
         return list(self.heads)
 
+    def task_heads(self) -> dict[str, TaskHead]:
+        """The heads by task name, typed."""
+        return {name: cast(TaskHead, head) for name, head in self.heads.items()}
+
     @property
     def tasks(self) -> list[TaskSpec]:
         """Current task specs, with fitted statistics read back from the buffers."""
         specs = []
-        for head in self.heads.values():
+        for head in self.task_heads().values():
             d = head.spec.to_dict()
             if head.transform.standardize and head.transform.is_fitted:
                 d["mean"] = head.transform.mean.tolist()
@@ -90,14 +94,15 @@ class XECRegressor(nn.Module):
         return feats
 
     def forward_head(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {name: head(features) for name, head in self.heads.items()}
+        return {name: head(features) for name, head in self.task_heads().items()}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.forward_head(self.forward_features(x))
 
     def outputs_to_physical(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Raw outputs -> physical predictions (see TaskHead.predict)."""
-        return {name: self.heads[name].predict(raw) for name, raw in outputs.items()}
+        heads = self.task_heads()
+        return {name: heads[name].predict(raw) for name, raw in outputs.items()}
 
     def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.outputs_to_physical(self.forward(x))
@@ -111,11 +116,11 @@ class XECRegressor(nn.Module):
         """Weighted sum of task losses; each is sum_b w_b l_b / sum_b w_b over the batch."""
         missing = [n for n in self.heads if n not in targets]
         if missing:
-            branches = {n: self.heads[n].info.branch for n in missing}
+            branches = {n: TASKS[n].branch for n in missing}
             raise KeyError(f"targets lack tasks {missing} (branches {branches})")
         parts: dict[str, torch.Tensor] = {}
         total = outputs[self.task_names[0]].new_zeros((), dtype=torch.float32)
-        for name, head in self.heads.items():
+        for name, head in self.task_heads().items():
             per = head.loss(outputs[name], targets[name])  # (B,)
             if weights is None:
                 parts[name] = per.mean()
@@ -127,7 +132,7 @@ class XECRegressor(nn.Module):
 
     def fit_transforms(self, targets: dict[str, np.ndarray]) -> None:
         """Fit every head's transform statistics from training targets {task: (N, D)}."""
-        for name, head in self.heads.items():
+        for name, head in self.task_heads().items():
             if head.transform.standardize or head.transform.base == "log":
                 if name not in targets:
                     raise KeyError(f"fit_transforms: no targets for task {name}")

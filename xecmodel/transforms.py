@@ -34,6 +34,10 @@ def parse_transform(name: str) -> tuple[str, bool]:
 class TargetTransform(nn.Module):
     """Physical (..., D) <-> transformed (..., D) for one task."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+    fitted: torch.Tensor
+
     def __init__(
         self,
         name: str,

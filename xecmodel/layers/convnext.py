@@ -1,15 +1,16 @@
 """ConvNeXt V2 blocks and a two-or-more-stage backbone with FCMAE-style dense masking.
 
 Masks are float (B, 1, H, W) with 1 at masked positions. Dense masking emulates a sparse
-convolution: every block input is zero at masked positions, the block re-zeroes them after the
-depthwise conv, before GRN (so its statistics see only visible positions) and on its output,
-and a downsampled cell is masked only when all four of its inputs were. With mask=None the
-same weights run as a plain dense network (fine-tuning, inference).
+convolution: a block zeroes masked positions on its input (the residual and what the depthwise
+conv reads), after the depthwise conv, before GRN (so its statistics see only visible
+positions) and on its output; a downsampled cell is masked only when all four inputs were.
+With mask=None the same weights run as a plain dense network (fine-tuning, inference).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +41,8 @@ class ConvNeXtV2Block(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         keep = _keep(mask)  # (B, 1, H, W) or None
+        if keep is not None:
+            x = x * keep  # the residual, and what the depthwise conv reads, skip masked cells
         y = self.dwconv(x)
         if keep is not None:
             y = y * keep
@@ -105,7 +108,7 @@ class ConvNeXtV2Stages(nn.Module):
         for i, blocks in enumerate(self.stages):
             if i > 0:
                 x, mask = self._downsample(i - 1, x, mask)
-            for block in blocks:
+            for block in cast(nn.ModuleList, blocks):
                 x = block(x, mask)
         return x
 

@@ -24,12 +24,11 @@ class _Block(nn.Module):
         self.dropout = dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, d = x.shape
-        qkv = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, heads, T, D / heads)
+        qkv = self.qkv(self.norm1(x)).unflatten(-1, (3, self.heads, -1))  # (B, T, 3, h, D / h)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, T, D / h)
         p = self.dropout if self.training else 0.0
-        a = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, heads, T, D / heads)
-        a = a.transpose(1, 2).reshape(b, t, d)  # (B, T, D)
+        a = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, h, T, D / h)
+        a = a.transpose(1, 2).flatten(2)  # (B, T, D)
         x = x + self.drop(self.proj(a))
         return x + self.drop(self.mlp(self.norm2(x)))
 

@@ -35,6 +35,8 @@ def neighbor_index(
 class HexDepthwiseConv(nn.Module):
     """(B, N, C) -> (B, N, C): per-edge-type, per-channel weights over a fixed graph."""
 
+    neighbors: torch.Tensor
+
     def __init__(self, dim: int, neighbors: torch.Tensor) -> None:
         super().__init__()
         n_types = neighbors.shape[1]
@@ -67,6 +69,8 @@ class HexNeXtBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         keep = None if mask is None else 1.0 - mask  # (B, N, 1)
+        if keep is not None:
+            x = x * keep
         y = self.conv(x)
         if keep is not None:
             y = y * keep
