@@ -30,8 +30,11 @@ class ModelEMA:
         return self.decay * (1.0 - math.exp(-step / self.warmup_steps))
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """Move the average toward `model` (the unwrapped live model) after an optimizer step."""
+    def update(self, model: nn.Module, skip: torch.Tensor | None = None) -> None:
+        """Move the average toward `model` (the unwrapped live model) after an optimizer step.
+
+        skip: 0-dim float tensor, 1 when the optimizer step was skipped (non-finite gradients):
+        the average is then left unchanged, decided on the device without a host sync."""
         self.step += 1
         d = self.decay_at(self.step)
         ema_float, live_float = [], []
@@ -43,8 +46,14 @@ class ModelEMA:
                 live_float.append(live_t.detach())
             else:
                 ema_t.copy_(live_t)  # counters and integer buffers are copied, not averaged
-        if ema_float:
+        if not ema_float:
+            return
+        if skip is None:
             torch._foreach_lerp_(ema_float, live_float, 1.0 - d)
+            return
+        delta = torch._foreach_sub(live_float, ema_float)
+        torch._foreach_mul_(delta, (1.0 - skip) * (1.0 - d))
+        torch._foreach_add_(ema_float, delta)
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.module.state_dict(), "step": self.step, "decay": self.decay}

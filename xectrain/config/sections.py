@@ -226,6 +226,8 @@ class CheckpointConfig:
     """Write prediction CSVs and plots after validation of a new best and at the end."""
     predictions_every: int = 10
     """MAE/inpainter: stream validation predictions to ROOT every N epochs (and at the end)."""
+    worst_events: int = 5
+    """Regressor: event displays of this many highest-loss validation events (end of run)."""
 
 
 @dataclass

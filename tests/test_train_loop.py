@@ -1,0 +1,161 @@
+"""The training loop end to end on in-memory loaders: exact resume, accumulation, skipped
+non-finite steps, artifacts and MLflow metrics, MAE -> inpainter encoder transfer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import uproot
+from mlflow.tracking import MlflowClient
+
+from tests.trainhelpers import ListLoader, tiny_config, toy_events, toy_loaders
+from xectrain.artifacts import read_metadata, read_predictions_csv
+from xectrain.artifacts.csvio import task_arrays
+from xectrain.checkpoint import load_checkpoint
+from xectrain.metrics import angle_metrics, energy_metrics
+from xectrain.run import train
+from xectrain.runio import Loaders
+
+
+def _weights(run_dir: Path, name: str = "checkpoint_last.pth") -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir / name)["model"]
+
+
+class KilledLoader(ListLoader):
+    """Training is killed when epoch `kill_at` begins (after the previous checkpoint)."""
+
+    kill_at = 1
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch == self.kill_at:
+            raise KeyboardInterrupt("killed")
+        super().set_epoch(epoch)
+
+
+def test_resume_continues_exactly(tmp_path: Path) -> None:
+    opts = ("tracking.enabled=false", "training.epochs=2")
+    full = train(tiny_config("regressor", tmp_path, *opts, "tracking.run_name=full"),
+                 toy_loaders(16, 8))  # fmt: skip
+    cut = tiny_config("regressor", tmp_path, *opts, "tracking.run_name=cut")
+    killed = toy_loaders(16, 8)
+    killed.train = KilledLoader(toy_events(16), 8, shuffle=True)
+    with pytest.raises(KeyboardInterrupt):
+        train(cut, killed)
+    last = tmp_path / "artifacts" / "cut" / "checkpoint_last.pth"
+    first = load_checkpoint(last)
+    assert first["epoch"] == 1
+    resumed = train(
+        tiny_config("regressor", tmp_path, *opts, "tracking.run_name=cut",
+                    f"checkpoint.resume_from={last}"),
+        toy_loaders(16, 8),
+    )  # fmt: skip
+    assert full.history[:2] != full.history[2:]
+    assert resumed.history == full.history[2:]  # bitwise: the same loss curve
+    a, b = _weights(full.run_dir), _weights(resumed.run_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.metrics["val/total_loss"] == full.metrics["val/total_loss"]
+
+
+class PoisonedLoader(ListLoader):
+    """Yields NaN sensors in the first batch of epoch 0."""
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for j, batch in enumerate(super().__iter__()):
+            if self.epoch == 0 and j == 0:
+                batch.sensors[:] = float("nan")
+            yield batch
+
+
+def test_non_finite_step_is_skipped_and_counted(tmp_path: Path) -> None:
+    events = toy_events(16)
+    loaders = toy_loaders(16, 8)
+    loaders.train = PoisonedLoader(events, 8, shuffle=True)
+    res = train(tiny_config("regressor", tmp_path, "tracking.enabled=false",
+                            "training.epochs=1"), loaders)  # fmt: skip
+    assert res.metrics["train/skipped_steps"] == 1.0
+    ckpt = load_checkpoint(res.run_dir / "checkpoint_last.pth")
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert ckpt["step"] == 2 and ckpt["optimizer"]["state"][0]["step"] == 1  # one real update
+
+
+def test_gradient_accumulation_equals_the_big_batch(tmp_path: Path) -> None:
+    common = ("tracking.enabled=false", "training.epochs=1", "training.ema_decay=null",
+              "training.warmup_epochs=0", "training.scheduler=constant")  # fmt: skip
+    events, val = toy_events(8), toy_events(8, 1)
+
+    def run(name: str, batch: int, accum: int) -> dict[str, torch.Tensor]:
+        loaders = Loaders(ListLoader(events, batch, shuffle=True),
+                          ListLoader(val, 8, shuffle=False), 8 // batch, 1)  # fmt: skip
+        cfg = tiny_config("regressor", tmp_path, *common, f"tracking.run_name={name}",
+                          f"data.batch_size={batch}", f"training.grad_accum_steps={accum}",
+                          "training.transform_fit_batches=8")  # fmt: skip
+        return _weights(train(cfg, loaders).run_dir)
+
+    big, small = run("big", 8, 1), run("small", 4, 2)
+    for key in big:
+        assert torch.allclose(big[key].float(), small[key].float(), atol=1e-6), key
+
+
+def test_regressor_artifacts_and_mlflow_metrics(tmp_path: Path) -> None:
+    cfg = tiny_config(
+        "regressor", tmp_path, "training.epochs=1", "checkpoint.save_artifacts=true",
+        "checkpoint.worst_events=1", "tasks.energy.enabled=true", "tasks.uvwFI.enabled=true",
+    )  # fmt: skip
+    res = train(cfg, toy_loaders(16, 16))
+    names = {p.name for p in res.run_dir.iterdir()}
+    for expected in ("predictions_angle_t.csv", "predictions_energy_t.csv",
+                     "resolution_angle_t.pdf", "resolution_energy_t.pdf",
+                     "resolution_uvwFI_t.pdf", "saliency_t.pdf", "face_weights_t.pdf",
+                     "config.yaml", "checkpoint_best.pth", "checkpoint_last.pth"):  # fmt: skip
+        assert expected in names
+    assert (res.run_dir / "worst_events" / "worst_01_t.pdf").is_file()
+    client = MlflowClient(tracking_uri=cfg.tracking.uri)
+    run = client.get_run(res.mlflow_run_id)
+    _, cols = read_predictions_csv(res.run_dir / "predictions_angle_t.csv")
+    assert len(cols["event_index"]) == 16 and cols["event_index"].min() == 10_000
+    expected = angle_metrics(*task_arrays(cols, "angle")[::-1])
+    assert run.data.metrics["val/angle_resolution_68pct"] == pytest.approx(
+        expected["angle_resolution_68pct"], rel=1e-6
+    )
+    _, cols = read_predictions_csv(res.run_dir / "predictions_energy_t.csv")
+    expected = energy_metrics(*task_arrays(cols, "energy")[::-1])
+    assert run.data.metrics["val/energy_res_68pct"] == pytest.approx(
+        expected["energy_res_68pct"], rel=1e-5
+    )
+    assert run.data.params["training.lr"] == "0.0003"
+    artifacts = {a.path for a in client.list_artifacts(res.mlflow_run_id)}
+    assert {"predictions_angle_t.csv", "config.yaml", "saliency_t.pdf"} <= artifacts
+
+
+def test_mae_then_inpainter_with_the_mae_encoder(tmp_path: Path) -> None:
+    mae = train(
+        tiny_config("mae", tmp_path, "tracking.enabled=false", "training.epochs=1",
+                    "tracking.run_name=mae", "checkpoint.save_artifacts=true"),
+        toy_loaders(16, 8),
+    )  # fmt: skip
+    for key in ("val/total_loss", "val/loss_inner_npho", "val/mae_npho", "val/rmse_time",
+                "val/mae_inner_npho", "val/actual_mask_ratio"):  # fmt: skip
+        assert np.isfinite(mae.metrics[key]), key
+    assert 0.5 < mae.metrics["val/actual_mask_ratio"] <= 0.6
+    root = mae.run_dir / "mae_predictions_epoch_001.root"
+    with uproot.open(root) as f:
+        assert f["predictions"].num_entries == 8
+    assert read_metadata(root)["scheme_id"] == "new@1"
+    source = mae.run_dir / "checkpoint_best.pth"
+    inp = train(
+        tiny_config("inpainter", tmp_path, "tracking.enabled=false", "training.epochs=1",
+                    "tracking.run_name=inp", f"checkpoint.resume_from={source}",
+                    "model.freeze_encoder=true", "checkpoint.save_artifacts=true"),
+        toy_loaders(16, 8),
+    )  # fmt: skip
+    mae_ema = load_checkpoint(source)["ema"]["model"]
+    weights = _weights(inp.run_dir)
+    enc = [k for k in weights if k.startswith("encoder.")]
+    assert enc and all(torch.equal(weights[k], mae_ema[k]) for k in enc)  # transferred, frozen
+    assert load_checkpoint(inp.run_dir / "checkpoint_last.pth")["kind"] == "inpainter"
+    with uproot.open(inp.run_dir / "inpainter_predictions_epoch_001.root") as f:
+        sensor_ids = f["predictions"]["sensor_id"].array(library="np")
+    assert len(sensor_ids) > 0 and sensor_ids.max() < 4760

@@ -1,0 +1,86 @@
+"""What the best regressor looks at: input saliency per face / channel and face importance by
+occlusion, on a few validation batches, plotted into the run folder."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from xecdata.facemaps import face_sensor_ids
+from xecdata.geometry import FACE_NAMES
+from xecdata.schemes import Scheme
+
+from .artifacts import plot_face_importance, plot_saliency, saliency_by_face
+from .checkpoint import load_checkpoint
+from .loop import Trainer
+from .tasks import StepOps
+
+INSIGHT_BATCHES = 4
+
+
+def input_saliency(model: nn.Module, batches: list[Any]) -> dict[str, np.ndarray]:
+    """{task: (6 faces, 2 channels)} mean |d output / d input| (outputs in the heads' space)."""
+    model.eval()
+    grads: dict[str, list[np.ndarray]] = {}
+    for batch in batches:
+        x = batch.sensors.detach().float().clone().requires_grad_(True)
+        outputs = model(x)
+        for i, (task, out) in enumerate(outputs.items()):
+            (g,) = torch.autograd.grad(out.sum(), x, retain_graph=i + 1 < len(outputs))
+            grads.setdefault(task, []).append(g.detach().cpu().numpy())
+    return {task: saliency_by_face(np.concatenate(g)) for task, g in grads.items()}
+
+
+@torch.no_grad()
+def face_importance(
+    model: nn.Module, ops: StepOps, batches: list[Any], scheme: Scheme
+) -> tuple[float, dict[str, float]]:
+    """(baseline loss, {face: loss with that face set to the sentinels - baseline})."""
+    model.eval()
+
+    def mean_loss(drop: np.ndarray | None) -> float:
+        total, n = 0.0, 0
+        for batch in batches:
+            x = batch.sensors.float().clone()
+            if drop is not None:
+                x[:, drop, 0] = scheme.npho_sentinel
+                x[:, drop, 1] = scheme.time_sentinel
+            loss, _ = model.loss(model(x), ops.task_targets(batch.targets), None)
+            total, n = total + float(loss) * len(batch), n + len(batch)
+        return total / max(n, 1)
+
+    baseline = mean_loss(None)
+    ids = face_sensor_ids()
+    faces = {face: mean_loss(torch.as_tensor(ids[face])) - baseline for face in FACE_NAMES}
+    return baseline, faces
+
+
+def best_model(tr: Trainer, run_dir: Path) -> nn.Module:
+    """The EMA weights of checkpoint_best (or the current eval model when there is none)."""
+    model = copy.deepcopy(tr.eval_model)
+    path = run_dir / "checkpoint_best.pth"
+    if path.is_file():
+        ckpt = load_checkpoint(path)
+        model.load_state_dict((ckpt.get("ema") or {}).get("model") or ckpt["model"])
+    return model
+
+
+def write_insight_plots(tr: Trainer, loaders: Any, scheme: Scheme, run_dir: Path) -> list[Path]:
+    """saliency_<run>.pdf and face_weights_<run>.pdf of the best model."""
+    model = best_model(tr, run_dir)
+    n = min(INSIGHT_BATCHES, loaders.n_val)
+    loaders.val.set_epoch(0)
+    batches = [b.clone() for b in itertools.islice(loaders.val, n)]
+    if not batches:
+        return []
+    name = run_dir.name
+    saliency = plot_saliency(input_saliency(model, batches), run_dir / f"saliency_{name}.pdf")
+    baseline, faces = face_importance(model, tr.ops, batches, scheme)
+    weights = plot_face_importance(faces, run_dir / f"face_weights_{name}.pdf", baseline)
+    return [saliency, weights]

@@ -1,0 +1,193 @@
+"""A training run from start to end: setup, resume, the epoch loop, checkpoints, tracking.
+
+    train(cfg)  ->  RunResult
+
+setup (device, seed, scheme, loaders, model, optimizer) -> optional resume or encoder transfer
+-> for each epoch: train_epoch, validate with the EMA model, checkpoint (last, best), log to
+MLflow, artifacts on a new best -> final artifacts (worst events, saliency, face importance).
+Only rank 0 writes; every rank runs the same number of batches.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from xecdata.schemes import Scheme, get_scheme
+
+from .checkpoint import checkpoint_role, load_checkpoint
+from .config import RunConfig, save_config, to_dict
+from .distributed import World, barrier, setup_world, teardown_world
+from .ema import ModelEMA
+from .loop import Trainer, train_epoch
+from .optim import build_optimizer
+from .runio import (
+    Loaders,
+    open_loaders,
+    restore_trainer,
+    run_directory,
+    save_epoch_checkpoints,
+    write_best_artifacts,
+    write_final_artifacts,
+)
+from .schedule import build_schedule
+from .tasks import StepOps, build_model, collect_targets
+from .tracking import Tracker, system_metrics
+from .validation import run_validation
+
+
+@dataclass
+class RunResult:
+    """What a finished run leaves: folder, name, best metric, last metrics, MLflow run id."""
+
+    run_dir: Path
+    run_name: str
+    best_metric: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    mlflow_run_id: str | None = None
+    history: list[tuple[int, float]] = field(default_factory=list)
+
+
+def train(cfg: RunConfig, loaders: Loaders | None = None) -> RunResult:
+    """Train as configured (single process, or one rank of a torchrun job). `loaders` replaces
+    the store loaders (tests, benchmarks); it must follow the xecdata.loaders contract."""
+    world = setup_world(cfg.training.device)
+    try:
+        return _train(cfg, world, loaders)
+    finally:
+        teardown_world()
+
+
+def resolve_scheme(cfg: RunConfig) -> Scheme:
+    """The scheme of the run; `new` resolves to the latest version and is recorded as such."""
+    return get_scheme(cfg.data.scheme)
+
+
+def _resume_source(cfg: RunConfig, scheme: Scheme) -> tuple[dict[str, Any] | None, str | None]:
+    """The checkpoint named by checkpoint.resume_from and what it is for (resume / encoder)."""
+    path = cfg.checkpoint.resume_from
+    if not path:
+        return None, None
+    ckpt = load_checkpoint(path, scheme={"id": scheme.id, "hash": scheme.hash})
+    return ckpt, checkpoint_role(ckpt, cfg.model.kind, path)
+
+
+def _prepare_model(
+    cfg: RunConfig, scheme: Scheme, ops: StepOps, loader: Any, ckpt: dict | None, role: str | None
+) -> torch.nn.Module:
+    """Build the model; fit target transforms or take weights / encoder from checkpoints."""
+    model = build_model(cfg, scheme)
+    if role == "resume":
+        assert ckpt is not None
+        model.load_state_dict(ckpt["model"])
+        return model
+    if cfg.model.kind == "regressor":
+        model.fit_transforms(collect_targets(loader, ops, cfg.training.transform_fit_batches))
+    sources = [(ckpt, str(cfg.checkpoint.resume_from))] if role == "encoder" else []
+    if cfg.model.encoder_from:
+        enc = load_checkpoint(cfg.model.encoder_from, scheme={"id": scheme.id, "hash": scheme.hash})
+        sources.append((enc, cfg.model.encoder_from))
+    for source, _ in sources:
+        assert source is not None
+        weights = source.get("encoder") or (source.get("ema") or {}).get("model") or source["model"]
+        model.load_encoder_state(weights)
+    if cfg.model.freeze_encoder and cfg.model.kind == "regressor":
+        model.encoder.requires_grad_(False)
+    return model
+
+
+def _make_trainer(
+    cfg: RunConfig, world: World, ops: StepOps, model: torch.nn.Module, steps_per_epoch: int
+) -> Trainer:
+    """Move the model to its device, wrap it (DDP, compile) and create the optimizer state."""
+    t = cfg.training
+    raw = model.to(world.device)
+    optimizer = build_optimizer(raw, t)
+    schedule = build_schedule(t, steps_per_epoch)
+    ema = ModelEMA(raw, t.ema_decay, t.ema_warmup_steps) if t.ema_decay is not None else None
+    fp16 = t.amp == "fp16" and world.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if fp16 else None
+    wrapped: torch.nn.Module = raw
+    if world.distributed:
+        ids = [world.device.index] if world.device.type == "cuda" else None
+        wrapped = DistributedDataParallel(raw, device_ids=ids)
+    if t.compile:
+        wrapped = torch.compile(wrapped)  # type: ignore[assignment]
+    return Trainer(cfg, world, ops, wrapped, raw, optimizer, schedule, ema, scaler)
+
+
+def _train(cfg: RunConfig, world: World, loaders: Loaders | None) -> RunResult:
+    torch.manual_seed(cfg.training.seed)  # identical initial weights on every rank
+    scheme = resolve_scheme(cfg)
+    ckpt, role = _resume_source(cfg, scheme)
+    cfg, run_dir = run_directory(cfg, ckpt if role == "resume" else None)
+    ops = StepOps(cfg)
+    loaders = loaders or open_loaders(cfg, world, ops, scheme)
+    model = _prepare_model(cfg, scheme, ops, loaders.train, ckpt, role)
+    steps = math.ceil(loaders.n_train / cfg.training.grad_accum_steps)
+    tr = _make_trainer(cfg, world, ops, model, steps)
+    resume_run_id = None
+    if role == "resume":
+        assert ckpt is not None
+        resume_run_id = restore_trainer(tr, ckpt, steps)
+    tracker = Tracker(cfg.tracking, world.rank)
+    params = to_dict(cfg) | {"scheme_hash": scheme.hash, "world_size": world.world_size}
+    run_id = tracker.start(run_dir.name, params, resume_run_id, tags={"kind": cfg.model.kind})
+    if world.main:
+        save_config(cfg, run_dir / "config.yaml")
+    try:
+        metrics = _epochs(tr, loaders, scheme, run_dir, tracker, run_id)
+        if world.main:
+            write_final_artifacts(tr, loaders, scheme, run_dir, tracker)
+    except BaseException:
+        tracker.end("KILLED")
+        raise
+    tracker.end()
+    barrier()
+    return RunResult(run_dir, run_dir.name, tr.best, metrics, run_id, tr.history)
+
+
+def _epochs(
+    tr: Trainer, loaders: Any, scheme: Scheme, run_dir: Path, tracker: Tracker, run_id: str | None
+) -> dict[str, float]:
+    """The epoch loop: train, validate, checkpoint, log. Returns the last epoch's metrics."""
+    cfg = tr.cfg
+    metrics: dict[str, float] = {}
+    while tr.epoch < cfg.training.epochs:
+        epoch = tr.epoch
+        loaders.train.set_epoch(epoch)
+        stats = train_epoch(tr, loaders.train, loaders.n_train)
+        metrics = stats.metrics | system_metrics(
+            stats.events, stats.seconds, stats.wait_seconds, tr.device
+        )
+        last = epoch + 1 == cfg.training.epochs
+        evaluation = None
+        if (epoch + 1) % cfg.training.val_every == 0 or last:
+            evaluation = run_validation(tr, loaders, scheme, run_dir, epoch, last)
+            metrics |= evaluation.metrics
+        tr.epoch = epoch + 1
+        improved = _update_best(tr, metrics)
+        if tr.world.main:
+            save_epoch_checkpoints(tr, loaders.train, scheme, run_dir, run_id, improved)
+            if improved and evaluation is not None:
+                write_best_artifacts(tr, evaluation, run_dir, tracker)
+        tracker.log_metrics(metrics, step=tr.epoch)
+        barrier()
+    return metrics
+
+
+def _update_best(tr: Trainer, metrics: dict[str, float]) -> bool:
+    """Record a new best of checkpoint.best_metric (lower is better)."""
+    name = tr.cfg.checkpoint.best_metric
+    value = metrics.get(name)
+    if value is None:
+        return False
+    if not math.isfinite(value) or value >= tr.best:
+        return False
+    tr.best = value
+    return True

@@ -1,0 +1,210 @@
+"""The I/O side of a run: loaders, the run folder, checkpoint save / restore, artifacts."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from xecdata.schemes import Scheme
+
+from .artifacts import plot_worst_events, write_regressor_artifacts
+from .checkpoint import (
+    make_checkpoint,
+    prune_snapshots,
+    save_checkpoint,
+    save_encoder,
+    snapshot_path,
+)
+from .config import RunConfig, to_dict
+from .distributed import World, broadcast_from_main
+from .ema import ModelEMA
+from .loop import Trainer
+from .schedule import LRSchedule, build_schedule
+from .tasks import StepOps
+from .tracking import Tracker
+
+LAST, BEST = "checkpoint_last.pth", "checkpoint_best.pth"
+ID_TARGETS = ("run", "event")
+
+
+@dataclass
+class Loaders:
+    """Training and validation loaders and the batches per epoch each will run (per rank)."""
+
+    train: Any
+    val: Any
+    n_train: int
+    n_val: int
+
+
+def _cap(n: int, limit: int | None) -> int:
+    return n if limit is None else min(n, limit)
+
+
+def loader_options(cfg: RunConfig) -> tuple[Any, Any]:
+    """(augment, reweight) configs of xecdata.loaders from the run config."""
+    from xecdata.loaders import AugmentConfig, ReweightConfig
+
+    augment = AugmentConfig(**dataclasses.asdict(cfg.training.augment))
+    bins: dict[str, Any] = {}
+    for task, rw in cfg.reweighting.items():
+        if rw.enabled:
+            name = "uvw" if task == "uvwFI" else task
+            bins[name] = tuple(rw.bins) if name in ("angle", "uvw") else rw.bins[0]
+    eps = [rw.eps for rw in cfg.reweighting.values() if rw.enabled]
+    reweight = ReweightConfig(**bins, eps=eps[0]) if bins else None
+    return augment, reweight
+
+
+def open_loaders(cfg: RunConfig, world: World, ops: StepOps, scheme: Scheme) -> Loaders:
+    """Open the train loader (shuffled, sharded, augmented, reweighted) and the val loader."""
+    from xecdata.loaders import open_loader
+
+    d = cfg.data
+    augment, reweight = loader_options(cfg)
+    common = dict(
+        scheme=scheme.id, device=world.device, backend=d.backend, seed=cfg.training.seed,
+        rank=world.rank, world_size=world.world_size, threads=d.loader_threads,
+    )  # fmt: skip
+    train = open_loader(
+        d.store, split=d.train_split, batch_size=d.batch_size, shuffle=True,
+        targets=ops.targets(), reweight=reweight, augment=augment, drop_last=True, **common,
+    )  # fmt: skip
+    val_kw = dict(split=d.val_split, batch_size=d.val_batch_size or d.batch_size, shuffle=False,
+                  drop_last=False, **common)  # fmt: skip
+    try:
+        val = open_loader(d.store, targets=[*ops.targets(), *ID_TARGETS], **val_kw)
+    except KeyError:  # a store without run / event ids
+        val = open_loader(d.store, targets=ops.targets(), **val_kw)
+    return Loaders(
+        train, val, _cap(len(train), d.max_train_batches), _cap(len(val), d.max_val_batches)
+    )
+
+
+def run_directory(cfg: RunConfig, resumed: dict[str, Any] | None) -> tuple[RunConfig, Path]:
+    """Name the run (kept when resuming, else tracking.run_name or <kind>-<time>) and make
+    its folder <checkpoint.dir>/<name>; the name is rank 0's on every rank."""
+    name = cfg.tracking.run_name
+    if name is None and resumed is not None:
+        name = (resumed.get("config") or {}).get("tracking", {}).get("run_name")
+    if name is None:
+        name = f"{cfg.model.kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = broadcast_from_main(name)
+    cfg = dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, run_name=name))
+    run_dir = Path(cfg.checkpoint.dir) / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return cfg, run_dir
+
+
+def rng_state() -> dict[str, Any]:
+    """Torch RNG states (CPU and every CUDA device): masking, dropout and drop-path draw here."""
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def trainer_checkpoint(
+    tr: Trainer, loader: Any, scheme: Scheme, run_id: str | None
+) -> dict[str, Any]:
+    """Everything to resume this run exactly, or to serve its model."""
+    tasks = tr.raw.model_config.get("tasks")
+    return make_checkpoint(
+        tr.cfg.model.kind, tr.raw.state_dict(), model_config=tr.raw.model_config,
+        ema=tr.ema.state_dict() if tr.ema is not None else None,
+        optimizer=tr.optimizer.state_dict(), scheduler=tr.schedule.state_dict(),
+        scaler=tr.scaler.state_dict() if tr.scaler is not None else None,
+        epoch=tr.epoch, step=tr.step, loader=loader.state_dict(), rng=rng_state(),
+        best_metric=tr.best, best_metric_name=tr.cfg.checkpoint.best_metric,
+        skipped_steps=float(tr.skipped), config=to_dict(tr.cfg),
+        scheme={"id": scheme.id, "hash": scheme.hash}, transforms=tasks, mlflow_run_id=run_id,
+    )  # fmt: skip
+
+
+def save_epoch_checkpoints(
+    tr: Trainer, loader: Any, scheme: Scheme, run_dir: Path, run_id: str | None, improved: bool
+) -> None:
+    """checkpoint_last every checkpoint.every epochs and at the end, checkpoint_best on a new
+    best (plus the MAE encoder), and the last checkpoint.keep per-epoch snapshots."""
+    c = tr.cfg.checkpoint
+    last = tr.epoch >= tr.cfg.training.epochs
+    if not (improved or last or tr.epoch % c.every == 0 or c.keep):
+        return
+    ckpt = trainer_checkpoint(tr, loader, scheme, run_id)
+    if last or tr.epoch % c.every == 0:
+        save_checkpoint(run_dir / LAST, ckpt)
+    if improved:
+        save_checkpoint(run_dir / BEST, ckpt)
+        if tr.cfg.model.kind == "mae":
+            save_encoder(run_dir / "mae_encoder_best.pth", ckpt)
+    if c.keep:
+        save_checkpoint(snapshot_path(run_dir, tr.epoch), ckpt)
+        prune_snapshots(run_dir, c.keep)
+
+
+def restore_trainer(tr: Trainer, ckpt: dict[str, Any], steps_per_epoch: int) -> str | None:
+    """Continue from a checkpoint of the same kind (weights are already in tr.raw); returns
+    the MLflow run id to continue, or None for a new MLflow run."""
+    c = tr.cfg.checkpoint
+    if tr.ema is not None:
+        if ckpt.get("ema"):
+            tr.ema.load_state_dict(ckpt["ema"])
+        else:  # no EMA in the checkpoint: start the average from the loaded weights
+            tr.ema = ModelEMA(tr.raw, tr.ema.decay, tr.ema.warmup_steps)
+    run_id = None if c.new_mlflow_run else ckpt.get("mlflow_run_id")
+    if c.reset_epoch:
+        return run_id  # weights only: fresh optimizer, schedule and epoch counter
+    tr.optimizer.load_state_dict(ckpt["optimizer"])
+    if tr.scaler is not None and ckpt.get("scaler"):
+        tr.scaler.load_state_dict(ckpt["scaler"])
+    tr.epoch, tr.step = int(ckpt["epoch"]), int(ckpt["step"])
+    best = ckpt.get("best_metric")
+    tr.best = float(best) if best is not None else math.inf
+    tr.skipped = torch.tensor(float(ckpt.get("skipped_steps", 0.0)), device=tr.device)
+    remaining = tr.cfg.training.epochs - tr.epoch
+    if c.refresh_lr and remaining > 0:
+        tr.schedule = build_schedule(tr.cfg.training, steps_per_epoch, tr.step, remaining)
+    else:
+        tr.schedule = LRSchedule.from_state_dict(ckpt["scheduler"])
+    if ckpt.get("rng"):
+        set_rng_state(ckpt["rng"])
+    return run_id
+
+
+def write_best_artifacts(tr: Trainer, evaluation: Any, run_dir: Path, tracker: Tracker) -> None:
+    """Regressor: prediction CSVs and resolution PDFs of the new best epoch (logged to MLflow);
+    its worst events are kept for the end of the run."""
+    if not tr.cfg.checkpoint.save_artifacts or evaluation.regressor is None:
+        return
+    ev = evaluation.regressor
+    written = write_regressor_artifacts(run_dir, run_dir.name, ev.results, ev.ids)
+    for path in written.values():
+        tracker.log_artifact(path)
+    tr.best_worst = ev.worst
+
+
+def write_final_artifacts(
+    tr: Trainer, loaders: Loaders, scheme: Scheme, run_dir: Path, tracker: Tracker
+) -> None:
+    """End of the run (rank 0): worst-event displays, saliency and face importance of the best
+    model, the resolved config; everything small in the run folder goes to MLflow."""
+    if tr.cfg.checkpoint.save_artifacts and tr.cfg.model.kind == "regressor":
+        from .insight import write_insight_plots
+
+        paths = plot_worst_events(tr.best_worst, run_dir, run_dir.name)
+        paths += write_insight_plots(tr, loaders, scheme, run_dir)
+        for path in paths:
+            tracker.log_artifact(path, "worst_events" if "worst_" in path.name else None)
+    tracker.log_artifact(run_dir / "config.yaml")

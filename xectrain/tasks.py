@@ -1,0 +1,122 @@
+"""Glue between a run configuration and xecmodel: building the model and the per-kind step.
+
+The loop is the same for the three kinds; what differs is here:
+- `build_model`: create_model with options mapped from the config sections;
+- `StepOps.loss`: one training forward -> (loss, named 0-dim parts, kept on the device);
+- `StepOps.targets`: which store arrays the loader must deliver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from xecdata.reweight import INVALID_ABOVE
+from xecdata.schemes import Scheme
+from xecmodel import TASKS, TaskSpec, create_model
+
+from .config import RunConfig
+
+
+def task_specs(cfg: RunConfig) -> list[TaskSpec]:
+    """The enabled regressor tasks as xecmodel TaskSpecs."""
+    return [
+        TaskSpec(name, t.loss, dict(t.loss_kwargs), t.weight, t.transform)
+        for name, t in cfg.tasks.items()
+        if t.enabled
+    ]
+
+
+def model_options(cfg: RunConfig) -> dict[str, Any]:
+    """create_model keyword options of the configured kind."""
+    m, r = cfg.model, cfg.recon
+    opts: dict[str, Any] = {
+        "outer_mode": m.outer_mode,
+        "outer_fine_pool": tuple(m.outer_fine_pool),
+        "share_rect_backbone": m.share_rect_backbone,
+        "pos_embed": m.pos_embed,
+        "drop_path_rate": m.drop_path,
+    }
+    if m.kind == "regressor":
+        return opts | ({"readout_dim": m.readout_dim} if m.readout_dim else {})
+    opts |= {
+        "mask_ratio": m.mask_ratio,
+        "mask_pool": m.mask_pool,
+        "loss_fn": r.loss,
+        "loss_beta": r.loss_beta,
+        "npho_weight": r.npho_weight,
+        "time_weight": r.time_weight,
+        "npho_threshold": r.npho_threshold,
+        "use_npho_time_weight": r.npho_time_weight,
+        "learn_channel_logvars": r.learn_channel_logvars,
+    }
+    if m.kind == "mae":
+        return opts | {"time_mask_ratio_scale": m.time_mask_ratio_scale}
+    return opts | {"freeze_encoder": m.freeze_encoder, "predict_time": r.predict_time}
+
+
+def build_model(cfg: RunConfig, scheme: Scheme) -> nn.Module:
+    """The configured model on the CPU (moved to the device by the caller)."""
+    tasks = task_specs(cfg) if cfg.model.kind == "regressor" else None
+    m = cfg.model
+    return create_model(m.kind, m.size, scheme=scheme, tasks=tasks, **model_options(cfg))
+
+
+class StepOps:
+    """What one training / validation forward computes for a model kind."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.kind = cfg.model.kind
+        regressor = self.kind == "regressor"
+        self.branches = {t: TASKS[t].branch for t in cfg.enabled_tasks} if regressor else {}
+
+    def targets(self) -> list[str]:
+        """Store arrays the loader must yield with the sensors."""
+        return sorted(set(self.branches.values()))
+
+    def task_targets(self, targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """{task: target tensor} from the loader's {branch: tensor}."""
+        return {task: targets[branch] for task, branch in self.branches.items()}
+
+    def loss(
+        self, model: nn.Module, raw: nn.Module, batch: Any
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Forward `model` (maybe DDP / compiled) on a batch -> (loss, detached parts)."""
+        if self.kind == "regressor":
+            outputs = model(batch.sensors)
+            total, parts = raw.loss(outputs, self.task_targets(batch.targets), batch.weights)
+            named = {"total_loss": total.detach()}
+            return total, named | {f"loss_{k}": v.detach() for k, v in parts.items()}
+        loss, _, _ = model(batch.sensors)
+        named = {k: v.detach().float() for k, v in raw.last_losses.items()}
+        return loss, named | {"total_loss": loss.detach()}
+
+    def per_event_loss(
+        self, raw: nn.Module, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """Regressor: (B,) weighted sum of the task losses of each event (to rank worst ones)."""
+        total = None
+        for name, head in raw.heads.items():
+            per = head.spec.weight * head.loss(outputs[name], targets[name]).float()
+            total = per if total is None else total + per
+        assert total is not None
+        return total
+
+
+def collect_targets(loader: Any, ops: StepOps, max_batches: int) -> dict[str, np.ndarray]:
+    """{task: (N, D) targets} of the first `max_batches` training batches (transform fits)."""
+    got: dict[str, list[np.ndarray]] = {t: [] for t in ops.branches}
+    for i, batch in enumerate(loader):
+        if i >= max_batches:
+            break
+        for task, value in ops.task_targets(batch.targets).items():
+            got[task].append(value.detach().float().cpu().numpy().reshape(len(value), -1))
+    out = {}
+    for task, parts in got.items():
+        values = np.concatenate(parts) if parts else np.zeros((0, 1))
+        ok = np.isfinite(values).all(axis=1) & (np.abs(values) < INVALID_ABOVE).all(axis=1)
+        out[task] = values[ok]  # real data mark missing truth with 1e10
+    return out

@@ -1,0 +1,78 @@
+"""Validation of one epoch for any model kind, with the EMA model (see evaluate.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xecdata.schemes import Scheme
+
+from .artifacts import PredictionRootWriter
+from .evaluate import RegressorEval, validate_reconstruction, validate_regressor
+from .loop import Trainer, autocast
+
+
+@dataclass
+class Evaluation:
+    """Metrics of a validation pass (val/...) and, for the regressor, its predictions."""
+
+    metrics: dict[str, float]
+    regressor: RegressorEval | None = None
+
+
+def predictions_path(run_dir: Path, kind: str, epoch: int) -> Path:
+    """`<kind>_predictions_epoch_NNN.root` in the run folder (epoch 1-based)."""
+    return run_dir / f"{kind}_predictions_epoch_{epoch:03d}.root"
+
+
+def prediction_writer(tr: Trainer, scheme: Scheme, path: Path) -> PredictionRootWriter:
+    """Streaming ROOT writer of MAE (per event) or inpainter (per masked sensor) predictions."""
+    kind = tr.cfg.model.kind
+    channels = ("npho", "time") if kind == "mae" or tr.cfg.recon.predict_time else ("npho",)
+    meta = {
+        "kind": kind,
+        "units": "npho: photons, time: ns",
+        "scheme_id": scheme.id,
+        "scheme_hash": scheme.hash,
+        "npho_scale": float(scheme.npho_scale),
+        "time_scale": float(scheme.time_scale),
+        "sentinel_time": float(scheme.time_sentinel),
+        "geometry_id": tr.raw.geometry_id,
+        "epoch": tr.epoch + 1,
+        "face_names": "inner,outer,us,ds,top,bottom",
+    }
+    layout = "event" if kind == "mae" else "sensor"
+    return PredictionRootWriter(path, layout, channels, meta)
+
+
+def run_validation(
+    tr: Trainer, loaders: Any, scheme: Scheme, run_dir: Path, epoch: int, last: bool
+) -> Evaluation:
+    """Validate after `epoch` (0-based); MAE / inpainter predictions go to ROOT every
+    checkpoint.predictions_every epochs and after the last (rank 0's share of the split)."""
+    cfg = tr.cfg
+    model = tr.eval_model
+    loaders.val.set_epoch(0)  # the same events, in the same order, every time
+    if cfg.model.kind == "regressor":
+        ev = validate_regressor(model, tr.ops, loaders.val, loaders.n_val, lambda: autocast(tr),
+                                scheme, cfg.checkpoint.worst_events)  # fmt: skip
+        return Evaluation(ev.metrics, ev)
+    write = (
+        tr.world.main
+        and cfg.checkpoint.save_artifacts
+        and ((epoch + 1) % cfg.checkpoint.predictions_every == 0 or last)
+    )
+    path = predictions_path(run_dir, cfg.model.kind, epoch + 1)
+    writer = prediction_writer(tr, scheme, path) if write else None
+    try:
+        metrics = validate_reconstruction(
+            model, loaders.val, loaders.n_val, lambda: autocast(tr), cfg.training.seed, writer
+        )
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None:
+        writer.close()
+    return Evaluation(metrics)
