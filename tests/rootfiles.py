@@ -183,3 +183,14 @@ def have_root() -> bool:
     except Exception:
         return False
     return True
+
+
+def array_bytes(store: Path) -> dict[str, bytes]:
+    """Every array file of a store (chunks, shards, array metadata), keyed by relative path;
+    leaves out the root metadata (time stamps) and the bookkeeping folder `_xec`."""
+    out = {}
+    for path in sorted(Path(store).rglob("*")):
+        rel = path.relative_to(store).as_posix()
+        if path.is_file() and rel != "zarr.json" and not rel.startswith("_xec"):
+            out[rel] = path.read_bytes()
+    return out

@@ -4,7 +4,7 @@ Flow of every action (ingest, append, renormalize):
 
 1. Check the request (schemes exist, options valid), take the store's lock file.
 2. Plan. Ingest/append: a parallel pre-pass over the input files (structure, truth NaN/Inf,
-   jagged lengths, sha256) fixes each file's store range from the entry counts up front; bad
+   jagged lengths, a fingerprint for duplicates) fixes each file's store range from the entry counts up front; bad
    files stop the run with an error naming file/tree/branch/entry, or are recorded and
    skipped with --skip-bad. The plan (`_xec/plan.json`, with a plan id) is written before any
    array data; an append or renormalize first removes the completion marker.
@@ -26,12 +26,13 @@ import os
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xecdata.rootio import InputError
+from xecdata.rootio import InputError, sha256_file
 from xecdata.schemes import Scheme, SchemeError, get_scheme, load_scheme_file
 from xecdata.store import format as fmt
 from xecdata.store.codecs import DEFAULT_PROFILE, get_profile
@@ -43,7 +44,7 @@ from xecdata.store.prepass import check_files, column_layout
 from xecdata.store.runner import run_units, worker_pool
 from xecdata.store.writer import ArraySpec, create_array, resize_array
 
-READ_EVENTS = 1024
+READ_EVENTS = 512
 DEFAULT_SCHEMES = ("new",)
 
 
@@ -283,7 +284,7 @@ def _new_plan(
     progress: bool,
     command: str,
 ) -> dict[str, Any]:
-    known = {s["sha256"] for s in previous["sources"]} if previous else set()
+    known = {s["fingerprint"] for s in previous["sources"]} if previous else set()
     reference = previous["columns"] if previous else None
     try:
         checked, skipped = check_files(files, request, known, reference, pool, progress)
@@ -365,11 +366,10 @@ def _array_specs(
 def _start_action(root: Path, plan: dict[str, Any], previous: dict[str, Any] | None) -> None:
     """Marker off, plan on, array metadata in place: from here on the action is resumable."""
     (root / fmt.COMPLETE_FILE).unlink(missing_ok=True)
+    if previous is None:  # a bare root group; the metadata is added by finalize
+        group = {"zarr_format": 3, "node_type": "group", "attributes": {}}
+        fmt.atomic_write_bytes(root / "zarr.json", json.dumps(group).encode())
     fmt.atomic_write_bytes(root / fmt.PLAN_FILE, json.dumps(plan).encode(), fsync=True)
-    if previous is None:
-        import zarr
-
-        zarr.create_group(store=str(root), zarr_format=3, overwrite=True)
     profile = get_profile(plan["codec"])
     existing = {a["path"] for a in plan["all_arrays"]} if previous is not None else set()
     for d in plan["write_arrays"]:
@@ -388,7 +388,11 @@ def _execute(
     t0 = time.perf_counter()
     fmt.remove_temporaries(root)
     previous = read_metadata(root) if plan["action"] != "ingest" else None
-    report = run_units(root, plan, pool, progress)
+    with ThreadPoolExecutor(2) as hashing:  # full checksums overlap with the units
+        digests = [hashing.submit(sha256_file, f["path"]) for f in plan["files"]]
+        report = run_units(root, plan, pool, progress)
+        for f, digest in zip(plan["files"], digests, strict=True):
+            f["sha256"] = digest.result()
     meta = finalize(root, plan, previous)
     notes = sorted({f["note"] for f in plan["files"] if f["note"]})
     return IngestResult(

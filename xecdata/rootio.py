@@ -89,6 +89,20 @@ def sha256_file(path: str | Path, block: int = 1 << 22) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def fingerprint(path: str | Path, edge: int = 1 << 20) -> str:
+    """'fp:<hex>': sha256 of the file size and its first and last MiB. Cheap enough for the
+    pre-pass duplicate check (ROOT files carry a per-file UUID in their header, so a copy is
+    recognised and two different files are not confused); the full sha256 is recorded too."""
+    h = hashlib.sha256()
+    size = os.path.getsize(path)
+    h.update(size.to_bytes(8, "little"))
+    with open(path, "rb") as f:
+        h.update(f.read(edge))
+        f.seek(max(size - edge, 0))
+        h.update(f.read(edge))
+    return "fp:" + h.hexdigest()
+
+
 def open_tree(path: str | Path, tree: str) -> Any:
     """Open `tree` in a ROOT file with clear errors for the common ways this fails."""
     import uproot
@@ -101,7 +115,7 @@ def open_tree(path: str | Path, tree: str) -> Any:
     if magic != ROOT_MAGIC:
         raise InputError(path, "not a ROOT file (no 'root' header)", "Pass only ROOT files")
     try:
-        handle = uproot.open(path)
+        handle = uproot.open(path, array_cache=None)  # read once: caching only costs memory
         end = int(handle.file.fEND)
     except Exception as exc:
         raise InputError(path, f"unreadable ROOT file ({exc})", _SKIP_FIX) from exc
@@ -123,13 +137,14 @@ def open_tree(path: str | Path, tree: str) -> Any:
 
 
 def inspect_file(
-    path: str | Path, tree: str, npho_branch: str | None, time_branch: str
+    path: str | Path, tree: str, npho_branch: str | None, time_branch: str, t: Any = None
 ) -> FileInfo:
     """Structure checks of one file (branches, shapes, entries); reads no event data.
 
-    npho_branch None means `npho`, else `relative_npho` (with a note saying so).
+    npho_branch None means `npho`, else `relative_npho` (with a note saying so); t: the open
+    TTree, if the caller has it.
     """
-    t = open_tree(path, tree)
+    t = t if t is not None else open_tree(path, tree)
     names = set(t.keys())
     note = ""
     if npho_branch is None:
@@ -212,9 +227,11 @@ def _columns(t: Any, path: str | Path, tree: str) -> tuple[Column, ...]:
     return tuple(out)
 
 
-def scan_file(info: FileInfo, step: int = 65536) -> None:
-    """Content checks: truth NaN/Inf and jagged sensor lengths; InputError at the first one."""
-    t = open_tree(info.path, info.tree)
+def scan_file(info: FileInfo, step: int = 65536, tree: Any = None) -> None:
+    """Content checks: truth NaN/Inf and jagged sensor lengths; InputError at the first one.
+
+    tree: the open TTree of the file, if the caller has it."""
+    t = tree if tree is not None else open_tree(info.path, info.tree)
     truth = [c.name for c in info.columns if c.kind == "truth" and c.dtype.startswith("float")]
     jagged = [
         b for b, j in zip((info.npho_branch, info.time_branch), info.jagged, strict=True) if j

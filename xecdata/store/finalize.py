@@ -145,6 +145,7 @@ def _source_record(f: dict[str, Any]) -> dict[str, Any]:
         "path",
         "size",
         "sha256",
+        "fingerprint",
         "tree",
         "entries",
         "first_index",

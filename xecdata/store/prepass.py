@@ -1,9 +1,9 @@
 """The ingestion pre-pass: check every input file before any event is written.
 
 Per file, in parallel: structure (`rootio.inspect_file`: tree, branches, shapes, entries),
-content (`rootio.scan_file`: truth NaN/Inf, jagged sensor lengths), sha256. Then, in input
-order: the same branch set in every file, no file already in the store or repeated (by
-checksum) unless allowed. The first problem stops the run with an error naming the file and
+content (`rootio.scan_file`: truth NaN/Inf, jagged sensor lengths), fingerprint (size + sha256
+of the first and last MiB). Then, in input order: the same branch set in every file, no file
+already in the store or repeated (by fingerprint) unless allowed. The first problem stops the run with an error naming the file and
 the fix, or, with --skip-bad, is recorded with its reason and the file is left out.
 """
 
@@ -16,17 +16,20 @@ from typing import Any
 
 from tqdm import tqdm
 
-from xecdata.rootio import InputError, inspect_file, scan_file, sha256_file
+from xecdata.rootio import InputError, fingerprint, inspect_file, open_tree, scan_file
 
 
 def check_one(path: str, tree: str, npho_branch: str | None, time_branch: str) -> dict[str, Any]:
     """{'record': plan record} or {'error': message} for one file (runs in a worker)."""
     try:
-        info = inspect_file(path, tree, npho_branch, time_branch)
-        scan_file(info)
+        t = open_tree(path, tree)
+        info = inspect_file(path, tree, npho_branch, time_branch, t)
+        scan_file(info, tree=t)
+        t.file.close()
         record = asdict(info)
         record.pop("basket_starts")
-        record["sha256"] = sha256_file(path)
+        record["fingerprint"] = fingerprint(path)
+        record["sha256"] = None  # computed while the units run (xecdata.ingest)
         return {"record": record}
     except InputError as exc:
         return {"error": str(exc)}
@@ -84,13 +87,13 @@ def check_files(
             rec = res["record"]
             ref = ref if ref is not None else _signature(rec["columns"])
             reason = _mismatch(path, _signature(rec["columns"]), ref)
-            if reason is None and rec["sha256"] in seen and not request["allow_duplicate"]:
+            if reason is None and rec["fingerprint"] in seen and not request["allow_duplicate"]:
                 reason = (
-                    f"{path}: same content (sha256) as {seen[rec['sha256']]}; pass "
+                    f"{path}: same content (checksum) as {seen[rec['fingerprint']]}; pass "
                     "--allow-duplicate to ingest it again"
                 )
         if reason is None:
-            seen[rec["sha256"]] = path
+            seen[rec["fingerprint"]] = path
             checked.append(rec)
         elif request["skip_bad"]:
             skipped.append({"path": path, "reason": reason})

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import io
 import json
+import queue
 import resource
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ from xecdata.rootio import Column, FileInfo, open_tree, read_block, read_steps
 from xecdata.schemes import Scheme
 from xecdata.store.chunks import ChunkArray
 from xecdata.store.codecs import get_profile
-from xecdata.store.encode import CodeStats, SchemeEncoder
+from xecdata.store.encode import SchemeEncoder
 from xecdata.store.format import RAW_ARRAYS, UNITS_DIR, atomic_write_bytes, unit_marker
 from xecdata.store.precision import ChannelCode
 from xecdata.store.writer import ArraySpec, ShardWriter
@@ -95,16 +98,13 @@ class UnitWriter:
             for path, spec in self.specs.items()
         }
         self.encoders: dict[str, SchemeEncoder] = {}
-        self.stats: dict[str, CodeStats] = {}
         for sid in plan["write_schemes"]:
             entry = plan["schemes"][sid]
             codes = (
                 ChannelCode.from_dict(entry["precision"]["npho"]),
                 ChannelCode.from_dict(entry["precision"]["time"]),
             )
-            enc = SchemeEncoder(Scheme.from_dict(entry["definition"]), codes)
-            self.encoders[sid] = enc
-            self.stats[sid] = CodeStats(enc.dtype)
+            self.encoders[sid] = SchemeEncoder(Scheme.from_dict(entry["definition"]), codes)
         self._out: dict[str, np.ndarray] = {}
 
     def _buffer(self, sid: str, n: int) -> np.ndarray:
@@ -118,8 +118,8 @@ class UnitWriter:
     ) -> None:
         """Raw (n, 4760) npho and time (+ per-event columns) of the next n events."""
         for sid, enc in self.encoders.items():
-            stored = enc.encode(npho, time, self._buffer(sid, len(npho)))
-            self._add_scheme(sid, stored)
+            stored = enc.encode(npho, time, self._buffer(sid, len(npho)))  # + statistics
+            self.writers[self.plan["schemes"][sid]["array"]].append(stored)
         for key, path in RAW_ARRAYS.items():
             if path in self.writers:
                 self.writers[path].append(npho if key == "npho" else time)
@@ -127,26 +127,20 @@ class UnitWriter:
             for path, packed in pack_columns(self.plan, cols, len(npho)).items():
                 self.writers[path].append(packed)
 
-    def _add_scheme(self, sid: str, stored: np.ndarray) -> None:
-        self.writers[self.plan["schemes"][sid]["array"]].append(stored)
-        enc = self.encoders[sid]
-        self.stats[sid].add(stored, (enc.scheme.npho_sentinel, enc.scheme.time_sentinel))
-
     def add_stored(self, path: str, values: np.ndarray) -> None:
         """Values read back from the store for an array (kept verbatim)."""
-        for sid in self.encoders:
+        for sid, enc in self.encoders.items():
             if self.plan["schemes"][sid]["array"] == path:
-                self._add_scheme(sid, values)
-                return
+                enc.stats.add(values, (enc.scheme.npho_sentinel, enc.scheme.time_sentinel))
         self.writers[path].append(values)
 
     def commit(self) -> None:
         """Publish the shards, then the statistics, then the unit marker."""
         for w in self.writers.values():
             w.close()
-        for sid, st in self.stats.items():
+        for sid, enc in self.encoders.items():
             buf = io.BytesIO()
-            np.savez(buf, clipped=self.encoders[sid].clipped, **st.to_arrays())
+            np.savez(buf, clipped=enc.clipped, **enc.stats.to_arrays())
             atomic_write_bytes(self.root / unit_stats_file(self.unit, sid), buf.getvalue())
         marker = {
             "plan_id": self.plan["plan_id"],
@@ -183,8 +177,11 @@ def run_unit(root: Path, plan: dict[str, Any], unit: int) -> dict[str, Any]:
     a, b = unit_range(plan, unit)
     writer = UnitWriter(root, plan, unit)
     try:
-        for piece in unit_pieces(plan, a, b):
-            _feed(writer, root, plan, piece)
+        for kind, *data in prefetched(_blocks(root, plan, unit_pieces(plan, a, b))):
+            if kind == "physical":
+                writer.add_physical(*data)
+            else:
+                writer.add_stored(*data)
         writer.commit()
     except BaseException:
         writer.abort()
@@ -198,25 +195,74 @@ def run_unit(root: Path, plan: dict[str, Any], unit: int) -> dict[str, Any]:
     }
 
 
-def _feed(writer: UnitWriter, root: Path, plan: dict[str, Any], piece: tuple[Any, ...]) -> None:
-    kind = piece[0]
-    if kind == "file":
-        _, index, e0, e1 = piece
-        info = file_info(plan["files"][index])
-        tree = open_tree(info.path, info.tree)
-        starts = tuple(int(x) for x in tree[info.npho_branch].entry_offsets)
-        for s, e in read_steps(starts, e0, e1, plan["read_events"]):
-            npho, t, cols = read_block(tree, info, s, e)
-            writer.add_physical(npho, t, cols)
-        tree.file.close()
-        return
-    _, s0, s1 = piece
-    step = plan["chunk_events"]
-    if kind == "raw":
-        npho_arr, time_arr = (ChunkArray(root, RAW_ARRAYS[k]) for k in ("npho", "time"))
-        for s in range(s0, s1, step):
-            e = min(s + step, s1)
-            writer.add_physical(npho_arr.read(s, e), time_arr.read(s, e), None)
-        return
-    for path in writer.specs:  # "stored": the kept head of the partial last shard
-        writer.add_stored(path, ChunkArray(root, path).read(s0, s1))
+def _blocks(
+    root: Path, plan: dict[str, Any], pieces: list[tuple[Any, ...]]
+) -> Iterator[tuple[Any, ...]]:
+    """The unit's input, step by step: ("physical", npho, time, cols | None) from ROOT files or
+    raw arrays, ("stored", array path, values) from the store."""
+    for piece in pieces:
+        kind = piece[0]
+        if kind == "file":
+            _, index, e0, e1 = piece
+            info = file_info(plan["files"][index])
+            tree = open_tree(info.path, info.tree)
+            starts = tuple(int(x) for x in tree[info.npho_branch].entry_offsets)
+            for s, e in read_steps(starts, e0, e1, plan["read_events"]):
+                yield ("physical", *read_block(tree, info, s, e))
+            tree.file.close()
+            continue
+        _, s0, s1 = piece
+        if kind == "raw":
+            npho, tm = (ChunkArray(root, RAW_ARRAYS[k]) for k in ("npho", "time"))
+            for s in range(s0, s1, plan["chunk_events"]):
+                e = min(s + plan["chunk_events"], s1)
+                yield ("physical", npho.read(s, e), tm.read(s, e), None)
+            continue
+        arrays = [ChunkArray(root, d["path"]) for d in plan["write_arrays"]]
+        for s in range(s0, s1, plan["chunk_events"]):  # "stored": head of a partial last shard
+            e = min(s + plan["chunk_events"], s1)
+            for arr in arrays:
+                yield ("stored", arr.path, arr.read(s, e))
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def prefetched(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """Iterate `items` in a background thread, `depth` items ahead: ROOT decompression
+    (zlib/lzma/lz4/zstd release the GIL) overlaps with encoding in the calling thread."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop, done = threading.Event(), object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer
+            q.put(_Failure(exc))
+
+    thread = threading.Thread(target=produce, name="xec-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        thread.join()
