@@ -15,7 +15,11 @@ COMMANDS: dict[str, str] = {
     "geometry": "geometry_cmd:geometry",
     "simulate": "simulate_cmd:simulate_command",
     "schemes": "schemes_cmd:schemes",
+    "ingest": "ingest_cmd:ingest_command",
+    "inspect": "inspect_cmd:inspect_command",
+    "renormalize": "renormalize_cmd:renormalize_command",
     "plots": "plots_cmd:plots",
+    "bench": "bench_cmd:bench",
 }
 
 
