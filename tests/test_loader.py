@@ -218,3 +218,22 @@ def test_augment_in_the_loader_is_seeded_and_off_by_default(store_path: Path) ->
     x, x0 = cat(a, "sensors"), cat(plain, "sensors")
     changed = (x != x0).any(-1)
     assert changed.float().mean() > 0.1 and bool((x[changed] == -1.0).all())
+
+
+def test_uncompressed_store_read_through_maps_gives_the_same_batches(
+    store_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from xecdata.loaders.source import MappedChunks
+
+    plain = build_store(tmp_path_factory.mktemp("none"), codec="none")
+    loader = open_loader(plain, scheme="new@1", batch_size=100, seed=3, shuffle_window=128)
+    assert isinstance(loader.backend.source.chunks, MappedChunks)
+    assert_same_batches(epoch(store_path), [b.clone() for b in loader])
+
+
+def test_numpy_fallback_decoder_equals_the_fused_kernel(store_path: Path, monkeypatch: Any) -> None:
+    import xecdata.loaders.codes as codes
+
+    fused = epoch(store_path)
+    monkeypatch.setattr(codes, "_KERNEL", None)
+    assert_same_batches(fused, epoch(store_path))

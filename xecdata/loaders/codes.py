@@ -15,6 +15,7 @@ as the table does, so a sentinel always means "invalid".
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +25,12 @@ from xecdata.geometry import N_SENSORS
 if TYPE_CHECKING:
     import torch
 
-BLOCK_ROWS = 16  # events per decode block: 16 x 4760 x 2 x 4 B = 0.6 MB of float32
+try:  # the fused host kernel; without numba the numpy block path below does the same
+    import numba
+except ImportError:  # pragma: no cover - numba is a dependency; kept for exotic platforms
+    numba = None
+
+BLOCK_ROWS = 16  # events per decode block: 16 x 4760 x 2 x 4 B = 0.6 MB of float32 (L2)
 
 
 class CodeDecoder:
@@ -35,61 +41,129 @@ class CodeDecoder:
         self.step32 = np.array([c.step for c in chans], np.float32)  # (2,)
         self.off32 = np.array([c.offset - c.step for c in chans], np.float32)
         self.sentinel32 = np.array([c.sentinel for c in chans], np.float32)
+        self.above32 = np.nextafter(self.sentinel32, np.float32(np.inf))
         self.step = np.tile(self.step32, n_sensors)  # (2S,) row pattern, channel fastest
         self.off = np.tile(self.off32, n_sensors)
         self.sentinel = np.tile(self.sentinel32, n_sensors)
+        self.above = np.tile(self.above32, n_sensors)
+        self._sentinel_bits = self.sentinel.view(np.int32)
         self.collisions = self._collisions()
-        self._work: dict[int, np.ndarray] = {}
+        self._local = threading.local()
 
-    def _collisions(self) -> list[tuple[int, int, np.float32]]:
-        """(channel, code, replacement) for codes >= 1 whose value equals the sentinel."""
+    def _collisions(self) -> list[tuple[int, int]]:
+        """(channel, code) pairs, code >= 1, whose value equals the channel's sentinel."""
         codes = np.arange(1, 65536, dtype=np.float32)
         out = []
         for ch in range(2):
             values = codes * self.step32[ch] + self.off32[ch]
-            s = self.sentinel32[ch]
-            for c in np.flatnonzero(values == s) + 1:
-                out.append((ch, int(c), np.nextafter(s, np.float32(np.inf))))
+            out += [(ch, int(c) + 1) for c in np.flatnonzero(values == self.sentinel32[ch])]
         return out
 
     def decode_into(self, raw: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """raw uint16 (n, S, 2) -> out float32 (n, S, 2); blocked so each block stays in cache."""
+        """raw uint16 (n, S, 2) -> out float32 (n, S, 2); blocked so each block stays in cache.
+
+        Thread-safe (per-thread scratch): threads may decode disjoint rows of one batch.
+        """
         n = raw.shape[0]
         r2, o2 = raw.reshape(n, -1), out.reshape(n, -1)  # (n, 2S) views
-        mask = self._mask(min(n, BLOCK_ROWS), r2.shape[1])
         for a in range(0, n, BLOCK_ROWS):
             b = min(a + BLOCK_ROWS, n)
-            self._block(r2[a:b], o2[a:b], mask[: b - a])
+            self._block(r2[a:b], o2[a:b])
         return out
 
-    def _mask(self, rows: int, width: int) -> np.ndarray:
-        buf = self._work.get(width)
-        if buf is None or buf.shape[0] < rows:
-            buf = self._work[width] = np.empty((max(rows, BLOCK_ROWS), width), np.bool_)
-        return buf
+    def gather_decode_into(
+        self, ring: np.ndarray, rows: np.ndarray, out: np.ndarray, work: np.ndarray
+    ) -> np.ndarray:
+        """out (n, S, 2) float32 <- decoded ring[rows] (ring (R, S, 2) uint16), in one pass.
 
-    def _block(self, r: np.ndarray, o: np.ndarray, mask: np.ndarray) -> None:
+        numba fuses the gather and the decode (one read of the codes, one write of the
+        floats); without it the rows go block by block through `work` (BLOCK_ROWS, S, 2).
+        """
+        n = len(rows)
+        if not (ring.flags.c_contiguous and out.flags.c_contiguous):
+            raise ValueError("gather_decode_into: ring and out must be C-contiguous")
+        if _KERNEL is not None:
+            r2, o2 = ring.reshape(len(ring), -1), out.reshape(n, -1)  # (R, 2S), (n, 2S)
+            _KERNEL(r2, rows, o2, self.step, self.off, self.sentinel, self.above)
+            return out
+        for a in range(0, n, BLOCK_ROWS):
+            b = min(a + BLOCK_ROWS, n)
+            np.take(ring, rows[a:b], axis=0, out=work[: b - a])
+            self.decode_into(work[: b - a], out[a:b])
+        return out
+
+    def _scratch(self, rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        s = getattr(self._local, "s", None)
+        if s is None or s[0].shape[1] != width:
+            s = self._local.s = (
+                np.empty((BLOCK_ROWS, width), np.int32),
+                np.empty((BLOCK_ROWS, width), np.bool_),
+            )
+        return s[0][:rows], s[1][:rows]
+
+    def _block(self, r: np.ndarray, o: np.ndarray) -> None:
+        """One block: the affine map, the rare sentinel collisions, then code 0 -> sentinel
+        as a branch-free bit blend (a masked copy with ~30 % of lanes set is 4x slower)."""
+        keep, hit = self._scratch(*r.shape)
         np.copyto(o, r, casting="unsafe")
         np.multiply(o, self.step, out=o)
         np.add(o, self.off, out=o)
-        np.equal(r, 0, out=mask)
-        np.copyto(o, self.sentinel, where=mask)
-        for ch, code, value in self.collisions:  # empty for the built-in schemes
-            np.equal(r, code, out=mask)
-            mask[:, 1 - ch :: 2] = False
-            np.copyto(o, value, where=mask)
+        if self.collisions:  # valid codes landing on the sentinel move one float32 up
+            np.equal(o, self.sentinel, out=hit)
+            if hit.any():
+                np.copyto(o, self.above, where=hit)
+        np.negative(r, out=keep, dtype=np.int32)
+        np.right_shift(keep, 31, out=keep)  # all ones where code >= 1, zero where code == 0
+        bits = o.view(np.int32)
+        np.bitwise_xor(bits, self._sentinel_bits, out=bits)
+        np.bitwise_and(bits, keep, out=bits)
+        np.bitwise_xor(bits, self._sentinel_bits, out=bits)  # code 0 -> sentinel bits
 
     def decode_torch(self, raw: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """Device twin of decode_into: raw int16/uint16 (n, S, 2) -> out float32 (n, S, 2)."""
         import torch
 
-        dev = raw.device
+        step, off, sentinel, above = self._constants(raw.device)  # (2,) each
         c = raw.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF)  # the unsigned code
         out.copy_(c)
-        out.mul_(torch.as_tensor(self.step32, device=dev))
-        out.add_(torch.as_tensor(self.off32, device=dev))
-        sentinel = torch.as_tensor(self.sentinel32, device=dev).expand_as(out)
+        out.mul_(step)
+        out.add_(off)
+        if self.collisions:
+            out.copy_(torch.where(out == sentinel, above, out))
         out.copy_(torch.where(c == 0, sentinel, out))
-        for ch, code, value in self.collisions:
-            out[..., ch].masked_fill_(c[..., ch] == code, float(value))
         return out
+
+    def _constants(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        import torch
+
+        cache = self.__dict__.setdefault("_device_constants", {})
+        key = str(device)
+        if key not in cache:
+            arrays = (self.step32, self.off32, self.sentinel32, self.above32)
+            cache[key] = tuple(torch.as_tensor(a, device=device) for a in arrays)
+        return cache[key]
+
+
+def _gather_decode(
+    ring: np.ndarray,
+    rows: np.ndarray,
+    out: np.ndarray,
+    step: np.ndarray,
+    off: np.ndarray,
+    sentinel: np.ndarray,
+    above: np.ndarray,
+) -> None:  # pragma: no cover - compiled by numba
+    """out[i] = decode(ring[rows[i]]) row by row: the module's rule, element by element."""
+    width = ring.shape[1]
+    for i in range(len(rows)):
+        src, dst = ring[rows[i]], out[i]
+        for k in range(width):
+            c = src[k]
+            v = np.float32(c) * step[k] + off[k]
+            v = above[k] if v == sentinel[k] else v
+            dst[k] = sentinel[k] if c == 0 else v
+
+
+# nogil: threads decode disjoint rows of one batch in parallel; no fastmath: IEEE float32
+# multiply then add, as numpy and torch do (a fused multiply-add would change the results)
+_KERNEL = None if numba is None else numba.njit(nogil=True, cache=True)(_gather_decode)

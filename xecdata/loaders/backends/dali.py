@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xecdata.loaders.backends.cpu import HostOut, HostRing, assemble_host
+from xecdata.loaders.backends.cpu import HostGather, HostOut, HostRing, assemble_host
 from xecdata.loaders.backends.pinned import (
     DeviceOut,
     DeviceRing,
@@ -112,7 +112,7 @@ class DaliBackend:
             if cuda
             else HostOut(n_out, batch_size, source, dtype)
         )
-        self.work = np.empty((16, 4760, 2), source.raw_dtype)
+        self.gather = HostGather(source.raw_dtype, threads)
         self._stream = torch.cuda.Stream(device) if cuda else None
         self._lock = threading.Lock()
 
@@ -194,7 +194,7 @@ class DaliBackend:
 
             def assemble(j: int, slot: int, seg_slot: np.ndarray) -> None:
                 assemble_host(
-                    plan, j, slot, seg_slot, ring, self.out, self.source.decoder, self.work
+                    plan, j, slot, seg_slot, ring, self.out, self.source.decoder, self.gather
                 )
 
         engine = Prefetcher(

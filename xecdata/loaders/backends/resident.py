@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from xecdata.loaders.backends.cpu import HostOut, HostRing, assemble_host
+from xecdata.loaders.backends.cpu import HostGather, HostOut, HostRing, assemble_host
 from xecdata.loaders.backends.pinned import (
     DeviceOut,
     DeviceRing,
@@ -27,7 +27,6 @@ from xecdata.loaders.backends.pinned import (
     hand_over,
 )
 from xecdata.loaders.batch import Batch
-from xecdata.loaders.codes import BLOCK_ROWS
 from xecdata.loaders.sampler import EpochPlan, SplitLayout
 from xecdata.loaders.source import ChunkSource
 
@@ -96,7 +95,7 @@ class ResidentBackend:
             if cuda
             else HostOut(n_out, batch_size, source, dtype)
         )
-        self.work = np.empty((BLOCK_ROWS, 4760, 2), source.raw_dtype)
+        self.gather = HostGather(source.raw_dtype, threads)
         self._filled = False
 
     def host_bytes(self) -> int:
@@ -136,6 +135,6 @@ class ResidentBackend:
                 give_back(self.out, slot)
             else:
                 assemble_host(
-                    plan, j, slot, seg_slot, self.ring, self.out, self.source.decoder, self.work
+                    plan, j, slot, seg_slot, self.ring, self.out, self.source.decoder, self.gather
                 )
                 yield self.out.batch(slot)

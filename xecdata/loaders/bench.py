@@ -1,0 +1,227 @@
+"""Loader throughput measurements (used by `xec bench loader` and benchmarks/loader.py).
+
+Rates are events/s over one epoch of the training split after the first batch (pipeline
+start-up excluded), and GB/s of the store's uncompressed sensor bytes (4760 x 2 x 2 B codes
+per event), the same bytes the memory-mapped bound reads, so the two compare directly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import platform
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xecdata.geometry import N_SENSORS
+from xecdata.loaders import open_loader
+
+CODE_BYTES = N_SENSORS * 2 * 2  # uncompressed stored bytes of one event's sensors
+
+
+def loader_rate(
+    store: Any,
+    *,
+    backend: str,
+    threads: int,
+    batch_size: int = 1024,
+    device: str = "cpu",
+    scheme: str = "new@1",
+    max_events: int | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
+    """Events/s and GB/s of one backend over (at most max_events of) an epoch."""
+    loader = open_loader(
+        store, scheme=scheme, batch_size=batch_size, backend=backend, threads=threads,
+        device=device, **kw,
+    )  # fmt: skip
+    it = iter(loader)
+    next(it)  # start-up: thread pools, DALI workers, resident fill, numba load
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
+    n, t0 = 0, time.perf_counter()
+    for batch in it:
+        n += len(batch)
+        if max_events is not None and n >= max_events:
+            break
+    sync()
+    dt = time.perf_counter() - t0
+    it.close()
+    rate = n / dt if dt > 0 else float("nan")
+    return {
+        "backend": loader.info.backend,
+        "threads": threads,
+        "batch_size": batch_size,
+        "device": device,
+        "events": n,
+        "seconds": round(dt, 4),
+        "events_per_s": round(rate, 1),
+        "gb_per_s": round(rate * CODE_BYTES / 1e9, 4),
+    }
+
+
+def mmap_bound(
+    store: Any, threads: int, scheme: str = "new@1", workdir: str | None = None, repeats: int = 3
+) -> dict[str, Any]:
+    """The machine's bound: the training events' sensor bytes, uncompressed in one flat file,
+    read through a fresh memory map by `threads` threads copying chunk-sized blocks."""
+    path = _flat_codes(store, scheme, workdir)
+    n = os.path.getsize(path) // CODE_BYTES
+    best = float("inf")
+    for _ in range(repeats):
+        mm = np.memmap(path, np.uint16, "r", shape=(n, N_SENSORS, 2))
+        t0 = time.perf_counter()
+        _parallel_copy(mm, threads, int(store.chunk_events))
+        best = min(best, time.perf_counter() - t0)
+        del mm
+    rate = n / best
+    return {
+        "backend": "mmap",
+        "threads": threads,
+        "events": n,
+        "seconds": round(best, 4),
+        "events_per_s": round(rate, 1),
+        "gb_per_s": round(rate * CODE_BYTES / 1e9, 4),
+    }
+
+
+def _flat_codes(store: Any, scheme: str, workdir: str | None) -> str:
+    """Write (once) the codes of the store's training events to a flat file; page it in."""
+    from xecdata.store import raw_codes_reader
+
+    folder = Path(workdir or tempfile.gettempdir())
+    path = folder / f"xec-mmap-{abs(hash((str(store.path), scheme)))}.u16"
+    ranges = store.split("train")
+    if not path.exists():
+        reader = raw_codes_reader(store, scheme)
+        buf = np.empty((store.chunk_events, N_SENSORS, 2), np.uint16)
+        ce = store.chunk_events
+        with open(path, "wb") as f:
+            for a, b in ranges:
+                for c in range(a // ce, -(-b // ce)):
+                    reader.read_chunk_into(c, buf)
+                    lo, hi = max(a, c * ce) - c * ce, min(b, (c + 1) * ce) - c * ce
+                    f.write(buf[lo:hi].tobytes())
+    with open(path, "rb") as f:  # warm the page cache, as the store's files are
+        while f.read(1 << 24):
+            pass
+    return str(path)
+
+
+def _parallel_copy(mm: np.ndarray, threads: int, block: int) -> None:
+    parts = np.linspace(0, len(mm), threads + 1).astype(int)
+
+    def work(a: int, b: int) -> None:
+        buf = np.empty((block, *mm.shape[1:]), mm.dtype)
+        for s in range(a, b, block):
+            e = min(s + block, b)
+            np.copyto(buf[: e - s], mm[s:e])
+
+    pool = [threading.Thread(target=work, args=(a, b)) for a, b in itertools.pairwise(parts)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+
+
+def h2d_bandwidth(nbytes: int = 256 << 20, repeats: int = 10) -> float:
+    """Measured pinned host -> device copy bandwidth, GB/s (CUDA only)."""
+    src = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+    dst = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
+    dst.copy_(src, non_blocking=True)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        dst.copy_(src, non_blocking=True)
+    torch.cuda.synchronize()
+    return nbytes * repeats / (time.perf_counter() - t0) / 1e9
+
+
+def data_wait(
+    store: Any,
+    *,
+    backend: str,
+    threads: int,
+    batch_size: int = 4096,
+    ms_per_4096: float = 1.0,
+    scheme: str = "new@1",
+    **kw: Any,
+) -> dict[str, Any]:
+    """Fraction of time a synthetic GPU consumer (a kernel of fixed duration per batch,
+    ms_per_4096 ms per 4096 events) waits for data: 1 - busy time / wall time."""
+    step_ms = ms_per_4096 * batch_size / 4096
+    cycles = _cycles_per_ms() * step_ms
+    loader = open_loader(store, scheme=scheme, batch_size=batch_size, backend=backend,
+                         threads=threads, device="cuda", **kw)  # fmt: skip
+    it = iter(loader)
+    next(it)
+    torch.cuda.synchronize()
+    n, t0 = 0, time.perf_counter()
+    for batch in it:
+        batch.sensors.sum()  # the step reads its batch (the stream waits for the data)
+        torch.cuda._sleep(int(cycles))
+        n += 1
+    torch.cuda.synchronize()
+    wall = time.perf_counter() - t0
+    it.close()
+    busy = n * step_ms / 1e3
+    return {
+        "backend": backend,
+        "batch_size": batch_size,
+        "step_ms": step_ms,
+        "batches": n,
+        "wall_s": round(wall, 4),
+        "wait_fraction": round(max(0.0, 1 - busy / wall), 4),
+    }
+
+
+def _cycles_per_ms() -> float:
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda._sleep(1_000_000)
+    start.record()
+    torch.cuda._sleep(10_000_000)
+    stop.record()
+    torch.cuda.synchronize()
+    return 10_000_000 / start.elapsed_time(stop)
+
+
+def machine_info() -> dict[str, Any]:
+    """What the figures were measured on."""
+    import numba
+    import numcodecs
+    import zarr
+
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {"torch": torch.__version__, "numpy": np.__version__,
+                     "numba": numba.__version__, "zarr": zarr.__version__,
+                     "numcodecs": numcodecs.__version__},
+        "cuda": torch.cuda.is_available(),
+    }  # fmt: skip
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    try:
+        import nvidia.dali
+
+        info["versions"]["dali"] = nvidia.dali.__version__
+    except ImportError:
+        pass
+    return info
