@@ -177,12 +177,10 @@ def write_root(
 
 
 def have_root() -> bool:
-    """True where real ROOT (PyROOT) imports."""
-    try:
-        import ROOT  # noqa: F401
-    except Exception:
-        return False
-    return True
+    """True where real ROOT (PyROOT) is installed (found without importing it here)."""
+    import importlib.util
+
+    return importlib.util.find_spec("ROOT") is not None
 
 
 def array_bytes(store: Path) -> dict[str, bytes]:

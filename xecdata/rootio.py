@@ -113,7 +113,9 @@ def open_tree(path: str | Path, tree: str) -> Any:
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic != ROOT_MAGIC:
-        raise InputError(path, "not a ROOT file (no 'root' header)", "Pass only ROOT files")
+        raise InputError(
+            path, "not a ROOT file (no 'root' header)", f"Pass only ROOT files, or {_SKIP}"
+        )
     try:
         handle = uproot.open(path, array_cache=None)  # read once: caching only costs memory
         end = int(handle.file.fEND)
@@ -126,6 +128,8 @@ def open_tree(path: str | Path, tree: str) -> Any:
             f"Copy the file again (an interrupted transfer?) or {_SKIP}",
         )
     trees = [k.split(";")[0] for k, c in handle.classnames().items() if c == "TTree"]
+    if not trees:
+        raise InputError(path, "holds no TTree at all (damaged, or not an event file)", _SKIP_FIX)
     if tree not in trees:
         raise InputError(
             path,

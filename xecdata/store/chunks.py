@@ -5,8 +5,10 @@ the shard index (read once per shard and cached, crc32c-checked), (2) `os.preadv
 chunk's bytes into a per-thread buffer, (3) numcodecs decoding straight into the caller's
 buffer. numcodecs' blosc and zstd decoders and `os.preadv` release the GIL, so reader threads
 decode in parallel. `lut_decode` turns uint16 codes into float32 through per-channel lookup
-tables in cache-sized blocks with per-thread scratch (numpy's take releases the GIL too): no
-allocation per chunk beyond what the codec itself needs.
+tables (one gather per block through the concatenated tables, measured 2-3x faster than
+per-channel gathers or an affine decode with masked sentinels), in cache-sized blocks with
+per-thread scratch (numpy's take releases the GIL too): no allocation per chunk beyond what the
+codec itself needs.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from xecdata.store.codecs import decoder_from_zarr
 from xecdata.store.format import StoreError, shard_file
 
-LUT_BLOCK = 16  # events per LUT pass: scratch of 16 x 4760 int64 + float32 stays in L2
+LUT_BLOCK = 16  # events per LUT pass: 16 x 9520 int64 indices (1.2 MB) stay in L2
 _MISSING = 2**64 - 1
 
 
@@ -160,27 +162,31 @@ class ChunkArray:
 
 
 class LutScratch(threading.local):
-    """Per-thread index and value buffers of lut_decode."""
+    """Per-thread index buffer of lut_decode and the channel offsets of its rows."""
 
     def __init__(self) -> None:
         self.idx: np.ndarray | None = None
-        self.val: np.ndarray | None = None
+        self.offsets: np.ndarray | None = None
 
 
 _SCRATCH = LutScratch()
 
 
 def lut_decode(codes: np.ndarray, luts: np.ndarray, out: np.ndarray) -> None:
-    """out[..., ch] = luts[ch][codes[..., ch]] for (n, S, 2) uint16 codes, float32 out."""
-    n, s = codes.shape[:2]
-    if _SCRATCH.idx is None or _SCRATCH.idx.shape[1] != s:
-        _SCRATCH.idx = np.empty((LUT_BLOCK, s), np.intp)
-        _SCRATCH.val = np.empty((LUT_BLOCK, s), np.float32)
-    idx, val = _SCRATCH.idx, _SCRATCH.val
-    assert val is not None
+    """out[..., ch] = luts[ch][codes[..., ch]] for (n, S, 2) uint16 codes, float32 out.
+
+    One gather per block of rows through the concatenated (2 * 65536,) table, indexed by
+    code + 65536 * channel: two passes per block, both contiguous (out must be C-contiguous
+    per event, as every ring slot and chunk buffer is)."""
+    n, s, nch = codes.shape
+    width = s * nch
+    if _SCRATCH.idx is None or _SCRATCH.idx.shape[1] != width:
+        _SCRATCH.idx = np.empty((LUT_BLOCK, width), np.intp)
+        _SCRATCH.offsets = np.tile(np.arange(nch, dtype=np.intp) * luts.shape[1], s)
+    idx, offsets = _SCRATCH.idx, _SCRATCH.offsets
+    table = luts.reshape(-1)  # (nch * 65536,) view of the C-contiguous tables
+    rows, dest = codes.reshape(n, width), out.reshape(n, width)
     for a in range(0, n, LUT_BLOCK):
         b = min(a + LUT_BLOCK, n)
-        for ch in range(codes.shape[2]):
-            np.copyto(idx[: b - a], codes[a:b, :, ch])
-            np.take(luts[ch], idx[: b - a], out=val[: b - a], mode="clip")
-            out[a:b, :, ch] = val[: b - a]
+        np.add(rows[a:b], offsets, out=idx[: b - a])
+        np.take(table, idx[: b - a], out=dest[a:b], mode="clip")
