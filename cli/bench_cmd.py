@@ -39,3 +39,38 @@ def bench_ingest(events: int, workers: int | None, as_json: bool, output: Path |
 
     result = run_benchmark(events=events, workers=workers)
     emit(result, format_report(result), as_json, output)
+
+
+@bench.command("loader")
+@click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--backend",
+    "backends",
+    multiple=True,
+    default=("cpu", "resident", "dali", "root"),
+    show_default=True,
+    help="Backend to measure (repeat the option for several).",
+)
+@click.option("--threads", default="1,2", show_default=True, help="Decode thread counts.")
+@click.option("--batch-size", type=int, default=1024, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Also write JSON.")
+def bench_loader(
+    store: Path,
+    backends: tuple[str, ...],
+    threads: str,
+    batch_size: int,
+    device: str,
+    as_json: bool,
+    output: Path | None,
+) -> None:
+    """Loader events/s and GB/s per backend and thread count against the memory-mapped
+    read of the same bytes uncompressed (the machine's bound)."""
+    from xecdata.loaders.bench import format_report, run_store_benchmark
+
+    counts = tuple(int(t) for t in threads.split(","))
+    result = run_store_benchmark(
+        store, backends=backends, threads=counts, batch_size=batch_size, device=device
+    )
+    emit(result, format_report(result), as_json, output)

@@ -45,13 +45,13 @@ def loader_rate(
     next(it)  # start-up: thread pools, DALI workers, resident fill, numba load
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     sync()
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
     for batch in it:
         n += len(batch)
         if max_events is not None and n >= max_events:
             break
     sync()
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     it.close()
     rate = n / dt if dt > 0 else float("nan")
     return {
@@ -63,6 +63,11 @@ def loader_rate(
         "seconds": round(dt, 4),
         "events_per_s": round(rate, 1),
         "gb_per_s": round(rate * CODE_BYTES / 1e9, 4),
+        "out_gb_per_s": round(
+            rate * N_SENSORS * 2 * (2 if "bfloat16" in str(kw.get("dtype")) else 4) / 1e9, 4
+        ),
+        "cpu_s": round(cpu, 4),
+        "events_per_cpu_s": round(n / cpu, 1) if cpu > 0 else None,
     }
 
 
@@ -73,12 +78,13 @@ def mmap_bound(
     read through a fresh memory map by `threads` threads copying chunk-sized blocks."""
     path = _flat_codes(store, scheme, workdir)
     n = os.path.getsize(path) // CODE_BYTES
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeats):
         mm = np.memmap(path, np.uint16, "r", shape=(n, N_SENSORS, 2))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         _parallel_copy(mm, threads, int(store.chunk_events))
         best = min(best, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, time.process_time() - c0)
         del mm
     rate = n / best
     return {
@@ -88,6 +94,8 @@ def mmap_bound(
         "seconds": round(best, 4),
         "events_per_s": round(rate, 1),
         "gb_per_s": round(rate * CODE_BYTES / 1e9, 4),
+        "cpu_s": round(best_cpu, 4),
+        "events_per_cpu_s": round(n / best_cpu, 1) if best_cpu > 0 else None,
     }
 
 
@@ -225,3 +233,55 @@ def machine_info() -> dict[str, Any]:
     except ImportError:
         pass
     return info
+
+
+def run_store_benchmark(
+    store: Any,
+    *,
+    backends: tuple[str, ...] = ("cpu", "resident", "dali", "root"),
+    threads: tuple[int, ...] = (1, 2),
+    batch_size: int = 1024,
+    device: str = "cpu",
+    scheme: str | None = None,
+    root_events: int | None = 8192,
+) -> dict[str, Any]:
+    """One store: the mmap bound and each backend (x threads), all in one run."""
+    from xecdata.store import open_store
+
+    st = open_store(store) if isinstance(store, (str, Path)) else store
+    sid = scheme or st.schemes[0]
+    out: dict[str, Any] = {"store": str(st.path), "profile": st.metadata["codec"]["name"],
+                           "scheme": sid, "device": device, "runs": []}  # fmt: skip
+    out["mmap"] = [mmap_bound(st, t, sid) for t in threads]
+    for backend in backends:
+        for t in threads[-1:] if backend in ("root", "resident") else threads:
+            limit = root_events if backend == "root" else None
+            run = loader_rate(st, backend=backend, threads=t, batch_size=batch_size,
+                              device=device, scheme=sid, max_events=limit)  # fmt: skip
+            out["runs"].append(run)
+    if device.startswith("cuda"):
+        out["h2d_gb_per_s"] = round(h2d_bandwidth(), 3)
+        out["data_wait"] = [data_wait(st, backend=b, threads=threads[-1], scheme=sid)
+                            for b in backends if b in ("pinned", "dali", "resident")]  # fmt: skip
+    best = max(r["events_per_s"] for r in out["mmap"])
+    for r in out["runs"]:
+        r["fraction_of_mmap"] = round(r["events_per_s"] / best, 4)
+    return out
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """Plain-text table of run_store_benchmark's result."""
+    lines = [f"store {result['store']} (profile {result['profile']}, {result['scheme']})"]
+    for r in result["mmap"]:
+        lines.append(f"  mmap bound     threads {r['threads']}: {r['events_per_s']:>12,.0f} ev/s"
+                     f"  {r['gb_per_s']:7.3f} GB/s")  # fmt: skip
+    for r in result["runs"]:
+        lines.append(f"  {r['backend']:<14} threads {r['threads']}: {r['events_per_s']:>12,.0f} "
+                     f"ev/s  {r['gb_per_s']:7.3f} GB/s  {100 * r['fraction_of_mmap']:5.1f} % of "
+                     "mmap")  # fmt: skip
+    if "h2d_gb_per_s" in result:
+        lines.append(f"  pinned H2D bound: {result['h2d_gb_per_s']} GB/s")
+    for w in result.get("data_wait", []):
+        lines.append(f"  data wait ({w['backend']}, {w['step_ms']} ms/batch): "
+                     f"{100 * w['wait_fraction']:.1f} %")  # fmt: skip
+    return "\n".join(lines)

@@ -40,10 +40,11 @@ def target_dtype(store_dtype: np.dtype) -> np.dtype:
 
 
 class MappedChunks:
-    """Uncompressed chunks read through memory maps of the shard files (no codec to run).
+    """Chunks read through memory maps of the shard files, decoded straight from the map.
 
     On the machines measured, a copy out of a mapping of the page cache runs several times
-    faster than `pread` into a buffer (benchmarks/results/loader.json). At most `max_open`
+    faster than `pread` into a buffer (uncompressed stores; benchmarks/results/loader.json),
+    and a codec reading the map saves that copy too. At most `max_open`
     shard maps stay open (least recently used closed first, never while being read), so the
     mapped page cache in the process stays bounded; the pages belong to the page cache, not
     to the loader's buffers.
@@ -59,13 +60,16 @@ class MappedChunks:
         n = self.array.chunk_len(chunk)
         path, offset, nbytes = self.array._locate(chunk)  # (shard file, byte offset, size)
         dst = out.reshape(-1).view(np.uint8)
-        if nbytes != dst.nbytes:
+        if self.array.codec is None and nbytes != dst.nbytes:
             raise ValueError(f"chunk {chunk} of {path} holds {nbytes} bytes, not {dst.nbytes}")
         key = str(path)
         m = self._acquire(key)
         try:
             view = memoryview(m)[offset : offset + nbytes]
-            np.copyto(dst, np.frombuffer(view, np.uint8))
+            if self.array.codec is None:
+                np.copyto(dst, np.frombuffer(view, np.uint8))
+            else:
+                self.array.codec.decode(view, out=out)
             view.release()
         finally:
             with self._lock:
@@ -113,9 +117,7 @@ class StoreSource:
         self.chunk_events = int(store.chunk_events)
         self.reader = raw_codes_reader(store, scheme_id)
         self.decoder = self.reader.decoder
-        self.chunks: Any = self.reader
-        if self.reader.array.codec is None:  # the uncompressed profile
-            self.chunks = MappedChunks(self.reader.array)
+        self.chunks = MappedChunks(self.reader.array)
         self.raw_dtype = np.dtype(np.uint16 if self.decoder is not None else np.float32)
         self.targets, self.reweighter = targets, reweighter
         self.target_specs = {name: _array_spec(store, name) for name in targets}
