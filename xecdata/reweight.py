@@ -135,9 +135,10 @@ class Reweighter:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Reweighter:
         cfg = d["config"]
-        config = ReweightConfig(
-            **{k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items()}
-        )
+        values: dict[str, Any] = {
+            k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items()
+        }
+        config = ReweightConfig(**values)
         tables = {
             t: TaskTable(
                 np.asarray(v["lo"], np.float64),
@@ -231,7 +232,8 @@ def fit_reweighter(store: Any, config: ReweightConfig, ranges: np.ndarray) -> Re
     try:
         group = zarr.open_group(str(store.path), mode="r")
         if path in group:
-            return Reweighter.from_dict(dict(group[path].attrs)["reweighter"])
+            cached: Any = dict(group[path].attrs)["reweighter"]
+            return Reweighter.from_dict(cached)
     except (FileNotFoundError, KeyError, ValueError):
         pass
     names = tuple(TASK_ARRAYS[t] for t in config.task_bins())

@@ -21,7 +21,7 @@ a yielded Batch is valid until the next one is drawn (`Batch.clone()` keeps one)
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,7 +98,7 @@ class Loader:
         """Host memory held by the backend's buffers (the documented bound)."""
         return int(self.backend.host_bytes())
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Generator[Batch, None, None]:
         epoch, start = self.epoch, self._consumed
         if start >= len(self):  # a finished epoch: go on with the next one
             epoch, start = epoch + 1, 0

@@ -25,6 +25,7 @@ from xecdata.geometry import N_SENSORS
 if TYPE_CHECKING:
     import torch
 
+numba: Any
 try:  # the fused host kernel; without numba the numpy block path below does the same
     import numba
 except ImportError:  # pragma: no cover - numba is a dependency; kept for exotic platforms

@@ -248,7 +248,7 @@ def plan_epoch(layout: SplitLayout, cfg: SamplerConfig, epoch: int) -> EpochPlan
     cut = _cut_stream(chunks, counts, start, min(stop, n))
     if stop > n:  # drop_last=False with padding: wrap to the start of the epoch's stream
         wrap = _cut_stream(chunks, counts, 0, stop - n)
-        cut = [np.concatenate(p) for p in zip(cut, wrap, strict=True)]
+        cut = tuple(np.concatenate(p) for p in zip(cut, wrap, strict=True))  # type: ignore[assignment]
     seg_chunk, seg_lo, seg_hi = cut
     group_seg, group_pos = _windows(seg_hi - seg_lo, cfg.window_events)
     return EpochPlan(layout, cfg, epoch, seg_chunk, seg_lo, seg_hi, group_seg, group_pos, nb)

@@ -148,7 +148,8 @@ def assemble_host(
     seg, loc = plan.batch(j)
     n = len(seg)
     flat = seg_slot[seg] * ring.chunk_events + loc
-    target = out.f32[slot, :n] if out.f32 is not None else out.scratch[:n]
+    scratch = out.scratch
+    target = out.f32[slot, :n] if out.f32 is not None else scratch[:n]  # type: ignore[index]
     gather(ring, flat, target, decoder)
     if out.f32 is None:
         out.sensors[slot, :n].copy_(torch.from_numpy(target))

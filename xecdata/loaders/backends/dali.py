@@ -17,7 +17,6 @@ device, the cpu backend's ring and outputs.
 from __future__ import annotations
 
 import ctypes
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -73,12 +72,13 @@ class ChunkCallback:
 
 
 def _copy_out(tensor: Any, dst: torch.Tensor, stream: Any = None) -> None:
-    """DALI tensor -> torch tensor memory (host or device), no allocation."""
-    ptr = ctypes.c_void_p(dst.data_ptr())
+    """DALI tensor -> preallocated torch memory (host ring: raw copy; device: on `stream`)."""
     if stream is None:
-        tensor.copy_to_external(ptr)
+        tensor.copy_to_external(ctypes.c_void_p(dst.data_ptr()))
     else:
-        tensor.copy_to_external(ptr, stream.cuda_stream, non_blocking=False)
+        from nvidia.dali.plugin.pytorch import feed_ndarray
+
+        feed_ndarray(tensor, dst, cuda_stream=stream)
 
 
 class DaliBackend:
@@ -114,7 +114,7 @@ class DaliBackend:
         )
         self.gather = HostGather(source.raw_dtype, threads)
         self._stream = torch.cuda.Stream(device) if cuda else None
-        self._lock = threading.Lock()
+        self._last_gather: Any = None
 
     def host_bytes(self) -> int:
         ring = self.ring.nbytes if isinstance(self.ring, HostRing) else 0
@@ -164,6 +164,8 @@ class DaliBackend:
 
         def load(seg: int, slot: int) -> None:
             outs = pipe.run()  # the engine submits segments in order to one thread
+            if self._stream is not None and self._last_gather is not None:
+                self._stream.wait_event(self._last_gather)  # the slot's last reader is done
             sensors, targets, weights = ring.views(slot)
             raw = outs[0].as_tensor()
             n = raw.shape()[0]
@@ -178,6 +180,8 @@ class DaliBackend:
                     (torch.from_numpy(t) if isinstance(t, np.ndarray) else t)[:n],
                     self._stream,
                 )
+            if self._stream is not None:  # the slot is complete (and DALI may reuse outs)
+                self._stream.synchronize()
 
         return load
 
@@ -190,6 +194,9 @@ class DaliBackend:
 
             def assemble(j: int, slot: int, seg_slot: np.ndarray) -> None:
                 assemble_device(plan, j, slot, seg_slot, ring, self.out, self.source.decoder)
+                ev = torch.cuda.Event()
+                ev.record(self.out.stream)
+                self._last_gather = ev
         else:
 
             def assemble(j: int, slot: int, seg_slot: np.ndarray) -> None:

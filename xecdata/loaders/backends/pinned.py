@@ -40,15 +40,14 @@ class DeviceRing:
     def __init__(self, slots: int, source: ChunkSource, device: torch.device):
         ce = source.chunk_events
         self.slots, self.chunk_events = slots, ce
-        kw = {"device": device}
         self.sensors = torch.empty(
-            (slots * ce, N_SENSORS, 2), dtype=torch_dtype(source.raw_dtype), **kw
+            (slots * ce, N_SENSORS, 2), dtype=torch_dtype(source.raw_dtype), device=device
         )
         self.targets = {
-            k: torch.empty((slots * ce, *shape), dtype=torch_dtype(dt), **kw)
+            k: torch.empty((slots * ce, *shape), dtype=torch_dtype(dt), device=device)
             for k, (shape, dt) in source.target_specs.items()
         }
-        self.weights = torch.empty(slots * ce, dtype=torch.float32, **kw)
+        self.weights = torch.empty(slots * ce, dtype=torch.float32, device=device)
 
     def views(self, slot: int) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         a, b = slot * self.chunk_events, (slot + 1) * self.chunk_events
@@ -94,25 +93,24 @@ class DeviceOut:
         dtype: torch.dtype,
         device: torch.device,
     ):
-        kw = {"device": device}
-        self.sensors = torch.empty((n_out, batch_size, N_SENSORS, 2), dtype=dtype, **kw)
+        self.sensors = torch.empty((n_out, batch_size, N_SENSORS, 2), dtype=dtype, device=device)
         self.f32 = (
             self.sensors
             if dtype == torch.float32
-            else torch.empty((batch_size, N_SENSORS, 2), dtype=torch.float32, **kw)
+            else torch.empty((batch_size, N_SENSORS, 2), dtype=torch.float32, device=device)
         )
         self.raw = torch.empty(
-            (batch_size, N_SENSORS, 2), dtype=torch_dtype(source.raw_dtype), **kw
+            (batch_size, N_SENSORS, 2), dtype=torch_dtype(source.raw_dtype), device=device
         )
         self.targets = {
-            k: torch.empty((n_out, batch_size, *shape), dtype=torch_dtype(dt), **kw)
+            k: torch.empty((n_out, batch_size, *shape), dtype=torch_dtype(dt), device=device)
             for k, (shape, dt) in source.target_specs.items()
         }
-        self.weights = torch.empty((n_out, batch_size), dtype=torch.float32, **kw)
-        self.index = torch.empty((n_out, batch_size), dtype=torch.int64, **kw)
+        self.weights = torch.empty((n_out, batch_size), dtype=torch.float32, device=device)
+        self.index = torch.empty((n_out, batch_size), dtype=torch.int64, device=device)
         pin = device.type == "cuda"
         self.flat_host = torch.empty((n_out, 2, batch_size), dtype=torch.int64, pin_memory=pin)
-        self.flat = torch.empty((n_out, 2, batch_size), dtype=torch.int64, **kw)
+        self.flat = torch.empty((n_out, 2, batch_size), dtype=torch.int64, device=device)
         self.lengths = [0] * n_out
         cuda = device.type == "cuda"
         self.stream = torch.cuda.Stream(device) if cuda else None
@@ -146,9 +144,10 @@ def assemble_device(
     stream = out.stream  # None on a CPU device (the torch path is then testable without CUDA)
     ctx = torch.cuda.stream(stream) if stream is not None else _nullcontext()
     with ctx:
-        if out.given_back[slot] is not None and stream is not None:
-            stream.wait_event(out.given_back[slot])
-        out.flat[slot, :, :n].copy_(out.flat_host[slot, :, :n], non_blocking=True)
+        given_back = out.given_back[slot]
+        if given_back is not None and stream is not None:
+            stream.wait_event(given_back)
+        out.flat[slot].copy_(out.flat_host[slot], non_blocking=True)  # contiguous (2, B)
         flat = out.flat[slot, 0, :n]
         f32 = out.f32[slot, :n] if out.f32.dim() == 4 else out.f32[:n]
         if decoder is None:

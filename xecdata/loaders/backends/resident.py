@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,8 +90,8 @@ class ResidentBackend:
         self.source, self.device, self.threads, self.n_out = source, device, threads, n_out
         self.chunk_ids = layout.chunk_ids
         slots, cuda = len(self.chunk_ids), device.type == "cuda"
-        self.ring = DeviceRing(slots, source, device) if cuda else HostRing(slots, source)
-        self.out = (
+        self.ring: Any = DeviceRing(slots, source, device) if cuda else HostRing(slots, source)
+        self.out: Any = (
             DeviceOut(n_out, batch_size, source, dtype, device)
             if cuda
             else HostOut(n_out, batch_size, source, dtype)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from xecdata.loaders.codes import CodeDecoder
 from xecdata.loaders.source import _array_spec
 from xecdata.reweight import Reweighter
 
@@ -28,7 +29,7 @@ class RootSource:
         self.scheme = store.scheme(scheme_id)
         self.n_events, self.chunk_events = int(store.n_events), int(store.chunk_events)
         self.sources = sorted(store.metadata["sources"], key=lambda f: f["first_index"])
-        self.decoder = None
+        self.decoder: CodeDecoder | None = None
         self.raw_dtype = np.dtype(np.float32)
         self.targets, self.reweighter = targets, reweighter
         self.target_specs = {name: _array_spec(store, name) for name in targets}
