@@ -237,3 +237,25 @@ def test_numpy_fallback_decoder_equals_the_fused_kernel(store_path: Path, monkey
     fused = epoch(store_path)
     monkeypatch.setattr(codes, "_KERNEL", None)
     assert_same_batches(fused, epoch(store_path))
+
+
+def test_dali_callback_survives_pickling_for_spawned_workers(store_path: Path) -> None:
+    import pickle
+    from types import SimpleNamespace
+
+    from xecdata.loaders.backends.dali import ChunkCallback
+    from xecdata.loaders.sampler import plan_epoch
+
+    loader = open_loader(store_path, scheme="new@1", batch_size=100, backend="dali", seed=3)
+    be = loader.backend
+    callback = pickle.loads(pickle.dumps(ChunkCallback(be.make_source, be.layout, be.cfg, 2, 1)))
+    raw, weights = callback(SimpleNamespace(idx_in_epoch=0))[:2]
+    plan = plan_epoch(loader.layout, loader.cfg, 2)
+    st = open_store(store_path)
+    start = int(plan.seg_chunk[1]) * st.chunk_events
+    want = st.read_sensors("new@1", start, start + len(raw))
+    got = np.empty(want.shape, np.float32)
+    be.source.decoder.decode_into(raw.view(np.uint16), got)
+    assert np.array_equal(got, want) and weights.tolist() == [1.0] * len(raw)
+    with pytest.raises(StopIteration):
+        callback(SimpleNamespace(idx_in_epoch=plan.n_segments))
