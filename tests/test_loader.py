@@ -259,3 +259,32 @@ def test_dali_callback_survives_pickling_for_spawned_workers(store_path: Path) -
     assert np.array_equal(got, want) and weights.tolist() == [1.0] * len(raw)
     with pytest.raises(StopIteration):
         callback(SimpleNamespace(idx_in_epoch=plan.n_segments))
+
+
+def test_device_assembly_path_on_cpu_equals_the_host_path(store_path: Path) -> None:
+    """The torch gather + decode that pinned / resident / dali run on a GPU, run on the CPU."""
+    from xecdata.loaders.backends.pinned import DeviceOut, DeviceRing, assemble_device
+    from xecdata.loaders.sampler import plan_epoch
+
+    kw = {"targets": TARGETS, "reweight": ReweightConfig(energy=10), "drop_last": False}
+    ref = epoch(store_path, **kw)
+    loader = open_loader(
+        store_path, scheme="new@1", batch_size=100, seed=3, shuffle_window=128, **kw
+    )
+    source, cpu = loader.backend.source, torch.device("cpu")
+    plan = plan_epoch(loader.layout, loader.cfg, 0)
+    ring = DeviceRing(plan.n_segments, source, cpu)
+    for seg in range(plan.n_segments):
+        sensors, targets, weights = ring.views(seg)
+        source.read(
+            int(plan.seg_chunk[seg]),
+            sensors.numpy().view(np.uint16),
+            {k: v.numpy() for k, v in targets.items()},
+            weights.numpy(),
+        )
+    out = DeviceOut(2, 100, source, torch.float32, cpu)
+    got = []
+    for j in range(plan.n_batches):
+        assemble_device(plan, j, j % 2, np.arange(plan.n_segments), ring, out, source.decoder)
+        got.append(out.batch(j % 2).clone())
+    assert_same_batches(ref, got)
