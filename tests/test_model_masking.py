@@ -80,6 +80,12 @@ def test_mae_loss_is_the_masked_per_face_mean() -> None:
     parts = mae.last_losses
     assert parts["loss_inner_npho"].item() == pytest.approx(err[..., 0][m & (face == 0)].mean())
     assert parts["actual_mask_ratio"].item() == pytest.approx(0.5, abs=1e-3)
+    metrics = mae.criterion.metrics(pred, x, mask)
+    sel = m & (face == 3)[None]
+    assert metrics["rmse_ds_npho"].item() == pytest.approx(np.sqrt(err[..., 0][sel].mean()))
+    assert metrics["mae_time"].item() == pytest.approx(
+        np.abs(pred.detach() - x).numpy()[..., 1][m & timed].mean(), rel=1e-5
+    )
     (grad,) = torch.autograd.grad(loss, pred)
     assert grad[~mask].abs().max() == 0  # unmasked predictions do not enter the loss
 

@@ -97,6 +97,30 @@ class ReconstructionLoss(nn.Module):
         per_sensor = v.float().sum(dim=0)  # (N, C)
         return (per_sensor.unsqueeze(1) * self.face_onehot.unsqueeze(-1)).sum(dim=0)
 
+    @torch.no_grad()
+    def metrics(
+        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """MAE / RMSE in normalized units on masked sensors (time: where its target is valid):
+        mae_{ch}, rmse_{ch} over all faces and mae_{face}_{ch}, rmse_{face}_{ch}."""
+        n_ch = pred.shape[-1]
+        m = mask.to(torch.float32)
+        timed = (target[..., 1] != self.scheme.time_sentinel).to(torch.float32)
+        w = torch.stack((m, m * timed), dim=-1)[..., :n_ch]  # (B, N, C)
+        err = pred.float() - target[..., :n_ch]
+        count = self._face_sum(w)  # (F, C)
+        abs_sum, sq_sum = self._face_sum(err.abs() * w), self._face_sum(err.square() * w)
+        out: dict[str, torch.Tensor] = {}
+        for c, ch in enumerate(CHANNELS[:n_ch]):
+            n = count[:, c].sum().clamp_min(1.0)
+            out[f"mae_{ch}"] = abs_sum[:, c].sum() / n
+            out[f"rmse_{ch}"] = (sq_sum[:, c].sum() / n).sqrt()
+            for f, face in enumerate(FACE_NAMES):
+                nf = count[f, c].clamp_min(1.0)
+                out[f"mae_{face}_{ch}"] = abs_sum[f, c] / nf
+                out[f"rmse_{face}_{ch}"] = (sq_sum[f, c] / nf).sqrt()
+        return out
+
     def components(self) -> dict[str, torch.Tensor]:
         """Named 0-dim tensors of the last call: loss_{face}_{ch}, loss_{face}, loss_{ch}."""
         if not self.last:
