@@ -1,4 +1,4 @@
-"""Ingestion benchmark: `python benchmarks/ingest.py [--events 8192] [--workers N]`.
+"""Ingestion benchmark: `python benchmarks/ingest.py [--events 16384] [--workers N]`.
 
 Same as `xec bench ingest --output benchmarks/results/ingest.json`; the measurements are
 described in xecdata/store/bench.py. Writes benchmarks/results/ingest.json.
@@ -17,7 +17,7 @@ RESULT = Path(__file__).resolve().parent / "results" / "ingest.json"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="xec ingestion benchmark")
-    ap.add_argument("--events", type=int, default=8192)
+    ap.add_argument("--events", type=int, default=16384)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--json", type=Path, default=RESULT)
     args = ap.parse_args()

@@ -1,9 +1,8 @@
 """Precision and compression measurements behind the store's storage choices.
 
-For each built-in scheme, on simulated-like events (the toy simulator when it is available, the
-tests' optical toy otherwise), compares candidate encodings of the normalized (N, 4760, 2)
-tensor: float32, fp16, fp16 npho + 16-bit time codes, 16-bit LUT codes for both channels (the
-store's choice, xecdata.store.precision), numcodecs FixedScaleOffset and BitRound. Columns:
+For each built-in scheme, on events of the toy simulator, compares candidate encodings of the
+normalized (N, 4760, 2) tensor: float32, fp16, fp16 npho + 16-bit time codes, 16-bit codes
+for both channels (the store's choice, xecdata.store.precision), numcodecs FixedScaleOffset and BitRound. Columns:
 worst npho error over the tolerance max(0.1 sqrt(max(n,1)), 1e-3 n), time error RMS / max in
 ps, whether sentinels survive bit-exactly, and bytes/event under blosc-zstd(1)+shuffle. A second
 table compares codecs and layouts (channel-interleaved (N,4760,2) vs channel-separated
@@ -16,41 +15,33 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numcodecs
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from xecdata.schemes import get_scheme
+from xecdata.store.encode import SchemeEncoder
+from xecdata.store.precision import npho_tolerance, scheme_codes
 
-from xecdata.schemes import get_scheme  # noqa: E402
-from xecdata.store.precision import npho_tolerance, scheme_codes  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 CHUNK = 256  # events per chunk, as in the store
 
 
 def load_events(n: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """Raw npho and time (n, 4760) float32 from the simulator, else the tests' toy."""
-    try:
-        import tempfile
+    """Raw npho and time (n, 4760) float32 of n events of the toy simulator."""
+    import tempfile
 
-        import uproot
+    import uproot
 
-        from xecdata.sim import simulate
+    from xecdata.sim import simulate
 
-        with tempfile.TemporaryDirectory() as tmp:
-            simulate(n, Path(tmp), seed=1, events_per_file=n)
-            path = next(Path(tmp).rglob("*.root"))
-            arrays = uproot.open(path)["tree"].arrays(["npho", "relative_time"], library="np")
-        return arrays["npho"], arrays["relative_time"], "xecdata.sim"
-    except ImportError:
-        from tests.rootfiles import fake_events
-
-        ev = fake_events(n, seed=1)
-        return ev["npho"], ev["relative_time"], "tests.rootfiles.fake_events"
+    with tempfile.TemporaryDirectory() as tmp:
+        (path,) = simulate(n, Path(tmp), seed=1, events_per_file=n)
+        arrays = uproot.open(path)["tree"].arrays(["npho", "relative_time"], library="np")
+    return arrays["npho"], arrays["relative_time"], "xecdata.sim (seed 1)"
 
 
 def errors(scheme, x, raw_npho, raw_time, back) -> dict[str, float | bool]:
@@ -205,6 +196,34 @@ class _Chain:
         return buf
 
 
+def markdown(rows: list[dict], columns: dict[str, str]) -> str:
+    """A markdown table of `rows`: columns maps a row key to a format spec."""
+    head = "| " + " | ".join(k.replace("_", " ") for k in columns) + " |"
+    lines = [head, "|" + "---|" * len(columns)]
+    for r in rows:
+        lines.append("| " + " | ".join(format(r[k], f) for k, f in columns.items()) + " |")
+    return "\n".join(lines)
+
+
+PRECISION_COLUMNS = {
+    "scheme": "",
+    "encoding": "",
+    "npho_worst_err_over_tol": ".3g",
+    "npho_frac_over_tol": ".2g",
+    "time_rms_ps": ".3g",
+    "time_max_ps": ".3g",
+    "sentinels_exact": "",
+    "bytes_per_event": ".0f",
+}
+CODEC_COLUMNS = {
+    "layout": "",
+    "codec": "",
+    "bytes_per_event": ".0f",
+    "compress_MBps": ".0f",
+    "decompress_MBps": ".0f",
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=2000)
@@ -214,37 +233,18 @@ def main() -> None:
     raw_npho, raw_time, source = load_events(args.events)
     x_by = {sid: get_scheme(sid).normalize(raw_npho, raw_time) for sid in ("legacy@1", "new@1")}
     prec = precision_table(x_by, raw_npho, raw_time)
-    cn, ct = scheme_codes(get_scheme("new@1"))
-    x = x_by["new@1"]
-    codes = np.empty(x.shape, np.uint16)
-    for ch, code in enumerate((cn, ct)):
-        tmp = np.empty(x.shape[:-1], np.uint16)
-        code.encode(np.ascontiguousarray(x[..., ch]), tmp, np.empty(x.shape[:-1], np.float32))
-        codes[..., ch] = tmp
+    scheme = get_scheme("new@1")
+    codes = SchemeEncoder(scheme, scheme_codes(scheme)).encode(
+        raw_npho, raw_time, np.empty(x_by["new@1"].shape, np.uint16)
+    )
     codecs = codec_table(codes)
     print(f"# precision ({args.events} events from {source})")
-    print(
-        "| scheme | encoding | npho worst err/tol | frac over tol | time RMS ps | time max ps | sentinels exact | bytes/event |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for r in prec:
-        print(
-            f"| {r['scheme']} | {r['encoding']} | {r['npho_worst_err_over_tol']:.3g} | {r['npho_frac_over_tol']:.2g} | {r['time_rms_ps']:.3g} | {r['time_max_ps']:.3g} | {r['sentinels_exact']} | {r['bytes_per_event']:.0f} |"
-        )
+    print(markdown(prec, PRECISION_COLUMNS))
     print("\n# codecs on the chosen codes (new@1)")
-    print("| layout | codec | bytes/event | compress MB/s | decompress MB/s |")
-    print("|---|---|---|---|---|")
-    for r in codecs:
-        print(
-            f"| {r['layout']} | {r['codec']} | {r['bytes_per_event']:.0f} | {r['compress_MBps']:.0f} | {r['decompress_MBps']:.0f} |"
-        )
+    print(markdown(codecs, CODEC_COLUMNS))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps(
-            {"events": args.events, "source": source, "precision": prec, "codecs": codecs}, indent=1
-        )
-        + "\n"
-    )
+    result = {"events": args.events, "source": source, "precision": prec, "codecs": codecs}
+    args.json.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

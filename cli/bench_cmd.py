@@ -23,7 +23,7 @@ def emit(result: dict[str, object], text: str, as_json: bool, output: Path | Non
 
 
 @bench.command("ingest")
-@click.option("--events", type=int, default=8192, show_default=True, help="Simulated events.")
+@click.option("--events", type=int, default=16384, show_default=True, help="Simulated events.")
 @click.option("--workers", type=int, default=None, help="'All cores' worker count (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option(

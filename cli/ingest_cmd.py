@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from xecdata.ingest import IngestResult
 
 from xecdata.store.codecs import PROFILE_NAMES
 from xecdata.store.format import CHUNK_EVENTS, SHARD_CHUNKS
@@ -26,7 +30,7 @@ def command_line(verb: str, args: list[str], options: dict[str, object]) -> str:
     return shlex.join(parts)
 
 
-def print_result(res: object) -> None:
+def print_result(res: IngestResult) -> None:
     """The closing summary of an ingest / append / renormalize."""
     rate = res.events_written / res.seconds if res.seconds else 0.0
     click.echo(

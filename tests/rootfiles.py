@@ -11,6 +11,7 @@ with real ROOT (fixed `npho[4760]/F` or `std::vector<float>`), and is only usabl
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,6 @@ def write_uproot(
     jagged=True writes the sensor branches as counter-jagged arrays (`nnpho`, `npho[nnpho]`);
     baskets = number of `extend` calls (one basket per branch each).
     """
-    import awkward as ak
     import uproot
 
     data = events if events is not None else fake_events(n, seed)
@@ -100,7 +100,7 @@ def write_uproot(
     kwargs = {} if compression is None else {"compression": compression}
     with uproot.recreate(path, **kwargs) as f:
         bounds = np.linspace(0, n, max(1, min(baskets, n)) + 1).astype(int)
-        for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        for i, (a, b) in enumerate(itertools.pairwise(bounds)):
             part = {k: v[a:b] for k, v in data.items()}
             if jagged:
                 part = {k: _jagged(v) if k in SENSOR_BRANCHES else v for k, v in part.items()}

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from xec_cli.main import main
 from xecdata.geometry import N_SENSORS, geometry_id
 from xecdata.ingest import IngestError, ingest, renormalize
 from xecdata.rootio import sha256_file
@@ -17,7 +18,6 @@ from xecdata.schemes import get_scheme
 from xecdata.store import IncompleteStoreError, SchemeMismatchError, open_store
 from xecdata.store.metadata import validate_metadata
 from xecdata.store.precision import npho_tolerance
-from xec_cli.main import main
 
 from .rootfiles import array_bytes, write_uproot
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from xec_cli.main import main
 from xecdata.ingest import IngestError, ingest
 from xecdata.store import open_store
-from xec_cli.main import main
 
 from .rootfiles import array_bytes, fake_events, write_uproot
 

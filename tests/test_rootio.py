@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
@@ -31,7 +32,7 @@ def test_read_steps_cut_at_basket_boundaries():
     steps = read_steps(tuple(range(0, 1001, 7)), 13, 997, 64)
     assert steps[0][0] == 13 and steps[-1][1] == 997
     assert all(b - a <= 64 for a, b in steps)
-    assert all(a == b for (_, a), (b, _) in zip(steps[:-1], steps[1:], strict=True))
+    assert all(a == b for (_, a), (b, _) in itertools.pairwise(steps))
     assert all(a % 7 == 0 for a, _ in steps[1:])
 
 

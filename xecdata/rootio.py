@@ -178,7 +178,7 @@ def _sensor_kind(t: Any, path: str | Path, tree: str, branch: str) -> bool:
     """True for a jagged sensor branch, False for a fixed [4760] one; InputError otherwise."""
     import uproot
 
-    if branch not in t.keys():
+    if branch not in set(t.keys()):
         flag = "--npho-branch" if "npho" in branch else "--time-branch"
         raise InputError(
             path,
@@ -211,8 +211,9 @@ def _columns(t: Any, path: str | Path, tree: str) -> tuple[Column, ...]:
     wanted += [(b, "reco") for b in RECO_BRANCHES]
     wanted += [(b, "reco") for b in sorted(t.keys()) if "Reco" in b and b not in RECO_BRANCHES]
     out = []
+    present = set(t.keys())
     for name, kind in wanted:
-        if name not in t.keys():
+        if name not in present:
             continue
         interp = t[name].interpretation
         fixed = isinstance(interp, uproot.AsDtype) and interp.to_dtype.base.kind in "fiub"
@@ -310,7 +311,7 @@ def read_steps(
 ) -> list[tuple[int, int]]:
     """Split [start, stop) into steps of <= target entries, cut at basket boundaries where
     possible so that no basket is decompressed twice (a basket larger than target is split)."""
-    bounds = sorted({b for b in boundaries if start < b < stop}) + [stop]
+    bounds = [*sorted({b for b in boundaries if start < b < stop}), stop]
     steps, cur, prev = [], start, start
     for b in bounds:
         while b - cur > target:

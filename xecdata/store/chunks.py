@@ -184,6 +184,7 @@ def lut_decode(codes: np.ndarray, luts: np.ndarray, out: np.ndarray) -> None:
         _SCRATCH.idx = np.empty((LUT_BLOCK, width), np.intp)
         _SCRATCH.offsets = np.tile(np.arange(nch, dtype=np.intp) * luts.shape[1], s)
     idx, offsets = _SCRATCH.idx, _SCRATCH.offsets
+    assert offsets is not None
     table = luts.reshape(-1)  # (nch * 65536,) view of the C-contiguous tables
     rows, dest = codes.reshape(n, width), out.reshape(n, width)
     for a in range(0, n, LUT_BLOCK):

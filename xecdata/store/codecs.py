@@ -56,7 +56,7 @@ class CodecProfile:
         if self.kind == "blosc":
             return [
                 BloscCodec(
-                    cname=self.cname,
+                    cname=self.cname,  # type: ignore[arg-type]  # one of blosc's names
                     clevel=self.level,
                     shuffle="shuffle",
                     typesize=np.dtype(dtype).itemsize,

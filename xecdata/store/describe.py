@@ -104,19 +104,26 @@ def format_text(d: dict[str, Any]) -> str:
             f"pending    {p['action']}: {p['units_done']}/{p['units']} units done; "
             f"resume with: {p['command'] or 'the same xec command'}"
         )
-    if "n_events" not in d:
-        return "\n".join(lines)
+    if "n_events" in d:
+        lines += _summary_lines(d) + _scheme_lines(d) + _array_lines(d) + _provenance_lines(d)
+    return "\n".join(lines)
+
+
+def _summary_lines(d: dict[str, Any]) -> list[str]:
     sp = d["splits"]
-    lines += [
-        f"events     {d['n_events']}  (chunks of {d['chunk_events']}, shards of {d['shard_events']}, "
-        f"{d['n_chunks']} chunks)",
+    return [
+        f"events     {d['n_events']}  (chunks of {d['chunk_events']}, shards of "
+        f"{d['shard_events']}, {d['n_chunks']} chunks)",
         f"splits     train {sp['events']['train']}, val {sp['events']['val']} "
         f"({sp['rule']}, val_fraction {sp['val_fraction']})",
         f"geometry   {d['geometry_id']}",
         f"codec      {d['codec']['name']}: {d['codec']['description']}",
         f"size       {d['bytes_per_event']:.0f} bytes/event in all arrays",
-        "schemes",
     ]
+
+
+def _scheme_lines(d: dict[str, Any]) -> list[str]:
+    lines = ["schemes"]
     for sid, s in d["schemes"].items():
         pn, pt, st = s["precision"]["npho"], s["precision"]["time"], s["stats"]
         lines.append(f"  {sid}  {s['hash']}  {s['dtype']}")
@@ -128,27 +135,36 @@ def format_text(d: dict[str, Any]) -> str:
         for ch in ("npho", "time"):
             c = st[ch]
             lines.append(
-                f"    {ch}: valid {c['valid_fraction']:.4f}, mean {_fmt(c['mean'])}, std {_fmt(c['std'])}"
+                f"    {ch}: valid {c['valid_fraction']:.4f}, mean {_fmt(c['mean'])}, "
+                f"std {_fmt(c['std'])}"
             )
-    lines.append("arrays")
+    return lines
+
+
+def _array_lines(d: dict[str, Any]) -> list[str]:
+    lines = ["arrays"]
     for name, a in d["arrays"].items():
         lines.append(
-            f"  {name:24s} {a['dtype']:8s} {str(tuple(a['shape'])):20s} "
+            f"  {name:24s} {a['dtype']:8s} {tuple(a['shape'])!s:20s} "
             f"{a['bytes_per_event']:9.1f} B/event  {a['codec']}"
         )
     lines.append("columns    " + ", ".join(f"{k} ({c['kind']})" for k, c in d["columns"].items()))
     lines.append(f"raw kept   {'yes' if d['raw_kept'] else 'no'}")
-    lines.append(f"sources    {len(d['sources'])} files")
+    return lines
+
+
+def _provenance_lines(d: dict[str, Any]) -> list[str]:
+    lines = [f"sources    {len(d['sources'])} files"]
     for s in d["sources"]:
+        note = f"  {s['note']}" if s["note"] else ""
         lines.append(
             f"  [{s['first_index']}, {s['first_index'] + s['entries']}) {s['path']} "
-            f"({s['entries']} entries, {s['sha256'][:19]}...){'  ' + s['note'] if s['note'] else ''}"
+            f"({s['entries']} entries, {s['sha256'][:19]}...){note}"
         )
-    for s in d["skipped"]:
-        lines.append(f"skipped    {s['path']}: {s['reason']}")
+    lines += [f"skipped    {s['path']}: {s['reason']}" for s in d["skipped"]]
     lines.append("tools      " + ", ".join(f"{k} {v}" for k, v in d["tools"].items()))
     for h in d["history"]:
         lines.append(
             f"history    {h['time']} {h['action']} +{h['events_added']} events: {h['command']}"
         )
-    return "\n".join(lines)
+    return lines

@@ -73,11 +73,11 @@ def finalize(root: Path, plan: dict[str, Any], previous: dict[str, Any] | None) 
             "events": {name: int(np.sum(np.diff(split[name], axis=1))) for name in SPLIT_NAMES},
         },
         "input": plan["input"],
-        "sources": prev.get("sources", []) + [_source_record(f) for f in plan["files"]],
-        "skipped": prev.get("skipped", []) + plan["skipped"],
+        "sources": [*prev.get("sources", []), *(_source_record(f) for f in plan["files"])],
+        "skipped": [*prev.get("skipped", []), *plan["skipped"]],
         "arrays": _array_records(root, plan, n),
         "tools": tool_versions(),
-        "history": prev.get("history", []) + [_history_record(plan, previous)],
+        "history": [*prev.get("history", []), _history_record(plan, previous)],
         "created": prev.get("created", now()),
     }
     meta = json.loads(json.dumps(meta))  # plain JSON types (tuples -> lists)
@@ -92,9 +92,10 @@ def _scheme_record(
     root: Path, plan: dict[str, Any], sid: str, entry: dict[str, Any]
 ) -> dict[str, Any]:
     """Merge the units' statistics of one scheme, write its stats array, build its record."""
-    codes = tuple(ChannelCode.from_dict(entry["precision"][ch]) for ch in ("npho", "time"))
+    p = entry["precision"]
+    codes = (ChannelCode.from_dict(p["npho"]), ChannelCode.from_dict(p["time"]))
     if entry["dtype"] == "float32":
-        codes = tuple(ChannelCode("float32", 0.0, 0.0, c.sentinel) for c in codes)
+        codes = (lossless(codes[0]), lossless(codes[1]))
     parts, clipped = [], np.zeros(2, np.int64)
     for unit in range(-(-plan["n_events"] // plan["shard_events"])):
         with np.load(io.BytesIO((root / unit_stats_file(unit, sid)).read_bytes())) as z:
@@ -117,6 +118,11 @@ def _scheme_record(
             "summary": _summary(total, codes),
         },
     }
+
+
+def lossless(code: ChannelCode) -> ChannelCode:
+    """The float32 (stored as is) twin of a channel code."""
+    return ChannelCode("float32", 0.0, 0.0, code.sentinel)
 
 
 def _summary(total: dict[str, Any], codes: tuple[ChannelCode, ...]) -> dict[str, Any]:

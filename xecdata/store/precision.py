@@ -94,9 +94,13 @@ class ChannelCode:
 
     def decode(self, codes: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """codes -> float32 values (uses the LUT; float32 encoding copies)."""
+        if out is None:
+            out = np.empty(np.shape(codes), np.float32)
         if self.encoding == "float32":
-            return np.array(codes, dtype=np.float32) if out is None else np.copyto(out, codes)
-        return np.take(self.lut(), codes, out=out)
+            np.copyto(out, codes)
+        else:
+            np.take(self.lut(), codes, out=out)
+        return out
 
     def max_abs_error(self) -> float:
         """Worst-case |decoded - normalized| inside the range (0 if lossless): half a step,
@@ -127,10 +131,10 @@ def npho_code(scheme: Scheme) -> ChannelCode:
     limit = tr.domain_limit(s1)
     if np.isfinite(limit):
         with np.errstate(divide="ignore"):  # log1p at its limit is -inf
-            floor = max(floor, float(tr.forward(limit, s1, s2)))
+            floor = max(floor, float(tr.forward(np.asarray(limit), s1, s2)))
     y_lo = max(floor, y_hi - step * (MAX_CODE - 1))
     code = ChannelCode("uint16", step, y_lo, scheme.npho_sentinel)
-    zero = float(tr.forward(0.0, s1, s2))
+    zero = float(tr.forward(np.zeros(()), s1, s2))
     if y_lo > zero or not _npho_within_tolerance(scheme, code):
         return ChannelCode("float32", 0.0, 0.0, scheme.npho_sentinel)
     return code
@@ -139,7 +143,7 @@ def npho_code(scheme: Scheme) -> ChannelCode:
 def _npho_within_tolerance(scheme: Scheme, code: ChannelCode) -> bool:
     """Round-trip a dense grid of counts in the code range; True when all meet npho_tolerance."""
     tr, s1, s2 = scheme.transform, scheme.npho_scale, scheme.npho_scale2
-    x_lo = float(tr.inverse(code.offset, s1, s2))
+    x_lo = float(tr.inverse(np.asarray(code.offset), s1, s2))
     x = np.concatenate([np.linspace(max(x_lo, -1e3), 1.0, 20001), np.geomspace(1, NPHO_MAX, 20001)])
     y = tr.forward(x, s1, s2).astype(np.float32)
     codes = np.empty(y.shape, np.uint16)
@@ -170,7 +174,8 @@ def precision_summary(scheme: Scheme, codes: tuple[ChannelCode, ChannelCode]) ->
     out["npho"]["tolerance"] = "max(0.1*sqrt(max(|npho|,1)), 1e-3*|npho|) photons"
     if npho.encoding == "uint16":
         top = npho.offset + npho.step * (MAX_CODE - 1)
-        out["npho"]["range_photons"] = [float(tr.inverse(v, s1, s2)) for v in (npho.offset, top)]
+        ends = np.array([npho.offset, top])
+        out["npho"]["range_photons"] = [float(v) for v in tr.inverse(ends, s1, s2)]
     out["time"]["max_abs_error_normalized"] = time.max_abs_error()
     out["time"]["step_s"] = time.step * scheme.time_scale
     out["time"]["rms_error_s"] = time.step * scheme.time_scale / np.sqrt(12)

@@ -3,8 +3,9 @@
 Per file, in parallel: structure (`rootio.inspect_file`: tree, branches, shapes, entries),
 content (`rootio.scan_file`: truth NaN/Inf, jagged sensor lengths), fingerprint (size + sha256
 of the first and last MiB). Then, in input order: the same branch set in every file, no file
-already in the store or repeated (by fingerprint) unless allowed. The first problem stops the run with an error naming the file and
-the fix, or, with --skip-bad, is recorded with its reason and the file is left out.
+already in the store or repeated (by fingerprint) unless allowed. The first problem stops the
+run with an error naming the file and the fix, or, with --skip-bad, is recorded with its reason
+and the file is left out.
 """
 
 from __future__ import annotations

@@ -246,8 +246,8 @@ class Store:
         import zarr
 
         path = self._scheme_entry(scheme_id)["stats"]["array"]
-        values = zarr.open_array(store=str(self.path), path=path, mode="r")[:]
-        return dict(zip(STATS_FIELDS, values, strict=True))
+        values = np.asarray(zarr.open_array(store=str(self.path), path=path, mode="r")[:])
+        return dict(zip(STATS_FIELDS, list(values), strict=True))
 
     def precision(self, scheme_id: str) -> dict[str, Any]:
         """The stored precision record of a scheme (steps, ranges, errors in physical units)."""

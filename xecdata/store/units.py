@@ -12,6 +12,7 @@ interrupted at any point is simply redone on resume and produces the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import queue
@@ -261,8 +262,6 @@ def prefetched(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
     finally:
         stop.set()
         while thread.is_alive():
-            try:
+            with contextlib.suppress(queue.Empty):
                 q.get(timeout=0.1)
-            except queue.Empty:
-                pass
         thread.join()

@@ -131,7 +131,7 @@ class ShardWriter:
     def _flush(self) -> None:
         if self._chunk >= len(self._index):
             raise ValueError(f"{self.path}: more events than one shard holds")
-        data = self._buf if self._codec is None else self._codec.encode(self._buf)
+        data: Any = self._buf if self._codec is None else self._codec.encode(self._buf)
         raw = memoryview(data).cast("B")
         self._file.write(raw)
         self._index[self._chunk] = (self._offset, raw.nbytes)
