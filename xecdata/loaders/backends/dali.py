@@ -9,7 +9,8 @@ copies each output into its ring slot (host or device) and assembles batches exa
 pipeline is CPU-only (how CI runs it).
 
 One pipeline serves one pass over an epoch (built at the start of the pass, workers started
-with `fork` on a CPU-only pipeline and with `spawn` once CUDA is in use, as DALI requires).
+with `fork` on a CPU-only pipeline and with `spawn` once CUDA is in use, as DALI requires;
+spawned workers import the package, a few seconds per epoch).
 Host memory: DALI's prefetch queue (prefetch x one chunk, in shared memory) plus, on a CPU
 device, the cpu backend's ring and outputs.
 """
@@ -51,18 +52,26 @@ class ChunkCallback:
         self.make_source, self.layout, self.cfg = make_source, layout, cfg
         self.epoch, self.start_seg = epoch, start_seg
         self._state: tuple[Any, ...] | None = None
+        self._plans: dict[int, EpochPlan] = {}
 
     def _setup(self) -> tuple[Any, ...]:
         if self._state is None:  # once per worker process
             source = self.make_source()
-            plan = plan_epoch(self.layout, self.cfg, self.epoch)
-            ring = HostRing(1, source)
-            self._state = (source, plan, ring)
+            self._state = (source, HostRing(1, source))
         return self._state
 
+    def _plan(self, epoch: int) -> EpochPlan:
+        if epoch not in self._plans:
+            self._plans = {epoch: plan_epoch(self.layout, self.cfg, epoch)}
+        return self._plans[epoch]
+
     def __call__(self, info: Any) -> tuple[np.ndarray, ...]:
-        source, plan, ring = self._setup()
-        seg = self.start_seg + int(info.idx_in_epoch)
+        """DALI's epoch k of this pipeline is the loader's epoch `epoch` + k (a pipeline is
+        reset, not rebuilt, between consecutive epochs); the first starts at `start_seg`."""
+        source, ring = self._setup()
+        k = int(getattr(info, "epoch_idx", 0))
+        plan = self._plan(self.epoch + k)
+        seg = (self.start_seg if k == 0 else 0) + int(info.idx_in_epoch)
         if seg >= plan.n_segments:
             raise StopIteration
         sensors, targets, weights = ring.views(0)
@@ -115,6 +124,8 @@ class DaliBackend:
         self.gather = HostGather(source.raw_dtype, threads)
         self._stream = torch.cuda.Stream(device) if cuda else None
         self._last_gather: Any = None
+        self._pipe: Any = None  # a pipeline reset for epoch _pipe_epoch, kept between passes
+        self._pipe_epoch = -1
 
     def host_bytes(self) -> int:
         ring = self.ring.nbytes if isinstance(self.ring, HostRing) else 0
@@ -132,7 +143,7 @@ class DaliBackend:
             num_threads=1,
             device_id=(self.device.index or 0) if cuda else None,
             py_num_workers=self.threads,
-            py_start_method="spawn" if cuda else "fork",
+            py_start_method="spawn" if cuda or torch.cuda.is_initialized() else "fork",
             prefetch_queue_depth=self.prefetch,
         )
         with pipe:
@@ -188,7 +199,10 @@ class DaliBackend:
     def batches(self, plan: EpochPlan, start: int = 0) -> Iterator[Batch]:
         ring = self._ensure_ring(plan)
         start_seg = plan.batch_segments(start)[0]
-        pipe = self._pipeline(plan, start_seg)
+        pipe, self._pipe = self._pipe, None
+        if pipe is None or start != 0 or plan.epoch != self._pipe_epoch:
+            del pipe
+            pipe = self._pipeline(plan, start_seg)
         cuda = self.device.type == "cuda"
         if cuda:
 
@@ -214,13 +228,27 @@ class DaliBackend:
             n_out=self.n_out,
             release=(lambda s: give_back(self.out, s)) if cuda else None,
         )
+        done = False
         try:
             for j in engine:
                 slot = j % self.n_out
                 yield hand_over(self.out, slot) if cuda else self.out.batch(slot)
+            done = True
         finally:
             engine.close()
+            if done and _end_epoch(pipe):  # keep it: the next epoch reuses its workers
+                self._pipe, self._pipe_epoch = pipe, plan.epoch + 1
             del pipe
+
+
+def _end_epoch(pipe: Any) -> bool:
+    """Run the pipeline past its last sample and reset it for the next epoch."""
+    try:
+        pipe.run()
+    except StopIteration:
+        pipe.reset()
+        return True
+    return False
 
 
 def _chunk_bytes(source: ChunkSource) -> int:
