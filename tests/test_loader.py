@@ -223,12 +223,23 @@ def test_augment_in_the_loader_is_seeded_and_off_by_default(store_path: Path) ->
 def test_uncompressed_store_read_through_maps_gives_the_same_batches(
     store_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
+    """Uncompressed stores: cpu gathers from the mapped shards (fused kernel and fallback)."""
+    import xecdata.loaders.codes as codes
     from xecdata.loaders.source import MappedChunks
 
     plain = build_store(tmp_path_factory.mktemp("none"), codec="none")
     loader = open_loader(plain, scheme="new@1", batch_size=100, seed=3, shuffle_window=128)
     assert isinstance(loader.backend.source.chunks, MappedChunks)
-    assert_same_batches(epoch(store_path), [b.clone() for b in loader])
+    assert loader.backend.source.zero_copy  # gathered straight from the shard maps
+    ref = epoch(store_path)
+    assert_same_batches(ref, [b.clone() for b in loader])
+    assert loader.backend.ring.sensors.size == 0  # no ring copy of the codes
+    kernel, codes._SCATTER = codes._SCATTER, None  # the numpy fallback of the same path
+    try:
+        assert_same_batches(ref, epoch(plain))
+    finally:
+        codes._SCATTER = kernel
+    assert_same_batches(ref, epoch(plain, backend="resident"))
 
 
 def test_numpy_fallback_decoder_equals_the_fused_kernel(store_path: Path, monkeypatch: Any) -> None:

@@ -93,6 +93,21 @@ class CodeDecoder:
             self.decode_into(work[: b - a], out[a:b])
         return out
 
+    def scatter_decode_into(
+        self, src: np.ndarray, rows: np.ndarray, dst: np.ndarray, out: np.ndarray
+    ) -> None:
+        """out[dst[i]] = decoded src[rows[i]]: one chunk's rows (src (C, S, 2) uint16, e.g. a
+        read-only view of a mapped shard) scattered into their batch positions."""
+        if not out.flags.c_contiguous:
+            raise ValueError("scatter_decode_into: out must be C-contiguous")
+        if _SCATTER is not None:
+            _SCATTER(src.reshape(len(src), -1), rows, dst, out.reshape(len(out), -1),
+                     self.step, self.off, self.sentinel, self.above)  # fmt: skip
+            return
+        block = np.empty((len(rows), *out.shape[1:]), np.float32)
+        self.decode_into(np.ascontiguousarray(src[rows]), block)
+        out[dst] = block
+
     def _scratch(self, rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         s = getattr(self._local, "s", None)
         if s is None or s[0].shape[1] != width:
@@ -165,6 +180,28 @@ def _gather_decode(
             dst[k] = sentinel[k] if c == 0 else v
 
 
+def _scatter_decode(
+    src: np.ndarray,
+    rows: np.ndarray,
+    dst: np.ndarray,
+    out: np.ndarray,
+    step: np.ndarray,
+    off: np.ndarray,
+    sentinel: np.ndarray,
+    above: np.ndarray,
+) -> None:  # pragma: no cover - compiled by numba
+    """out[dst[i]] = decode(src[rows[i]]), the rule of _gather_decode."""
+    width = src.shape[1]
+    for i in range(len(rows)):
+        s, d = src[rows[i]], out[dst[i]]
+        for k in range(width):
+            c = s[k]
+            v = np.float32(c) * step[k] + off[k]
+            v = above[k] if v == sentinel[k] else v
+            d[k] = sentinel[k] if c == 0 else v
+
+
 # nogil: threads decode disjoint rows of one batch in parallel; no fastmath: IEEE float32
 # multiply then add, as numpy and torch do (a fused multiply-add would change the results)
 _KERNEL = None if numba is None else numba.njit(nogil=True, cache=True)(_gather_decode)
+_SCATTER = None if numba is None else numba.njit(nogil=True, cache=True)(_scatter_decode)

@@ -76,6 +76,21 @@ class MappedChunks:
                 self._users[key] -= 1
         return n
 
+    def view(self, chunk: int) -> tuple[np.ndarray, int]:
+        """A read-only (chunk_events, 4760, 2) view of an uncompressed chunk in its shard's
+        map (no copy) and its event count; the map stays open while the view lives."""
+        if self.array.codec is not None:
+            raise ValueError("view: only uncompressed chunks can be viewed in place")
+        path, offset, nbytes = self.array._locate(chunk)
+        m = self._acquire(str(path))
+        try:
+            flat = np.frombuffer(m, np.uint16, nbytes // 2, offset)
+        finally:
+            with self._lock:
+                self._users[str(path)] -= 1
+        shape = (self.array.chunk_events, *self.array.tail)
+        return flat.reshape(shape), self.array.chunk_len(chunk)
+
     def _acquire(self, key: str) -> mmap.mmap:
         with self._lock:
             m = self._maps.get(key)
@@ -92,7 +107,11 @@ class MappedChunks:
             if len(self._maps) <= self.max_open:
                 return
             if not self._users.get(old):
-                self._maps.pop(old).close()
+                try:
+                    self._maps[old].close()
+                except BufferError:  # a ring slot still views it: closed on a later pass
+                    continue
+                self._maps.pop(old)
                 self._users.pop(old, None)
 
 
@@ -118,6 +137,8 @@ class StoreSource:
         self.reader = raw_codes_reader(store, scheme_id)
         self.decoder = self.reader.decoder
         self.chunks = MappedChunks(self.reader.array)
+        # uncompressed codes can be gathered straight from the shard maps (no ring copy)
+        self.zero_copy = self.decoder is not None and self.reader.array.codec is None
         self.raw_dtype = np.dtype(np.uint16 if self.decoder is not None else np.float32)
         self.targets, self.reweighter = targets, reweighter
         self.target_specs = {name: _array_spec(store, name) for name in targets}
@@ -144,7 +165,17 @@ class StoreSource:
         self, chunk: int, sensors: np.ndarray, targets: dict[str, np.ndarray], weights: np.ndarray
     ) -> int:
         n = self.chunks.read_chunk_into(chunk, sensors)
+        self.read_aux(chunk, targets, weights)
+        return n
+
+    def view(self, chunk: int) -> tuple[np.ndarray, int]:
+        """Zero-copy (chunk_events, 4760, 2) codes of an uncompressed chunk, and its events."""
+        return self.chunks.view(chunk)
+
+    def read_aux(self, chunk: int, targets: dict[str, np.ndarray], weights: np.ndarray) -> int:
+        """The chunk's targets and weights only."""
         arrays = self.read_columns(chunk)
+        n = self.chunks.array.chunk_len(chunk)
         for name in self.targets:
             targets[name][:n] = arrays[name]
         weights[:n] = 1.0 if self.reweighter is None else self.reweighter.weights(arrays)

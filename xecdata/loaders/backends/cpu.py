@@ -4,6 +4,7 @@ from the ring into preallocated output buffers (see `engine` for the schedule).
 Host memory is bounded by the buffers, whatever the dataset size:
 
     ring:    slots x chunk_events x (4760 x 2 x 2 B codes + targets + 4 B weight)
+             (no codes for an uncompressed store: the slots view the mapped shard files)
     outputs: n_out x batch_size x (4760 x 2 x itemsize(dtype) + targets + 12 B)
 
 with slots = (events a batch may need decoded, i.e. two shuffle windows, in chunks) + `ring`
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,12 +36,20 @@ def host_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 class HostRing:
-    """`slots` chunk slots of sensors (raw codes or float32), targets and weights."""
+    """`slots` chunk slots of sensors (raw codes or float32), targets and weights.
 
-    def __init__(self, slots: int, source: ChunkSource, alloc: Alloc = host_empty):
+    With `zero_copy` (an uncompressed store) a slot's sensors are a read-only view of the
+    chunk in its mapped shard file (`mapped[slot]`) and no sensor buffer is allocated.
+    """
+
+    def __init__(
+        self, slots: int, source: ChunkSource, alloc: Alloc = host_empty, zero_copy: bool = False
+    ):
         ce = source.chunk_events
-        self.slots, self.chunk_events = slots, ce
-        self.sensors = alloc((slots * ce, N_SENSORS, 2), source.raw_dtype)
+        self.slots, self.chunk_events, self.zero_copy = slots, ce, zero_copy
+        rows = 0 if zero_copy else slots * ce
+        self.sensors = alloc((rows, N_SENSORS, 2), source.raw_dtype)
+        self.mapped: list[np.ndarray | None] = [None] * slots
         self.targets = {
             name: alloc((slots * ce, *shape), dtype)
             for name, (shape, dtype) in source.target_specs.items()
@@ -100,6 +110,33 @@ class HostGather:
     def nbytes(self) -> int:
         return sum(w.nbytes for w in self.work)
 
+    def scatter(
+        self,
+        ring: HostRing,
+        slot_of: np.ndarray,
+        loc: np.ndarray,
+        out: np.ndarray,
+        decoder: Any,
+    ) -> None:
+        """Zero-copy ring: rows grouped by slot, each group decoded from its mapped chunk
+        into its batch positions; the groups are shared out over the threads."""
+        order = np.argsort(slot_of, kind="stable")
+        cuts = np.flatnonzero(np.diff(slot_of[order])) + 1
+        groups = np.split(order, cuts)  # batch positions, one array per slot
+        shares: list[list[np.ndarray]] = [[] for _ in self.work]
+        for g in sorted(groups, key=len, reverse=True):  # largest first, to the lightest share
+            min(shares, key=lambda sh: sum(map(len, sh))).append(g)
+
+        def run(share: list[np.ndarray]) -> None:
+            for pos in share:
+                src = ring.mapped[int(slot_of[pos[0]])]
+                decoder.scatter_decode_into(src, loc[pos], pos, out)
+
+        futures = [self.pool.submit(run, sh) for sh in shares[1:] if sh and self.pool]
+        run(shares[0])
+        for f in futures:
+            f.result()
+
     def __call__(
         self, ring: HostRing, flat: np.ndarray, out: np.ndarray, decoder: object | None
     ) -> None:
@@ -150,7 +187,10 @@ def assemble_host(
     flat = seg_slot[seg] * ring.chunk_events + loc
     scratch = out.scratch
     target = out.f32[slot, :n] if out.f32 is not None else scratch[:n]  # type: ignore[index]
-    gather(ring, flat, target, decoder)
+    if ring.zero_copy:
+        gather.scatter(ring, seg_slot[seg], loc, target, decoder)
+    else:
+        gather(ring, flat, target, decoder)
     if out.f32 is None:
         out.sensors[slot, :n].copy_(torch.from_numpy(target))
     for name, t in out.targets.items():
@@ -187,7 +227,8 @@ class CpuBackend:
         slots = plan.live_segments() + self.extra_slots
         if self.ring is None or self.ring.slots < slots:  # once, or at an epoch start
             self.ring = None
-            self.ring = HostRing(slots, self.source)
+            zero_copy = bool(getattr(self.source, "zero_copy", False))
+            self.ring = HostRing(slots, self.source, zero_copy=zero_copy)
         return self.ring
 
     def host_bytes(self) -> int:
@@ -197,7 +238,12 @@ class CpuBackend:
     def _load(self, plan: EpochPlan, ring: HostRing) -> Callable[[int, int], None]:
         def load(seg: int, slot: int) -> None:
             sensors, targets, weights = ring.views(slot)
-            self.source.read(int(plan.seg_chunk[seg]), sensors, targets, weights)
+            chunk = int(plan.seg_chunk[seg])
+            if ring.zero_copy:
+                ring.mapped[slot] = self.source.view(chunk)[0]  # type: ignore[attr-defined]
+                self.source.read_aux(chunk, targets, weights)  # type: ignore[attr-defined]
+            else:
+                self.source.read(chunk, sensors, targets, weights)
 
         return load
 
