@@ -46,7 +46,8 @@ class RectHead(nn.Module):
     ) -> torch.Tensor:
         y = self.fmap_proj(fmap)  # (B, dim, h, w)
         if mask_low is not None:
-            y = y * (1.0 - mask_low) + self.mask_token * mask_low
+            m = mask_low.to(y.dtype)
+            y = y * (1.0 - m) + self.mask_token.to(y.dtype) * m
         y = F.interpolate(y, size=shape, mode="nearest")  # (B, dim, H, W)
         y = y + self.token_proj(token)[:, :, None, None]
         if self.image_stem is not None and image is not None:
@@ -84,7 +85,8 @@ class HexHead(nn.Module):
     ) -> torch.Tensor:
         y = self.node_proj(nodes)  # (B, 73, dim)
         if mask is not None:
-            y = y * (1.0 - mask) + self.mask_token * mask
+            m = mask.to(y.dtype)
+            y = y * (1.0 - m) + self.mask_token.to(y.dtype) * m
         y = y + self.pos + self.token_proj(token)[:, None, :]
         if self.image_stem is not None and image is not None:
             y = y + self.image_stem(image)

@@ -81,7 +81,7 @@ class HexEncoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x = self.stem(x)  # (B, 73, C)
         if mask is not None:
-            x = x * (1.0 - mask)
+            x = x * (1.0 - mask).to(x.dtype)
         for block in self.blocks:
             x = block(x, mask)
         return x

@@ -21,9 +21,9 @@ from xecmodel.layers.grn import GRN
 from xecmodel.layers.norms import LayerNorm2d
 
 
-def _keep(mask: torch.Tensor | None) -> torch.Tensor | None:
-    """1 - mask, or None."""
-    return None if mask is None else 1.0 - mask
+def _keep(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    """1 - mask in the activations' dtype (no fp32 promotion under autocast), or None."""
+    return None if mask is None else (1.0 - mask).to(like.dtype)
 
 
 class ConvNeXtV2Block(nn.Module):
@@ -40,7 +40,7 @@ class ConvNeXtV2Block(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        keep = _keep(mask)  # (B, 1, H, W) or None
+        keep = _keep(mask, x)  # (B, 1, H, W) or None
         if keep is not None:
             x = x * keep  # the residual, and what the depthwise conv reads, skip masked cells
         y = self.dwconv(x)
@@ -102,7 +102,7 @@ class ConvNeXtV2Stages(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x = self.stem_norm(self.stem_conv(x))  # (B, C0, H, W)
-        keep = _keep(mask)
+        keep = _keep(mask, x)
         if keep is not None:
             x = x * keep
         for i, blocks in enumerate(self.stages):
@@ -117,10 +117,12 @@ class ConvNeXtV2Stages(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """LN -> (re-mask) -> conv 2x2 s2 -> re-mask with the downsampled mask."""
         x = self.down_norms[i](x)
-        if mask is not None:
-            x = x * (1.0 - mask)
+        keep = _keep(mask, x)
+        if keep is not None:
+            x = x * keep
         x = self.down_convs[i](x)  # (B, C_i+1, H / 2, W / 2)
         mask = downsample_mask(mask)
-        if mask is not None:
-            x = x * (1.0 - mask)
+        keep = _keep(mask, x)
+        if keep is not None:
+            x = x * keep
         return x, mask

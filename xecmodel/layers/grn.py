@@ -23,5 +23,7 @@ class GRN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         spatial = tuple(range(1, x.dim() - 1))  # (1, 2) for images, (1,) for graphs
         gx = torch.linalg.vector_norm(x, ord=2, dim=spatial, keepdim=True)  # (B, 1.., C)
-        nx = gx / (gx.mean(dim=-1, keepdim=True) + self.eps)
-        return self.gamma * (x * nx) + self.beta + x
+        nx = (gx / (gx.mean(dim=-1, keepdim=True) + self.eps)).to(
+            x.dtype
+        )  # x dtype: no fp32 upcast (autocast)
+        return self.gamma.to(x.dtype) * (x * nx) + self.beta.to(x.dtype) + x

@@ -47,7 +47,8 @@ class HexDepthwiseConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         padded = F.pad(x, (0, 0, 0, 1))  # (B, N + 1, C); row N is the zero pad
         nb = padded[:, self.neighbors]  # (B, N, K, C)
-        return torch.einsum("bnkc,kc->bnc", nb, self.weight) + self.bias
+        w, b = self.weight.to(x.dtype), self.bias.to(x.dtype)  # no fp32 promotion (autocast)
+        return torch.einsum("bnkc,kc->bnc", nb, w) + b
 
 
 class HexNeXtBlock(nn.Module):
@@ -68,7 +69,7 @@ class HexNeXtBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        keep = None if mask is None else 1.0 - mask  # (B, N, 1)
+        keep = None if mask is None else (1.0 - mask).to(x.dtype)  # (B, N, 1)
         if keep is not None:
             x = x * keep
         y = self.conv(x)
