@@ -1,12 +1,13 @@
 """Precision and compression measurements behind the store's storage choices.
 
 For each built-in scheme, on events of the toy simulator, compares candidate encodings of the
-normalized (N, 4760, 2) tensor: float32, fp16, fp16 npho + 16-bit time codes, 16-bit codes
-for both channels (the store's choice, xecdata.store.precision), numcodecs FixedScaleOffset and BitRound. Columns:
-worst npho error over the tolerance max(0.1 sqrt(max(n,1)), 1e-3 n), time error RMS / max in
-ps, whether sentinels survive bit-exactly, and bytes/event under blosc-zstd(1)+shuffle. A second
-table compares codecs and layouts (channel-interleaved (N,4760,2) vs channel-separated
-(N,2,4760)) on the chosen codes: bytes/event, compress and decompress MB/s (one thread).
+normalized (N, 4760, 2) tensor: float32, fp16, fp16 npho + 16-bit time codes, 16-bit codes for
+both channels (the store's choice, xecdata.store.precision), numcodecs FixedScaleOffset and
+BitRound. Columns: worst npho error over the tolerance max(0.1 sqrt(max(n,1)), 1e-3 n), time
+error RMS / max in ps, whether sentinels survive bit-exactly, bytes/event under
+blosc-zstd(1)+shuffle. A second table compares codecs and layouts (channel-interleaved
+(N,4760,2) vs channel-separated (N,2,4760)) on the chosen codes: bytes/event, compress and
+decompress MB/s (one thread).
 
     python benchmarks/precision.py [--events 2000] [--json benchmarks/results/precision.json]
 """

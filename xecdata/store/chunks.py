@@ -89,7 +89,8 @@ class ChunkArray:
             self._index[shard] = index
         return index
 
-    def _locate(self, chunk: int) -> tuple[Path, int, int]:
+    def locate(self, chunk: int) -> tuple[Path, int, int]:
+        """(shard file, byte offset, byte count) of a chunk's encoded bytes."""
         self.chunk_len(chunk)
         shard, inner = divmod(chunk, self.chunks_per_shard)
         offset, nbytes = (int(v) for v in self._shard_index(shard)[inner])
@@ -98,9 +99,11 @@ class ChunkArray:
             raise StoreError(f"store {self.root}: chunk {chunk} of {self.path} was never written")
         return path, offset, nbytes
 
+    _locate = locate  # the name the loaders first used
+
     def chunk_bytes(self, chunk: int) -> bytes:
         """The encoded bytes of one chunk (e.g. for a GPU decompressor)."""
-        path, offset, nbytes = self._locate(chunk)
+        path, offset, nbytes = self.locate(chunk)
         fd = os.open(path, os.O_RDONLY)
         try:
             return os.pread(fd, nbytes, offset)
@@ -109,7 +112,7 @@ class ChunkArray:
 
     def _read_encoded(self, chunk: int) -> memoryview:
         """Chunk bytes in this thread's reusable buffer."""
-        path, offset, nbytes = self._locate(chunk)
+        path, offset, nbytes = self.locate(chunk)
         buf = getattr(self._local, "buf", None)
         if buf is None or len(buf) < nbytes:
             buf = self._local.buf = bytearray(max(nbytes, 1 << 20))

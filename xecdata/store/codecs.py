@@ -1,18 +1,20 @@
 """Codec profiles of the store: what compresses each chunk, recorded in the store metadata.
 
-Measured on simulated-like events (benchmarks/precision.py, one core; 16-bit codes of the
-sensor tensor, ~19 kB/event uncompressed; the ROOT-zlib source stores the same two channels in
-~30 kB/event):
+Measured on toy-simulator events (benchmarks/precision.py and benchmarks/ingest.py, one core;
+the 16-bit codes of the sensor tensor are 19.0 kB/event uncompressed; the ROOT source with
+ZLIB level 1, ROOT's default, keeps the same two channels in ~12.5 kB/event, the whole file
+~28.7 kB/event):
 
-    profile  inner chunk codec                         bytes/event  compress   decompress
-    fast     blosc lz4 clevel 5 + byte shuffle         ~13.3 k      ~500 MB/s  ~1.5-2.3 GB/s
-    dense    blosc zstd clevel 5 + byte shuffle        ~9.5 k       ~20 MB/s   ~0.8 GB/s
-    gpu      plain zstd level 2 (one zstd frame)       ~11.1 k      ~200 MB/s  ~0.8 GB/s
-    none     uncompressed                              19.0 k       -          memcpy
+    profile  inner chunk codec                        bytes/event  compress   decompress
+    fast     blosc lz4 clevel 5 + byte shuffle        ~8.7 k       ~800 MB/s  ~3 GB/s
+    dense    blosc zstd clevel 5 + byte shuffle       ~6.5 k       ~25 MB/s   ~0.8 GB/s
+    gpu      plain zstd level 1 (one zstd frame)      ~7.6 k       ~500 MB/s  ~1.2 GB/s
+    none     uncompressed                             19.0 k       -          memcpy
 
-`fast` is the default: decompression is far from the bottleneck and ingestion stays
-reader-bound. `gpu` chunks are bare zstd frames (no blosc header, no shuffle), which batched
-GPU decompressors (nvCOMP zstd) read directly. Byte shuffle uses the array's item size.
+`fast` is the default: cheap to write (ingestion stays reader-bound) and to decode (the
+loaders' CPU budget goes to the batch, not to the codec). `dense` trades ~30x slower writing
+for 25 % less disk. `gpu` chunks are bare zstd frames (no blosc header, no shuffle) that
+batched GPU decompressors (nvCOMP zstd) read directly. Byte shuffle uses the item size.
 
 Each profile maps to (a) the numcodecs codec that the writer and the fast reader call directly
 and (b) the zarr v3 codec the array metadata declares, so plain zarr reads the same bytes.
@@ -81,7 +83,7 @@ PROFILES: dict[str, CodecProfile] = {
     "fast": CodecProfile("fast", "blosc", "lz4", 5, "blosc lz4 clevel 5 + byte shuffle"),
     "dense": CodecProfile("dense", "blosc", "zstd", 5, "blosc zstd clevel 5 + byte shuffle"),
     "none": CodecProfile("none", "none", description="uncompressed"),
-    "gpu": CodecProfile("gpu", "zstd", "zstd", 2, "plain zstd level 2 frames (nvCOMP-readable)"),
+    "gpu": CodecProfile("gpu", "zstd", "zstd", 1, "plain zstd level 1 frames (nvCOMP-readable)"),
 }
 
 
