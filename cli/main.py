@@ -18,7 +18,11 @@ COMMANDS: dict[str, str] = {
     "ingest": "ingest_cmd:ingest_command",
     "inspect": "inspect_cmd:inspect_command",
     "renormalize": "renormalize_cmd:renormalize_command",
+    "train": "train_cmd:train",
+    "validate": "validate_cmd:validate",
     "plots": "plots_cmd:plots",
+    "export": "export_cmd:export",
+    "infer": "infer_cmd:infer",
     "bench": "bench_cmd:bench",
 }
 

@@ -107,8 +107,7 @@ def test_validation_collects_every_problem() -> None:
         load_config(
             "regressor",
             overrides=[
-                "training.epochs=2",
-                "training.warmup_epochs=3",
+                "training.epochs=0",
                 "tasks.angle.enabled=false",
                 "model.outer_fine_pool=4,4",
                 "checkpoint.refresh_lr=true",
@@ -117,7 +116,7 @@ def test_validation_collects_every_problem() -> None:
         )
     text = str(err.value)
     for key in (
-        "training.warmup_epochs: 3.0 leaves no epoch",
+        "training.epochs: must be > 0, got 0",
         "tasks: no task is enabled",
         "model.outer_fine_pool: [4, 4] must divide the fine outer grid [45, 72]",
         "checkpoint.refresh_lr: only applies when resuming",

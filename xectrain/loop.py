@@ -59,12 +59,16 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.raw
 
 
-def autocast(tr: Trainer) -> contextlib.AbstractContextManager[Any]:
-    """bf16 / fp16 autocast on CUDA as configured; float32 elsewhere."""
-    amp = tr.cfg.training.amp
-    if tr.device.type != "cuda" or amp == "none":
+def amp_context(device: torch.device, amp: str) -> contextlib.AbstractContextManager[Any]:
+    """bf16 / fp16 autocast on CUDA; float32 elsewhere or with amp "none"."""
+    if device.type != "cuda" or amp == "none":
         return contextlib.nullcontext()
     return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def autocast(tr: Trainer) -> contextlib.AbstractContextManager[Any]:
+    """The run's autocast (training.amp) on its device."""
+    return amp_context(tr.device, tr.cfg.training.amp)
 
 
 def _no_sync(tr: Trainer, sync: bool) -> contextlib.AbstractContextManager[Any]:

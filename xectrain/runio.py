@@ -82,9 +82,15 @@ def open_loaders(cfg: RunConfig, world: World, ops: StepOps, scheme: Scheme) -> 
         val = open_loader(d.store, targets=[*ops.targets(), *ID_TARGETS], **val_kw)
     except KeyError:  # a store without run / event ids
         val = open_loader(d.store, targets=ops.targets(), **val_kw)
-    return Loaders(
-        train, val, _cap(len(train), d.max_train_batches), _cap(len(val), d.max_val_batches)
-    )
+    for split, loader in ((d.train_split, train), (d.val_split, val)):
+        if len(loader) == 0:
+            raise ValueError(
+                f"store {d.store}: split {split!r} gives no batch of {d.batch_size} events per "
+                "process; lower data.batch_size or re-ingest with more events in that split "
+                "(xec ingest --val-fraction / --chunk-events)"
+            )
+    n_train, n_val = _cap(len(train), d.max_train_batches), _cap(len(val), d.max_val_batches)
+    return Loaders(train, val, n_train, n_val)
 
 
 def run_directory(cfg: RunConfig, resumed: dict[str, Any] | None) -> tuple[RunConfig, Path]:

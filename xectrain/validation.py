@@ -26,11 +26,12 @@ def predictions_path(run_dir: Path, kind: str, epoch: int) -> Path:
     return run_dir / f"{kind}_predictions_epoch_{epoch:03d}.root"
 
 
-def prediction_writer(tr: Trainer, scheme: Scheme, path: Path) -> PredictionRootWriter:
+def prediction_writer(
+    kind: str, predict_time: bool, scheme: Scheme, geometry_id: str, epoch: int, path: Path
+) -> PredictionRootWriter:
     """Streaming ROOT writer of MAE (per event) or inpainter (per masked sensor) predictions."""
-    kind = tr.cfg.model.kind
-    channels = ("npho", "time") if kind == "mae" or tr.cfg.recon.predict_time else ("npho",)
-    meta = {
+    channels = ("npho", "time") if kind == "mae" or predict_time else ("npho",)
+    meta: dict[str, str | int | float] = {
         "kind": kind,
         "units": "npho: photons, time: ns",
         "scheme_id": scheme.id,
@@ -38,8 +39,8 @@ def prediction_writer(tr: Trainer, scheme: Scheme, path: Path) -> PredictionRoot
         "npho_scale": float(scheme.npho_scale),
         "time_scale": float(scheme.time_scale),
         "sentinel_time": float(scheme.time_sentinel),
-        "geometry_id": tr.raw.geometry_id,
-        "epoch": tr.epoch + 1,
+        "geometry_id": geometry_id,
+        "epoch": epoch,
         "face_names": "inner,outer,us,ds,top,bottom",
     }
     layout = "event" if kind == "mae" else "sensor"
@@ -64,7 +65,10 @@ def run_validation(
         and ((epoch + 1) % cfg.checkpoint.predictions_every == 0 or last)
     )
     path = predictions_path(run_dir, cfg.model.kind, epoch + 1)
-    writer = prediction_writer(tr, scheme, path) if write else None
+    writer = None
+    if write:
+        pt = cfg.recon.predict_time
+        writer = prediction_writer(cfg.model.kind, pt, scheme, tr.raw.geometry_id, epoch + 1, path)
     try:
         metrics = validate_reconstruction(
             model, loaders.val, loaders.n_val, lambda: autocast(tr), cfg.training.seed, writer

@@ -17,10 +17,9 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import PatchCollection
+from matplotlib.collections import PolyCollection
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
-from matplotlib.patches import Circle, Rectangle
 
 from xecdata.facemaps import OUTER_CENTER_MAP
 from xecdata.geometry import (
@@ -107,20 +106,20 @@ def layout() -> Layout:
 
 def draw_sensors(
     ax: Axes, values: np.ndarray, panel: int, norm: Normalize, cmap: str
-) -> PatchCollection:
-    """Draw the sensors of one panel coloured by `values` (NaN drawn grey)."""
+) -> PolyCollection:
+    """Draw the sensors of one panel coloured by `values` (NaN drawn grey); vectorised
+    polygons (rectangles, 24-gons for the PMT discs) keep 4760 sensors fast to draw."""
     lay = layout()
     ids = np.flatnonzero(lay.panel == panel)
-    patches = [
-        Circle((lay.x[i], lay.y[i]), lay.w[i] / 2)
-        if lay.circle[i]
-        else Rectangle((lay.x[i] - lay.w[i] / 2, lay.y[i] - lay.h[i] / 2), lay.w[i], lay.h[i])
-        for i in ids
-    ]
     cm = colormaps[cmap].with_extremes(bad="0.85")  # grey: dead sensor / invalid time
-    coll = PatchCollection(patches, cmap=cm, norm=norm, linewidths=0.4, edgecolors="face")
-    coll.set_array(np.ma.masked_invalid(values[ids]))
-    ax.add_collection(coll)
+    colls = []
+    for sel in (ids[~lay.circle[ids]], ids[lay.circle[ids]]):
+        if not len(sel):
+            continue
+        coll = PolyCollection(_polygons(sel), cmap=cm, norm=norm, linewidths=0.4, edgecolors="face")
+        coll.set_array(np.ma.masked_invalid(values[sel]))
+        ax.add_collection(coll)
+        colls.append(coll)
     for name, (p, x, y) in lay.labels.items():
         if p == panel and name not in ("inner", "outer"):
             ax.text(x, y, name, ha="center", va="bottom", fontsize=8)
@@ -128,7 +127,19 @@ def draw_sensors(
     ax.set_aspect("equal")
     ax.set_xlabel("z [cm]" + (" (endcaps unrolled along r)" if panel == 0 else ""))
     ax.set_ylabel("φ′ · R_inner [cm]")
-    return coll
+    return colls[0]
+
+
+def _polygons(ids: np.ndarray) -> np.ndarray:
+    """(N, V, 2) outline of each sensor: 4 corners of a rectangle or a 24-gon for a disc."""
+    lay = layout()
+    centre = np.stack([lay.x[ids], lay.y[ids]], -1)[:, None]  # (N, 1, 2)
+    if lay.circle[ids].all():
+        ang = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+        unit = np.stack([np.cos(ang), np.sin(ang)], -1)  # (24, 2)
+        return centre + unit * (lay.w[ids] / 2)[:, None, None]
+    corners = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])  # (4, 2)
+    return centre + corners * np.stack([lay.w[ids], lay.h[ids]], -1)[:, None]
 
 
 def _norms(npho: np.ndarray, time_ns: np.ndarray) -> tuple[Normalize, Normalize]:

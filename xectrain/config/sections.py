@@ -167,7 +167,7 @@ class TrainingConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     """AdamW betas."""
     warmup_epochs: float = 1.0
-    """Linear warmup length in epochs (converted to optimizer steps)."""
+    """Linear warmup in epochs (converted to optimizer steps, at most all steps but one)."""
     scheduler: Literal["cosine", "onecycle", "cosine_restarts", "constant"] = "cosine"
     """Learning-rate schedule, stepped after every optimizer step."""
     restart_epochs: float = 10.0

@@ -124,8 +124,6 @@ def _training(cfg: RunConfig, report: Report) -> None:
     _positive(report, "training.grad_clip", t.grad_clip)
     if t.min_lr > t.lr:
         report(f"training.min_lr: {t.min_lr} is above training.lr {t.lr}")
-    if t.scheduler != "constant" and t.warmup_epochs >= t.epochs:
-        report(f"training.warmup_epochs: {t.warmup_epochs} leaves no epoch of {t.epochs} to decay")
     if t.ema_decay is not None:
         _fraction(report, "training.ema_decay", t.ema_decay)
     if t.restart_mult < 1:

@@ -1,0 +1,34 @@
+"""`xec infer MODEL.onnx INPUT... -o OUT.root`: ONNX Runtime over ROOT files or stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="ROOT file to write (tree `predictions` + `metadata`).")  # fmt: skip
+@click.option("--batch-size", default=512, show_default=True, type=int)
+@click.option("--tree", default="tree", show_default=True, help="TTree of ROOT inputs.")
+@click.option("--npho-branch", help="Photon-count branch (default npho, else relative_npho).")
+@click.option("--time-branch", default="relative_time", show_default=True)
+def infer(model: Path, inputs: tuple[Path, ...], output: Path, batch_size: int, tree: str,
+          npho_branch: str | None, time_branch: str) -> None:  # fmt: skip
+    """Run MODEL on INPUT... (ROOT files or stores), normalized with the model's own scheme;
+    CUDA when onnxruntime has it, CPU otherwise."""
+    from xecdata.rootio import InputError
+    from xecdata.store import StoreError
+    from xectrain.infer import InferenceError, run_inference
+
+    try:
+        summary = run_inference(model, inputs, output, batch_size, tree, npho_branch,
+                                time_branch)  # fmt: skip
+    except (InferenceError, InputError, StoreError, KeyError) as err:
+        raise click.ClickException(str(err)) from None
+    rate = summary["events"] / max(summary["seconds"], 1e-9)
+    click.echo(f"{summary['events']} events -> {summary['output']} ({rate:.0f} events/s, "
+               f"{summary['provider']})")  # fmt: skip

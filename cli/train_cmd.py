@@ -1,0 +1,123 @@
+"""`xec train regressor|mae|inpainter`: one command per model kind over xectrain.run.train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from xecmodel import TASKS
+
+COMMON_FLAGS = {  # flag -> config key it sets
+    "epochs": "training.epochs",
+    "lr": "training.lr",
+    "batch_size": "data.batch_size",
+    "store": "data.store",
+    "resume_from": "checkpoint.resume_from",
+    "run_name": "tracking.run_name",
+}
+KIND_TEXT = {
+    "regressor": "the multi-task regressor (angle, energy, timing, position, ...)",
+    "mae": "the masked autoencoder (self-supervised pretraining of the encoder)",
+    "inpainter": "the dead-channel inpainter",
+}
+SWITCHES = {
+    "refresh_lr": "checkpoint.refresh_lr",
+    "reset_epoch": "checkpoint.reset_epoch",
+    "new_mlflow_run": "checkpoint.new_mlflow_run",
+}
+
+
+def overrides_from_flags(flags: dict[str, object], tasks: str | None) -> list[str]:
+    """The --set overrides the convenience flags stand for (they apply after --set)."""
+    out = [f"{key}={flags[name]}" for name, key in COMMON_FLAGS.items() if flags[name] is not None]
+    out += [f"{key}=true" for name, key in SWITCHES.items() if flags[name]]
+    if tasks is not None:
+        wanted = [t.strip() for t in tasks.split(",") if t.strip()]
+        unknown = [t for t in wanted if t not in TASKS]
+        if unknown:
+            raise click.BadParameter(f"unknown task(s) {unknown}; choose from {', '.join(TASKS)}")
+        out += [f"tasks.{t}.enabled={str(t in wanted).lower()}" for t in TASKS]
+    return out
+
+
+def _train(kind: str, config: Path | None, sets: tuple[str, ...], show_options: bool,
+           dry_run: bool, tasks: str | None, flags: dict[str, object]) -> None:  # fmt: skip
+    import yaml
+
+    from xectrain.checkpoint import CheckpointError
+    from xectrain.config import ConfigError, load_config, options_help, to_dict
+    from xectrain.run import train
+
+    if show_options:
+        click.echo(options_help(kind))
+        return
+    try:
+        cfg = load_config(kind, config, [*sets, *overrides_from_flags(flags, tasks)])
+        if dry_run:
+            click.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False), nl=False)
+            return
+        result = train(cfg)
+    except (ConfigError, CheckpointError, FileNotFoundError, KeyError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"run folder: {result.run_dir}")
+    click.echo(f"best {cfg.checkpoint.best_metric}: {result.best_metric:.6g}")
+    if cfg.tracking.enabled:
+        click.echo(f"MLflow run {result.mlflow_run_id}; browse with: "
+                   f"mlflow ui --backend-store-uri {cfg.tracking.uri}")  # fmt: skip
+
+
+def _kind_command(kind: str) -> click.Command:
+    @click.command(name=kind)
+    @click.option(
+        "-c",
+        "--config",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="YAML run configuration (see configs/).",
+    )
+    @click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override one config key, e.g. --set training.lr=1e-4 (repeatable).",
+    )
+    @click.option("--store", help="Zarr store to train on (data.store).")
+    @click.option("--epochs", type=int, help="training.epochs")
+    @click.option("--lr", type=float, help="training.lr")
+    @click.option("--batch-size", type=int, help="data.batch_size (per process)")
+    @click.option("--tasks", help="Regressor tasks to enable, comma-separated (others off).")
+    @click.option(
+        "--resume-from",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Checkpoint to resume, or an MAE checkpoint to take the encoder from.",
+    )
+    @click.option("--refresh-lr", is_flag=True, help="On resume: new LR schedule for the rest.")
+    @click.option("--reset-epoch", is_flag=True, help="On resume: weights only, epoch 1.")
+    @click.option("--new-mlflow-run", is_flag=True, help="On resume: a new MLflow run.")
+    @click.option("--run-name", help="Run name (artifact folder and MLflow run name).")
+    @click.option(
+        "--options",
+        "show_options",
+        is_flag=True,
+        help="List every config key with its type, default and meaning, then exit.",
+    )
+    @click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
+    def command(config: Path | None, sets: tuple[str, ...], show_options: bool, dry_run: bool,
+                tasks: str | None, **flags: object) -> None:  # fmt: skip
+        _train(kind, config, sets, show_options, dry_run, tasks, flags)
+
+    command.help = (
+        f"Train {KIND_TEXT[kind]}. Settings: built-in defaults, then --config, then --set, "
+        "then the flags. Under torchrun every process trains a shard (DDP); only rank 0 writes."
+    )
+    return command
+
+
+@click.group()
+def train() -> None:
+    """Train a model: regressor, mae (pretraining) or inpainter."""
+
+
+for _kind in ("regressor", "mae", "inpainter"):
+    train.add_command(_kind_command(_kind))

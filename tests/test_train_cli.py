@@ -1,0 +1,109 @@
+"""The training verbs end to end on a simulated store: train, validate, export, infer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import uproot
+import yaml
+from click.testing import CliRunner, Result
+from onnx import TensorProto, helper
+
+from xec_cli.main import main
+
+
+def _run(*args: str) -> Result:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """600 simulated events in two ROOT files, ingested into a store."""
+    root = tmp_path_factory.mktemp("demo")
+    out = _run("simulate", "-n", "600", "-o", str(root / "sim"), "--events-per-file", "300",
+               "--energy", "flat", "--seed", "3")  # fmt: skip
+    assert out.exit_code == 0, out.output
+    out = _run("ingest", str(root / "sim"), "-o", str(root / "store.xec.zarr"), "--workers", "1",
+               "--quiet", "--val-fraction", "0.3", "--chunk-events", "64")  # fmt: skip
+    assert out.exit_code == 0, out.output
+    return root
+
+
+def _train_args(demo: Path, *extra: str) -> list[str]:
+    return [
+        "train", "regressor", "-c", str(Path(__file__).parents[1] / "configs" / "regressor.yaml"),
+        "--store", str(demo / "store.xec.zarr"), "--epochs", "1", "--batch-size", "16",
+        "--set", f"checkpoint.dir={demo / 'artifacts'}", "--set", "training.device=cpu",
+        "--set", "data.max_train_batches=3", "--set", "data.max_val_batches=2",
+        "--set", f"tracking.uri=sqlite:///{demo / 'mlruns.db'}",
+        "--set", f"tracking.artifact_location={demo / 'mlartifacts'}",
+        "--set", "checkpoint.worst_events=1", "--set", "training.transform_fit_batches=3",
+        *extra,
+    ]  # fmt: skip
+
+
+def test_train_validate_export_infer(demo: Path) -> None:
+    out = _run(*_train_args(demo, "--tasks", "energy,uvwFI", "--run-name", "cli",
+                            "--set", "checkpoint.save_artifacts=false"))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    run_dir = demo / "artifacts" / "cli"
+    assert "mlflow ui --backend-store-uri sqlite:///" in out.output
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["tasks"]["energy"]["enabled"] and not saved["tasks"]["angle"]["enabled"]
+    ckpt = str(run_dir / "checkpoint_best.pth")
+
+    out = _run("validate", ckpt, "--store", str(demo / "store.xec.zarr"), "--max-batches", "1",
+               "--batch-size", "16", "-o", str(demo / "val"))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    metrics = json.loads((demo / "val" / "metrics.json").read_text())
+    assert np.isfinite(metrics["val/energy_res_68pct"]) and "val/uvw_dist_68pct" in metrics
+    assert (demo / "val" / "resolution_energy_cli_val.pdf").is_file()
+
+    model = demo / "cli.onnx"
+    out = _run("export", "onnx", ckpt, "-o", str(model), "--exporter", "torchscript")
+    assert out.exit_code == 0, out.output
+    files = sorted((demo / "sim").glob("*.root"))
+    out = _run("infer", str(model), str(files[0]), str(demo / "store.xec.zarr"),
+               "-o", str(demo / "pred.root"), "--batch-size", "128")  # fmt: skip
+    assert out.exit_code == 0, out.output
+    with uproot.open(demo / "pred.root") as f:
+        pred = f["predictions"].arrays(library="np")
+        meta = f["metadata"].arrays(library="np")
+    assert len(pred["entry"]) == 300 + 600
+    assert str(meta["tasks"][0]) == "energy,uvwFI" and str(meta["scheme_id"][0]) == "new@1"
+    from_root, from_store = pred["pred_energy"][:300], pred["pred_energy"][300:600]
+    assert np.allclose(from_root, from_store, rtol=1e-3)  # same events, file vs store
+    assert np.array_equal(pred["event"][:300], pred["event"][300:600])
+
+
+def test_train_flags_and_errors(demo: Path) -> None:
+    out = _run(*_train_args(demo, "--dry-run", "--tasks", "angle,timing", "--lr", "2e-4"))
+    assert out.exit_code == 0, out.output
+    cfg = yaml.safe_load(out.output)
+    assert cfg["training"]["lr"] == 2e-4 and cfg["tasks"]["timing"]["enabled"]
+    assert not cfg["tasks"]["energy"]["enabled"]
+    out = CliRunner().invoke(main, _train_args(demo, "--tasks", "angel"))
+    assert out.exit_code != 0 and "unknown task(s) ['angel']" in out.output
+    out = CliRunner().invoke(main, _train_args(demo, "--set", "training.shceduler=cosine"))
+    assert out.exit_code != 0 and "did you mean 'scheduler'?" in out.output
+    out = _run("train", "inpainter", "--options")
+    assert "model.mask_ratio (float; default 0.05)" in out.output
+
+
+def test_infer_refuses_what_it_cannot_serve(demo: Path, tmp_path: Path) -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )  # fmt: skip
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph), str(foreign))
+    store = str(demo / "store.xec.zarr")
+    out = CliRunner().invoke(main, ["infer", str(foreign), store, "-o", str(tmp_path / "o.root")])
+    assert out.exit_code != 0 and "has no xec metadata" in out.output
+    assert not (tmp_path / "o.root").exists()

@@ -1,0 +1,216 @@
+"""ONNX inference on ROOT files or stores (`xec infer MODEL.onnx INPUT... -o OUT.root`).
+
+The model describes itself (xec.* ONNX metadata): its normalization scheme (full definition
+and hash), geometry id, kind, inputs and outputs. Inputs are normalized with that scheme, never
+with a user-typed constant; a store must hold exactly that scheme, and a model of another
+geometry or an MAE (a pretraining model) is refused. Output: tree `predictions` with, per event,
+the input file index and entry, ids, truth / reconstruction branches as read, and
+- regressor: `pred_<task>` in physical units (n_gamma: class probabilities);
+- inpainter: `npho`, `time` (photons, s) with the dead sensors filled, and `inpainted` flags;
+plus a one-entry `metadata` tree. Written in batches under a temporary name, then renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+from tqdm import tqdm
+
+from xecdata.geometry import geometry_id
+from xecdata.schemes import Scheme
+from xecmodel import read_onnx_metadata
+
+
+class InferenceError(ValueError):
+    """A model or an input that `xec infer` cannot serve; the message says why and what to do."""
+
+
+@dataclass
+class OnnxModel:
+    """An ONNX Runtime session with the model's own metadata and scheme."""
+
+    path: Path
+    session: Any
+    meta: dict[str, Any]
+    scheme: Scheme
+
+    @property
+    def kind(self) -> str:
+        return str(self.meta.get("model_kind"))
+
+    @property
+    def raw_inputs(self) -> bool:
+        return bool(self.meta.get("raw_inputs"))
+
+
+def open_model(path: str | Path, providers: Sequence[str] | None = None) -> OnnxModel:
+    """Load an exported xec model; CUDA execution when onnxruntime offers it, else CPU."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise InferenceError(f"model {path} does not exist")
+    try:
+        meta = read_onnx_metadata(path)
+    except ValueError as err:  # no xec.* metadata: not a model exported by xec
+        raise InferenceError(
+            f"{err}; `xec export onnx` writes models xec infer can serve"
+        ) from None
+    if "scheme" not in meta:
+        raise InferenceError(f"{path} has no xec metadata; export it with `xec export onnx`")
+    if meta.get("geometry_id") != geometry_id():
+        raise InferenceError(
+            f"{path} was trained on detector geometry {meta.get('geometry_id')}, this "
+            f"installation describes {geometry_id()}; use the xec version of the model"
+        )
+    if meta.get("model_kind") == "mae":
+        raise InferenceError(
+            f"{path} is an MAE (pretraining only); train a regressor or inpainter from it"
+        )
+    scheme = Scheme.from_dict(meta["scheme"])
+    if scheme.hash != meta.get("scheme_hash"):
+        raise InferenceError(f"{path}: the scheme stored in the model does not match its hash")
+    available = ort.get_available_providers()
+    wanted = providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    chosen = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+    session = ort.InferenceSession(str(path), providers=chosen)
+    return OnnxModel(path, session, meta, scheme)
+
+
+def run_batch(model: OnnxModel, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Outputs of one batch; x (B, 4760, 2) normalized by the model's scheme."""
+    if model.raw_inputs:
+        npho, t = model.scheme.denormalize(x)  # NaN marks invalid, as the raw graph expects
+        feeds = {"npho": npho.astype(np.float32), "time": t.astype(np.float32)}
+    else:
+        feeds = {"x": x.astype(np.float32, copy=False)}
+    mask = x[..., 0] == model.scheme.npho_sentinel  # dead sensors: what the inpainter fills
+    if model.kind == "inpainter":
+        feeds["mask"] = mask
+    names = [o.name for o in model.session.get_outputs()]
+    out = dict(zip(names, model.session.run(names, feeds), strict=True))
+    if model.kind == "inpainter":
+        return {"npho": out["npho"], "time": out["time"], "inpainted": mask}
+    return {f"pred_{task}": out[task] for task in model.meta.get("tasks", [])}
+
+
+def _root_batches(
+    path: Path, scheme: Scheme, batch: int, tree: str, npho: str | None, tbranch: str
+) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], int]]:
+    from xecdata.rootio import inspect_file, open_tree, read_block, read_steps
+
+    t = open_tree(path, tree)
+    info = inspect_file(path, tree, npho, tbranch, t)
+    for start, stop in read_steps(info.basket_starts, 0, info.entries, batch):
+        raw_npho, raw_time, cols = read_block(t, info, start, stop)
+        yield scheme.normalize(raw_npho, raw_time), cols, start
+
+
+def _store_batches(
+    path: Path, scheme: Scheme, batch: int
+) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], int]]:
+    from xecdata.store import open_store
+
+    st = open_store(path)
+    st.check_scheme(scheme)
+    for start in range(0, st.n_events, batch):
+        stop = min(start + batch, st.n_events)
+        cols = {name: st.read_array(name, start, stop) for name in st.arrays}
+        yield st.read_sensors(scheme.id, start, stop), cols, start
+
+
+def input_batches(
+    path: str | Path, scheme: Scheme, batch: int, tree: str = "tree",
+    npho_branch: str | None = None, time_branch: str = "relative_time",
+) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], int]]:  # fmt: skip
+    """(x normalized (B, 4760, 2), truth / reco / id columns, first entry) of a ROOT file or a
+    store folder."""
+    path = Path(path)
+    if path.is_dir():
+        return _store_batches(path, scheme, batch)
+    if path.suffix != ".root":
+        raise InferenceError(f"input {path}: give ROOT files (.root) or store folders")
+    return _root_batches(path, scheme, batch, tree, npho_branch, time_branch)
+
+
+class _Writer:
+    """Streams output batches into `predictions`; the branch set is fixed by the first batch."""
+
+    def __init__(self, out: Path) -> None:
+        self.out, self.tmp = out, out.with_name(out.name + ".partial")
+        self.file = uproot.recreate(self.tmp)
+        self.types: dict[str, Any] | None = None
+        self.entries = 0
+
+    def write(self, arrays: dict[str, np.ndarray], source: str) -> None:
+        if self.types is None:
+            self.types = {k: np.dtype((v.dtype, v.shape[1:])) for k, v in arrays.items()}
+            self.file.mktree("predictions", self.types)
+        missing = sorted(set(self.types) - set(arrays))
+        if missing:
+            raise InferenceError(
+                f"input {source} lacks branches {missing} that earlier inputs have; "
+                "run inputs with different branches separately"
+            )
+        self.file["predictions"].extend({k: arrays[k] for k in self.types})
+        self.entries += len(next(iter(arrays.values())))
+
+    def close(self, meta: dict[str, Any]) -> Path:
+        self.file["metadata"] = {k: ak.Array([v]) if isinstance(v, str) else np.asarray([v])
+                                 for k, v in meta.items()}  # fmt: skip
+        self.file.close()
+        os.replace(self.tmp, self.out)
+        return self.out
+
+    def abort(self) -> None:
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def run_inference(
+    model_path: str | Path, inputs: Sequence[str | Path], out: str | Path, batch_size: int = 512,
+    tree: str = "tree", npho_branch: str | None = None, time_branch: str = "relative_time",
+) -> dict[str, Any]:  # fmt: skip
+    """Run the model over every input in order; returns a summary (events, seconds, provider)."""
+    model = open_model(model_path)
+    writer, start = _Writer(Path(out)), time.perf_counter()
+    try:
+        for k, path in enumerate(tqdm(list(inputs), desc="infer", unit="input")):
+            for x, cols, first in input_batches(path, model.scheme, batch_size, tree,
+                                                npho_branch, time_branch):  # fmt: skip
+                n = len(x)
+                arrays = {"input_file": np.full(n, k, np.int32),
+                          "entry": np.arange(first, first + n, dtype=np.int64)}  # fmt: skip
+                writer.write(arrays | cols | run_batch(model, x), str(path))
+        meta = _metadata(model, inputs, writer.entries)
+        writer.close(meta)
+    except BaseException:
+        writer.abort()
+        raise
+    seconds = time.perf_counter() - start
+    return {"events": writer.entries, "seconds": seconds, "output": str(out),
+            "provider": model.session.get_providers()[0]}  # fmt: skip
+
+
+def _metadata(model: OnnxModel, inputs: Sequence[str | Path], n: int) -> dict[str, Any]:
+    m = model.meta
+    return {
+        "model": str(model.path),
+        "model_kind": model.kind,
+        "scheme_id": model.scheme.id,
+        "scheme_hash": model.scheme.hash,
+        "geometry_id": str(m.get("geometry_id")),
+        "tasks": ",".join(m.get("tasks", [])),
+        "output_units": json.dumps(m.get("output_units", {})),
+        "inputs": "\n".join(str(p) for p in inputs),
+        "n_events": n,
+    }

@@ -1,0 +1,96 @@
+"""Using a trained checkpoint: rebuild its model, validate it on a store, export it to ONNX."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from xecmodel import create_model, export_onnx
+
+from .artifacts import plot_worst_events, write_regressor_artifacts
+from .checkpoint import CheckpointError, load_checkpoint
+from .config import config_from_dict
+from .distributed import pick_device
+from .evaluate import validate_reconstruction, validate_regressor
+from .loop import amp_context
+from .runio import ID_TARGETS
+from .tasks import StepOps
+from .validation import prediction_writer
+
+
+def model_from_checkpoint(
+    ckpt: dict[str, Any], device: str | torch.device = "cpu", ema: bool = True
+) -> nn.Module:
+    """The checkpoint's model in eval mode, with its EMA weights when present (and `ema`)."""
+    config = ckpt.get("model_config")
+    if not config:
+        raise CheckpointError("checkpoint has no model_config; it cannot rebuild its model")
+    model = create_model(**config)
+    weights = (ckpt.get("ema") or {}).get("model") if ema else None
+    model.load_state_dict(weights or ckpt["model"])
+    return model.to(device).eval()
+
+
+def export_checkpoint(
+    path: str | Path, out: str | Path, raw_inputs: bool = False, opset: int = 18,
+    exporter: str = "dynamo",
+) -> Path:  # fmt: skip
+    """Write the checkpoint's (EMA) model as ONNX with physical outputs and xec metadata."""
+    ckpt = load_checkpoint(path)
+    if ckpt.get("format") != "xec-checkpoint":
+        raise CheckpointError(f"{path} holds only an encoder; export a full checkpoint")
+    model = model_from_checkpoint(ckpt)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return export_onnx(model, out, raw_inputs=raw_inputs, opset=opset, exporter=exporter)
+
+
+def _open_val_loader(store: str, scheme_id: str, split: str, batch: int, device: Any,
+                     backend: str, targets: list[str]) -> Any:  # fmt: skip
+    from xecdata.loaders import open_loader
+
+    kw = dict(scheme=scheme_id, split=split, batch_size=batch, device=device, backend=backend,
+              shuffle=False, drop_last=False)  # fmt: skip
+    try:
+        return open_loader(store, targets=[*targets, *ID_TARGETS], **kw)  # type: ignore[arg-type]
+    except KeyError:  # a store without run / event ids
+        return open_loader(store, targets=targets, **kw)  # type: ignore[arg-type]
+
+
+def validate_checkpoint(
+    path: str | Path, store: str, split: str = "val", out_dir: str | Path | None = None,
+    batch_size: int = 256, max_batches: int | None = None, backend: str = "auto",
+    device: str = "auto",
+) -> dict[str, float]:  # fmt: skip
+    """Validate a checkpoint on `split` of `store`: metrics (also metrics.json), prediction
+    CSVs and resolution PDFs (regressor) or streamed ROOT predictions (MAE / inpainter)."""
+    ckpt = load_checkpoint(path)
+    cfg = config_from_dict(ckpt["config"])
+    dev = pick_device(device)
+    model = model_from_checkpoint(ckpt, dev)
+    ops = StepOps(cfg)
+    loader = _open_val_loader(store, model.scheme.id, split, batch_size, dev, backend,
+                              ops.targets())  # fmt: skip
+    n = len(loader) if max_batches is None else min(len(loader), max_batches)
+    out = Path(out_dir) if out_dir else Path(path).parent / f"validate_{split}"
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"{Path(path).parent.name}_{split}"
+    amp = lambda: amp_context(dev, cfg.training.amp)  # noqa: E731
+    if cfg.model.kind == "regressor":
+        ev = validate_regressor(model, ops, loader, n, amp, model.scheme,
+                                cfg.checkpoint.worst_events)  # fmt: skip
+        write_regressor_artifacts(out, name, ev.results, ev.ids)
+        plot_worst_events(ev.worst, out, name)
+        metrics = ev.metrics
+    else:
+        writer = prediction_writer(cfg.model.kind, cfg.recon.predict_time, model.scheme,
+                                   model.geometry_id, int(ckpt["epoch"]),
+                                   out / f"{cfg.model.kind}_predictions_{name}.root")  # fmt: skip
+        with writer:
+            metrics = validate_reconstruction(model, loader, n, amp, cfg.training.seed, writer)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return metrics
