@@ -34,9 +34,10 @@ def loader_rate(
     device: str = "cpu",
     scheme: str = "new@1",
     max_events: int | None = None,
+    min_seconds: float = 1.0,
     **kw: Any,
 ) -> dict[str, Any]:
-    """Events/s and GB/s of one backend over (at most max_events of) an epoch."""
+    """Events/s and GB/s of one backend: epochs (at least min_seconds, at most max_events)."""
     loader = open_loader(
         store, scheme=scheme, batch_size=batch_size, backend=backend, threads=threads,
         device=device, **kw,
@@ -46,12 +47,17 @@ def loader_rate(
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     sync()
     n, t0, c0 = 0, time.perf_counter(), time.process_time()
-    for batch in it:
-        n += len(batch)
-        if max_events is not None and n >= max_events:
+    while True:  # the rest of the epoch, then whole epochs until min_seconds have passed
+        for batch in it:
+            n += len(batch)
+            if max_events is not None and n >= max_events:
+                break
+        sync()
+        dt = time.perf_counter() - t0
+        if dt >= min_seconds or (max_events is not None and n >= max_events):
             break
-    sync()
-    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        it = iter(loader)
+    cpu = time.process_time() - c0
     it.close()
     rate = n / dt if dt > 0 else float("nan")
     return {
@@ -72,15 +78,24 @@ def loader_rate(
 
 
 def mmap_bound(
-    store: Any, threads: int, scheme: str = "new@1", workdir: str | None = None, repeats: int = 3
+    store: Any,
+    threads: int,
+    scheme: str = "new@1",
+    workdir: str | None = None,
+    repeats: int = 3,
+    decoded: bool = False,
 ) -> dict[str, Any]:
     """The machine's bound: the training events' sensor bytes, uncompressed in one flat file,
-    read through a fresh memory map by `threads` threads copying chunk-sized blocks."""
-    path = _flat_codes(store, scheme, workdir)
-    n = os.path.getsize(path) // CODE_BYTES
+    read through a fresh memory map by `threads` threads copying chunk-sized blocks.
+
+    decoded=True reads the float32 tensor instead (38080 B/event, what the loader delivers):
+    a reference for the output side, reported apart from the bound."""
+    dtype = np.dtype(np.float32 if decoded else np.uint16)
+    path = _flat_file(store, scheme, workdir, decoded)
+    n = os.path.getsize(path) // (N_SENSORS * 2 * dtype.itemsize)
     best, best_cpu = float("inf"), float("inf")
     for _ in range(repeats):
-        mm = np.memmap(path, np.uint16, "r", shape=(n, N_SENSORS, 2))
+        mm = np.memmap(path, dtype, "r", shape=(n, N_SENSORS, 2))
         t0, c0 = time.perf_counter(), time.process_time()
         _parallel_copy(mm, threads, int(store.chunk_events))
         best = min(best, time.perf_counter() - t0)
@@ -88,34 +103,41 @@ def mmap_bound(
         del mm
     rate = n / best
     return {
-        "backend": "mmap",
+        "backend": "mmap_float32" if decoded else "mmap",
         "threads": threads,
         "events": n,
         "seconds": round(best, 4),
         "events_per_s": round(rate, 1),
         "gb_per_s": round(rate * CODE_BYTES / 1e9, 4),
+        "file_gb_per_s": round(rate * N_SENSORS * 2 * dtype.itemsize / 1e9, 4),
         "cpu_s": round(best_cpu, 4),
         "events_per_cpu_s": round(n / best_cpu, 1) if best_cpu > 0 else None,
     }
 
 
-def _flat_codes(store: Any, scheme: str, workdir: str | None) -> str:
-    """Write (once) the codes of the store's training events to a flat file; page it in."""
+def _flat_file(store: Any, scheme: str, workdir: str | None, decoded: bool) -> str:
+    """Write (once) the training events' codes (or decoded floats) to a flat file; page it in."""
+    import hashlib
+
     from xecdata.store import raw_codes_reader
 
-    folder = Path(workdir or tempfile.gettempdir())
-    path = folder / f"xec-mmap-{abs(hash((str(store.path), scheme)))}.u16"
-    ranges = store.split("train")
+    key = f"{store.path}|{scheme}|{store.n_events}|{store.metadata.get('created')}|{decoded}"
+    name = hashlib.sha256(key.encode()).hexdigest()[:16]
+    path = Path(workdir or tempfile.gettempdir()) / f"xec-mmap-{name}.bin"
     if not path.exists():
-        reader = raw_codes_reader(store, scheme)
-        buf = np.empty((store.chunk_events, N_SENSORS, 2), np.uint16)
-        ce = store.chunk_events
-        with open(path, "wb") as f:
-            for a, b in ranges:
+        reader, ce = raw_codes_reader(store, scheme), int(store.chunk_events)
+        buf = np.empty((ce, N_SENSORS, 2), reader.dtype)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            for a, b in store.split("train"):
                 for c in range(a // ce, -(-b // ce)):
-                    reader.read_chunk_into(c, buf)
-                    lo, hi = max(a, c * ce) - c * ce, min(b, (c + 1) * ce) - c * ce
-                    f.write(buf[lo:hi].tobytes())
+                    lo, hi = max(a, c * ce), min(b, (c + 1) * ce)
+                    if decoded:
+                        f.write(store.read_sensors(scheme, lo, hi).tobytes())
+                    else:
+                        reader.read_chunk_into(c, buf)
+                        f.write(buf[lo - c * ce : hi - c * ce].tobytes())
+        os.replace(tmp, path)
     with open(path, "rb") as f:  # warm the page cache, as the store's files are
         while f.read(1 << 24):
             pass
@@ -253,6 +275,8 @@ def run_store_benchmark(
     out: dict[str, Any] = {"store": str(st.path), "profile": st.metadata["codec"]["name"],
                            "scheme": sid, "device": device, "runs": []}  # fmt: skip
     out["mmap"] = [mmap_bound(st, t, sid) for t in threads]
+    if out["profile"] == "none":  # the output-side reference (float32 batches)
+        out["mmap_float32"] = [mmap_bound(st, t, sid, decoded=True) for t in threads]
     for backend in backends:
         for t in threads[-1:] if backend in ("root", "resident") else threads:
             limit = root_events if backend == "root" else None
@@ -279,6 +303,9 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(f"  {r['backend']:<14} threads {r['threads']}: {r['events_per_s']:>12,.0f} "
                      f"ev/s  {r['gb_per_s']:7.3f} GB/s  {100 * r['fraction_of_mmap']:5.1f} % of "
                      "mmap")  # fmt: skip
+    for r in result.get("mmap_float32", []):
+        lines.append(f"  mmap float32   threads {r['threads']}: {r['events_per_s']:>12,.0f} ev/s"
+                     f"  {r['file_gb_per_s']:7.3f} GB/s of float32 (output reference)")  # fmt: skip
     if "h2d_gb_per_s" in result:
         lines.append(f"  pinned H2D bound: {result['h2d_gb_per_s']} GB/s")
     for w in result.get("data_wait", []):
