@@ -105,5 +105,5 @@ def test_infer_refuses_what_it_cannot_serve(demo: Path, tmp_path: Path) -> None:
     onnx.save(helper.make_model(graph), str(foreign))
     store = str(demo / "store.xec.zarr")
     out = CliRunner().invoke(main, ["infer", str(foreign), store, "-o", str(tmp_path / "o.root")])
-    assert out.exit_code != 0 and "has no xec metadata" in out.output
+    assert out.exit_code != 0 and "not an xec model" in out.output
     assert not (tmp_path / "o.root").exists()

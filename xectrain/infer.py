@@ -61,12 +61,13 @@ def open_model(path: str | Path, providers: Sequence[str] | None = None) -> Onnx
         raise InferenceError(f"model {path} does not exist")
     try:
         meta = read_onnx_metadata(path)
-    except ValueError as err:  # no xec.* metadata: not a model exported by xec
-        raise InferenceError(
-            f"{err}; `xec export onnx` writes models xec infer can serve"
-        ) from None
+    except ValueError:  # read_onnx_metadata refuses a model without xec.* metadata
+        meta = {}
     if "scheme" not in meta:
-        raise InferenceError(f"{path} has no xec metadata; export it with `xec export onnx`")
+        raise InferenceError(
+            f"{path}: not an xec model (no xec.* metadata); export checkpoints with "
+            "`xec export onnx`"
+        )
     if meta.get("geometry_id") != geometry_id():
         raise InferenceError(
             f"{path} was trained on detector geometry {meta.get('geometry_id')}, this "
