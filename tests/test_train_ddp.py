@@ -1,0 +1,74 @@
+"""DDP on CPU (gloo): two processes produce the gradients of one process on the same events."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
+
+from tests.trainhelpers import ListLoader, toy_events
+from xecdata.schemes import get_scheme
+from xectrain.config import load_config
+from xectrain.distributed import setup_world, teardown_world
+from xectrain.loop import _no_sync
+from xectrain.tasks import StepOps, build_model
+
+EVENTS, MICRO, ACCUM = 16, 4, 2  # per rank: two micro-batches of 4, summed before the step
+
+
+def _model_and_ops() -> tuple[torch.nn.Module, StepOps]:
+    torch.manual_seed(0)
+    cfg = load_config("regressor", overrides=["tasks.energy.enabled=true"])
+    model = build_model(cfg, get_scheme("new@1"))
+    events = toy_events(EVENTS)
+    model.fit_transforms({"angle": events["emiAng"], "energy": events["energyTruth"][:, None]})
+    return model, StepOps(cfg)
+
+
+def _grads(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {
+        n: p.grad.detach().numpy().copy() for n, p in model.named_parameters() if p.grad is not None
+    }
+
+
+def _rank(rank: int, world: int, port: int, out: str) -> None:
+    os.environ |= {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
+                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}  # fmt: skip
+    torch.set_num_threads(1)
+    w = setup_world("cpu")
+    model, ops = _model_and_ops()
+    ddp = DistributedDataParallel(model)
+    loader = ListLoader(toy_events(EVENTS), MICRO, shuffle=False, rank=w.rank, world_size=world)
+    for i, batch in enumerate(loader):
+        with _no_sync(SimpleNamespace(model=ddp), sync=i + 1 == ACCUM):  # type: ignore[arg-type]
+            loss, _ = ops.loss(ddp, model, batch)
+            (loss / ACCUM).backward()
+    np.savez(Path(out) / f"rank{rank}.npz", **_grads(model))
+    teardown_world()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_two_processes_give_the_gradients_of_one(tmp_path: Path) -> None:
+    mp.spawn(_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    model, ops = _model_and_ops()
+    loader = ListLoader(toy_events(EVENTS), MICRO, shuffle=False)  # the same 16 events, 1 rank
+    for batch in loader:
+        loss, _ = ops.loss(model, model, batch)
+        (loss / (EVENTS // MICRO)).backward()
+    single = _grads(model)
+    ranks = [np.load(tmp_path / f"rank{r}.npz") for r in range(2)]
+    assert set(ranks[0].files) == set(single) and len(single) > 10
+    for name, grad in single.items():
+        assert np.array_equal(ranks[0][name], ranks[1][name]), name  # all-reduced: identical
+        assert np.allclose(ranks[0][name], grad, rtol=1e-4, atol=1e-6), name
