@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,6 +67,7 @@ class Staging:
         self.np_sensors = self.sensors.numpy().view(source.raw_dtype)
         self.np_targets = {k: v.numpy() for k, v in self.targets.items()}
         self.np_weights = self.weights.numpy()
+        self.stream: Any = None  # the side stream of its uploads (set by its owner)
 
     @property
     def nbytes(self) -> int:
@@ -213,26 +215,37 @@ class PinnedBackend:
         self.extra_slots, self.n_out = ring, n_out
         self.ring: DeviceRing | None = None
         self.out = DeviceOut(n_out, batch_size, source, dtype, device)
-        self._local = threading.local()
-        self._stagings: list[Staging] = []
+        self._lock = threading.Lock()
+        self._stagings: list[Staging] = []  # every staging slot made (bounded by threads)
+        self._free: list[Staging] = []
         self._last_gather: torch.cuda.Event | None = None
 
     def host_bytes(self) -> int:
         return sum(s.nbytes for s in self._stagings) + self.out.flat_host.numel() * 8
 
+    def _staging(self) -> Staging:
+        """A free staging slot (at most one per decode thread is ever created)."""
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+            st = Staging(self.source)
+            st.stream = torch.cuda.Stream(self.device)
+            self._stagings.append(st)
+            return st
+
     def _load(self, plan: EpochPlan, ring: DeviceRing) -> Callable[[int, int], None]:
         def load(seg: int, slot: int) -> None:
-            local = self._local
-            if not hasattr(local, "staging"):
-                local.staging = Staging(self.source)
-                local.stream = torch.cuda.Stream(self.device)
-                self._stagings.append(local.staging)
-            st = local.staging
-            self.source.read(int(plan.seg_chunk[seg]), st.np_sensors, st.np_targets, st.np_weights)
-            if self._last_gather is not None:
-                local.stream.wait_event(self._last_gather)  # the slot's last reader is done
-            st.upload(ring, slot, local.stream)
-            local.stream.synchronize()
+            st = self._staging()
+            try:
+                chunk = int(plan.seg_chunk[seg])
+                self.source.read(chunk, st.np_sensors, st.np_targets, st.np_weights)
+                if self._last_gather is not None:
+                    st.stream.wait_event(self._last_gather)  # the slot's last reader is done
+                st.upload(ring, slot, st.stream)
+                st.stream.synchronize()
+            finally:
+                with self._lock:
+                    self._free.append(st)
 
         return load
 
