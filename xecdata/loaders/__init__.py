@@ -33,6 +33,7 @@ from xecdata.loaders.sampler import SamplerConfig, SplitLayout, n_batches, plan_
 from xecdata.reweight import ReweightConfig, Reweighter, fit_reweighter
 
 BACKENDS = ("auto", "cpu", "pinned", "dali", "resident", "root")
+DEFAULT_WINDOW = 4096  # events mixed by the shuffle window unless told otherwise
 __all__ = ["BACKENDS", "AugmentConfig", "Batch", "Loader", "ReweightConfig", "open_loader"]
 
 
@@ -49,7 +50,13 @@ class LoaderInfo:
 
 
 class Loader:
-    """Iterable over one rank's batches of an epoch; see the module docstring."""
+    """Iterable over one rank's batches of an epoch; see the module docstring.
+
+    Iterating yields the current epoch from where it stands: a loop left early (or a
+    load_state_dict) continues there on the next iteration; a finished epoch moves on to the
+    next one by itself; set_epoch(e) starts epoch e from its first batch (call it every epoch
+    in DDP loops, as with torch's DistributedSampler).
+    """
 
     def __init__(
         self,
@@ -137,7 +144,9 @@ def open_loader(
 ) -> Loader:
     """Open a loader over `split` of `store` (a Store or its path) for scheme `scheme`.
 
-    shuffle_window: events whose order is mixed (default: 4 chunks, at least batch_size);
+    shuffle_window: events whose order is mixed on top of the per-epoch chunk permutation
+        (default: DEFAULT_WINDOW events or 4 chunks, and at least batch_size); the ring holds
+        about two windows plus the read-ahead, e.g. ~250 MB of codes for 4096 events;
     ring: extra chunk slots of read-ahead (default: one window's worth);
     threads: decode threads (default: min(4, CPUs)).
     Refuses an unfinished store and a store without `scheme` (naming the fix).
@@ -151,7 +160,7 @@ def open_loader(
         raise ValueError(f"dtype must be torch.float32 or torch.bfloat16, got {dtype}")
     ce = int(st.chunk_events)
     layout = SplitLayout.from_split(st.split(split), ce, int(st.n_events))
-    window = shuffle_window if shuffle_window is not None else 4 * ce
+    window = shuffle_window if shuffle_window is not None else max(DEFAULT_WINDOW, 4 * ce)
     cfg = SamplerConfig(batch_size, seed, shuffle, drop_last, rank, world_size, window)
     reweighter = None
     if reweight is not None:
