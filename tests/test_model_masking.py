@@ -118,3 +118,10 @@ def test_regressor_takes_mae_weights() -> None:
     key = "fusion.norm.weight"
     assert torch.equal(reg.encoder.state_dict()[key], mae.encoder.state_dict()[key])
     assert np.isfinite(reg.predict(events(SCHEME, 2))["angle"].detach().numpy()).all()
+    frozen = create_model("regressor", "tiny", scheme=SCHEME, freeze_encoder=True, readout_dim=4)
+    frozen.train()
+    assert not frozen.encoder.training
+    out = frozen(events(SCHEME, 2))
+    frozen.loss(out, {"angle": torch.zeros(2, 2)})[0].backward()
+    assert all(p.grad is None for p in frozen.encoder.parameters())
+    assert all(p.grad is not None for p in frozen.heads.parameters())

@@ -23,11 +23,13 @@ Models
         loss(outputs, targets {task: physical (B,) | (B, D)}, weights (B,) | None)
             -> (total, {task: loss})
         fit_transforms({task: np.ndarray (N, D)}); forward_features(x) -> (B, F);
-        forward_head(features); load_encoder_state(state_dict)
+        forward_head(features); load_encoder_state(state_dict); task_heads();
+        options readout_dim (weighted-pooling readout), freeze_encoder
         attributes: scheme, scheme_id, scheme_hash, geometry_id, model_config, encoder
     XECMAE
         forward(x, mask=None) -> (loss, pred (B, 4760, 2), mask (B, 4760) bool)
-        last_losses (dict of 0-dim tensors), actual_mask_ratio, encoder
+        last_losses (dict of 0-dim tensors), actual_mask_ratio, encoder,
+        criterion.metrics(pred, x, mask) -> MAE / RMSE per channel and face
     XECInpainter
         forward(x, mask=None) -> (loss, pred (B, 4760, 1 | 2), mask); inpaint(x, mask);
         freeze_encoder option; load_encoder_state(mae.state_dict()) (prefixes detected)

@@ -33,6 +33,7 @@ class XECRegressor(nn.Module):
         head_dropout: float = 0.2,
         readout_dim: int | None = None,
         readout_threshold: float = 0.1,
+        freeze_encoder: bool = False,
     ) -> None:
         super().__init__()
         if not tasks:
@@ -58,7 +59,16 @@ class XECRegressor(nn.Module):
         self.heads = nn.ModuleDict(
             {t.name: TaskHead(t, feat_dim, head_hidden, head_dropout) for t in tasks}
         )
+        self.freeze_encoder = freeze_encoder
+        self.encoder.requires_grad_(not freeze_encoder)
         self._config: dict[str, Any] = {}  # set by xecmodel.registry.create_model
+
+    def train(self, mode: bool = True) -> XECRegressor:
+        """A frozen encoder stays in eval mode while the heads (and readout) train."""
+        super().train(mode)
+        if self.freeze_encoder:
+            self.encoder.eval()
+        return self
 
     @property
     def model_config(self) -> dict[str, Any]:
@@ -87,8 +97,9 @@ class XECRegressor(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 4760, 2) -> (B, feature_dim)."""
-        maps = self.encoder.forward_maps(x)
-        feats = self.encoder.tokens_from_maps(maps).flatten(1)  # (B, T * D)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            maps = self.encoder.forward_maps(x)
+            feats = self.encoder.tokens_from_maps(maps).flatten(1)  # (B, T * D)
         if self.readout is not None:
             feats = torch.cat([feats, self.readout(x, maps)], dim=1)
         return feats
