@@ -216,3 +216,22 @@ def test_unfinished_or_altered_stores_are_refused(store_path, inputs, tmp_path):
         open_store(copy)
     with pytest.raises(IngestError, match="already complete"):
         ingest([inputs[0]], store_path, progress=False)
+
+
+def test_a_scheme_without_16_bit_codes_is_stored_float32_exactly(inputs, tmp_path):
+    from xecdata.schemes import Scheme, register_scheme
+
+    lin = register_scheme(
+        Scheme("storetest-linear", 1, "linear", 100.0, 1.0, 1e-7, 0.0, -1.0, -1.0, 0.0)
+    )
+    out = tmp_path / "lin.xec.zarr"
+    ingest([inputs[0] / "f2.root"], out, schemes=[lin.id], workers=1, **SMALL)
+    st, raw = open_store(out), inputs[1]
+    want = lin.normalize(raw["npho"][400:], raw["relative_time"][400:])
+    assert st.metadata["schemes"][lin.id]["dtype"] == "float32" and st.luts(lin.id) is None
+    assert np.array_equal(st.read_sensors(lin.id, 0, 150), want)
+    valid = want[:, 7, 1] != -1.0
+    assert st.stats(lin.id)["mean"][7, 1] == pytest.approx(
+        want[valid, 7, 1].astype(np.float64).mean()
+    )
+    assert st.stats(lin.id)["valid_fraction"][7, 1] == pytest.approx(valid.mean())

@@ -233,6 +233,23 @@ def _resume_or_plan(
         raise IngestError(f"--append needs a finished store; {root} is not one (ingest first)")
     else:
         _refuse_append_options(root, previous, options)
+    files, skipped = _checked_inputs(request, previous, pool, progress)
+    settings = Settings.of_store(previous) if previous else _settings(request, files)
+    n_before = previous["n_events"] if previous else 0
+    plan = make_plan(
+        request["action"], request, command, settings, n_before, files, skipped, read_events
+    )
+    start_action(root, plan, previous)
+    return plan
+
+
+def _checked_inputs(
+    request: dict[str, Any],
+    previous: dict[str, Any] | None,
+    pool: Executor | None,
+    progress: bool,
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """The pre-pass: (records of the files to ingest, skipped files with reasons)."""
     known = {s["fingerprint"] for s in previous["sources"]} if previous else set()
     reference = previous["columns"] if previous else None
     try:
@@ -244,13 +261,7 @@ def _resume_or_plan(
         raise IngestError(
             "no input file can be ingested: " + "; ".join(s["reason"] for s in skipped)
         )
-    settings = Settings.of_store(previous) if previous else _settings(request, files)
-    n_before = previous["n_events"] if previous else 0
-    plan = make_plan(
-        request["action"], request, command, settings, n_before, files, skipped, read_events
-    )
-    start_action(root, plan, previous)
-    return plan
+    return files, skipped
 
 
 def _settings(request: dict[str, Any], files: list[dict[str, Any]]) -> Settings:

@@ -3,12 +3,12 @@ provenance and completeness, as a JSON-able dict and as text."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from xecdata.store.format import PLAN_FILE, StoreError
+from xecdata.store.format import StoreError
 from xecdata.store.metadata import is_complete, read_metadata
+from xecdata.store.plan import read_plan
 from xecdata.store.units import unit_done
 
 
@@ -19,18 +19,9 @@ def describe(path: str | Path) -> dict[str, Any]:
         raise StoreError(f"no xec store at {root} (no zarr.json)")
     meta = read_metadata(root)
     out: dict[str, Any] = {"path": str(root), "complete": is_complete(root, meta)}
-    plan = _plan(root)
+    plan = read_plan(root)
     if plan is not None and not out["complete"]:
-        n_units = -(-plan["n_events"] // plan["shard_events"])
-        units = range(plan["first_unit"], n_units)
-        done = sum(unit_done(root, plan, k) for k in units)
-        out["pending"] = {
-            "action": plan["action"],
-            "command": plan["command"],
-            "units_done": done,
-            "units": len(units),
-            "n_events": plan["n_events"],
-        }
+        out["pending"] = _pending(root, plan)
     if meta is None:
         return out
     n = meta["n_events"]
@@ -62,12 +53,16 @@ def describe(path: str | Path) -> dict[str, Any]:
     return out
 
 
-def _plan(root: Path) -> dict[str, Any] | None:
-    try:
-        plan: dict[str, Any] = json.loads((root / PLAN_FILE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return plan
+def _pending(root: Path, plan: dict[str, Any]) -> dict[str, Any]:
+    """Progress of an unfinished action."""
+    units = range(plan["first_unit"], -(-plan["n_events"] // plan["shard_events"]))
+    return {
+        "action": plan["action"],
+        "command": plan["command"],
+        "units_done": sum(unit_done(root, plan, k) for k in units),
+        "units": len(units),
+        "n_events": plan["n_events"],
+    }
 
 
 def _scheme(entry: dict[str, Any]) -> dict[str, Any]:

@@ -49,9 +49,6 @@ def finalize(root: Path, plan: dict[str, Any], previous: dict[str, Any] | None) 
             schemes[sid] = _scheme_record(root, plan, sid, entry)
         else:
             schemes[sid] = previous["schemes"][sid]
-    split = split_ranges(n, ce, plan["val_fraction"])
-    for name in SPLIT_NAMES:
-        write_small_array(root, split_array(name), split[name])
     prev = previous or {}
     meta = {
         "format": FORMAT_NAME,
@@ -65,13 +62,7 @@ def finalize(root: Path, plan: dict[str, Any], previous: dict[str, Any] | None) 
         "raw": {"kept": plan["keep_raw"], "arrays": plan["raw_arrays"]},
         "columns": plan["columns"],
         "column_arrays": plan["column_arrays"],
-        "split": {
-            "rule": "chunk-blocks",
-            "val_fraction": plan["val_fraction"],
-            "block_events": ce,
-            "arrays": {name: split_array(name) for name in SPLIT_NAMES},
-            "events": {name: int(np.sum(np.diff(split[name], axis=1))) for name in SPLIT_NAMES},
-        },
+        "split": _split_record(root, n, ce, plan["val_fraction"]),
         "input": plan["input"],
         "sources": [*prev.get("sources", []), *(_source_record(f) for f in plan["files"])],
         "skipped": [*prev.get("skipped", []), *plan["skipped"]],
@@ -117,6 +108,20 @@ def _scheme_record(
             "fields": list(STATS_FIELDS),
             "summary": _summary(total, codes),
         },
+    }
+
+
+def _split_record(root: Path, n: int, ce: int, val_fraction: float) -> dict[str, Any]:
+    """Write the split's range arrays; their metadata record."""
+    split = split_ranges(n, ce, val_fraction)
+    for name in SPLIT_NAMES:
+        write_small_array(root, split_array(name), split[name])
+    return {
+        "rule": "chunk-blocks",
+        "val_fraction": val_fraction,
+        "block_events": ce,
+        "arrays": {name: split_array(name) for name in SPLIT_NAMES},
+        "events": {name: int(np.sum(np.diff(split[name], axis=1))) for name in SPLIT_NAMES},
     }
 
 
