@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from xecdata.schemes import Scheme
 from xecmodel.masking import already_invalid
@@ -88,7 +87,7 @@ class _Worst:
 
 @torch.no_grad()
 def validate_regressor(
-    model: nn.Module, ops: StepOps, loader: Any, n_batches: int, autocast: Any,
+    model: Any, ops: StepOps, loader: Any, n_batches: int, autocast: Any,
     scheme: Scheme, keep_worst: int = 5,
 ) -> RegressorEval:  # fmt: skip
     """Losses, physical predictions and metrics of `model` (the EMA copy) on the val split."""
@@ -124,7 +123,7 @@ def validate_regressor(
 
 
 def _batch_rows(
-    model: nn.Module, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], batch: Any
+    model: Any, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], batch: Any
 ) -> dict[str, np.ndarray]:
     """Host copies of one batch: true_/pred_<task> (N, D) physical, event ids."""
     preds = model.outputs_to_physical(outputs)
@@ -156,7 +155,7 @@ def fixed_rng(seed: int, device: torch.device) -> Any:
 
 @torch.no_grad()
 def validate_reconstruction(
-    model: nn.Module, loader: Any, n_batches: int, autocast: Any, seed: int,
+    model: Any, loader: Any, n_batches: int, autocast: Any, seed: int,
     writer: PredictionRootWriter | None = None,
 ) -> dict[str, float]:  # fmt: skip
     """MAE / inpainter: model loss parts (normalized units) and MAE / RMSE of the masked
@@ -188,7 +187,7 @@ def _reduce_accumulator(acc: MaskedErrorAccumulator, device: torch.device) -> No
 
 
 def _score_batch(
-    model: nn.Module, scheme: Scheme, batch: Any, pred: torch.Tensor, mask: torch.Tensor,
+    model: Any, scheme: Scheme, batch: Any, pred: torch.Tensor, mask: torch.Tensor,
     acc: MaskedErrorAccumulator, writer: PredictionRootWriter | None,
 ) -> None:  # fmt: skip
     """Physical-unit errors of one batch into the accumulator (and the ROOT writer)."""

@@ -189,7 +189,7 @@ def run_inference(
             for x, cols, first in input_batches(path, model.scheme, batch_size, tree,
                                                 npho_branch, time_branch):  # fmt: skip
                 n = len(x)
-                arrays = {"input_file": np.full(n, k, np.int32),
+                arrays: dict[str, np.ndarray] = {"input_file": np.full(n, k, np.int32),
                           "entry": np.arange(first, first + n, dtype=np.int64)}  # fmt: skip
                 writer.write(arrays | cols | run_batch(model, x), str(path))
         meta = _metadata(model, inputs, writer.entries)

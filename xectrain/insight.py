@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from xecdata.facemaps import face_sensor_ids
 from xecdata.geometry import FACE_NAMES
@@ -24,7 +23,7 @@ from .tasks import StepOps
 INSIGHT_BATCHES = 4
 
 
-def input_saliency(model: nn.Module, batches: list[Any]) -> dict[str, np.ndarray]:
+def input_saliency(model: Any, batches: list[Any]) -> dict[str, np.ndarray]:
     """{task: (6 faces, 2 channels)} mean |d output / d input| (outputs in the heads' space)."""
     model.eval()
     grads: dict[str, list[np.ndarray]] = {}
@@ -39,12 +38,12 @@ def input_saliency(model: nn.Module, batches: list[Any]) -> dict[str, np.ndarray
 
 @torch.no_grad()
 def face_importance(
-    model: nn.Module, ops: StepOps, batches: list[Any], scheme: Scheme
+    model: Any, ops: StepOps, batches: list[Any], scheme: Scheme
 ) -> tuple[float, dict[str, float]]:
     """(baseline loss, {face: loss with that face set to the sentinels - baseline})."""
     model.eval()
 
-    def mean_loss(drop: np.ndarray | None) -> float:
+    def mean_loss(drop: torch.Tensor | None) -> float:
         total, n = 0.0, 0
         for batch in batches:
             x = batch.sensors.float().clone()
@@ -61,7 +60,7 @@ def face_importance(
     return baseline, faces
 
 
-def best_model(tr: Trainer, run_dir: Path) -> nn.Module:
+def best_model(tr: Trainer, run_dir: Path) -> Any:
     """The EMA weights of checkpoint_best (or the current eval model when there is none)."""
     model = copy.deepcopy(tr.eval_model)
     path = run_dir / "checkpoint_best.pth"

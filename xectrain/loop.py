@@ -37,7 +37,7 @@ class Trainer:
     world: World
     ops: StepOps
     model: nn.Module  # what runs forward: maybe DDP- and/or compile-wrapped
-    raw: nn.Module  # the plain model (state dicts, loss helpers)
+    raw: Any  # the plain model: XECRegressor | XECMAE | XECInpainter (state dicts, loss)
     optimizer: torch.optim.Optimizer
     schedule: LRSchedule
     ema: ModelEMA | None = None
@@ -54,7 +54,7 @@ class Trainer:
         return self.world.device
 
     @property
-    def eval_model(self) -> nn.Module:
+    def eval_model(self) -> Any:
         """The model validation uses: the EMA copy when there is one."""
         return self.ema.module if self.ema is not None else self.raw
 

@@ -81,7 +81,7 @@ def _prepare_model(
     cfg: RunConfig, scheme: Scheme, ops: StepOps, loader: Any, ckpt: dict | None, role: str | None
 ) -> torch.nn.Module:
     """Build the model; fit target transforms or take weights / encoder from checkpoints."""
-    model = build_model(cfg, scheme)
+    model: Any = build_model(cfg, scheme)
     if role == "resume":
         assert ckpt is not None
         model.load_state_dict(ckpt["model"])

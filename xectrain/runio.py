@@ -68,7 +68,7 @@ def open_loaders(cfg: RunConfig, world: World, ops: StepOps, scheme: Scheme) -> 
 
     d = cfg.data
     augment, reweight = loader_options(cfg)
-    common = dict(
+    common: dict[str, Any] = dict(
         scheme=scheme.id, device=world.device, backend=d.backend, seed=cfg.training.seed,
         rank=world.rank, world_size=world.world_size, threads=d.loader_threads,
     )  # fmt: skip
@@ -76,8 +76,10 @@ def open_loaders(cfg: RunConfig, world: World, ops: StepOps, scheme: Scheme) -> 
         d.store, split=d.train_split, batch_size=d.batch_size, shuffle=True,
         targets=ops.targets(), reweight=reweight, augment=augment, drop_last=True, **common,
     )  # fmt: skip
-    val_kw = dict(split=d.val_split, batch_size=d.val_batch_size or d.batch_size, shuffle=False,
-                  drop_last=False, **common)  # fmt: skip
+    val_kw: dict[str, Any] = dict(
+        split=d.val_split, batch_size=d.val_batch_size or d.batch_size, shuffle=False,
+        drop_last=False, **common,
+    )  # fmt: skip
     try:
         val = open_loader(d.store, targets=[*ops.targets(), *ID_TARGETS], **val_kw)
     except KeyError:  # a store without run / event ids

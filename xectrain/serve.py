@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from xecmodel import create_model, export_onnx
 
@@ -24,7 +23,7 @@ from .validation import prediction_writer
 
 def model_from_checkpoint(
     ckpt: dict[str, Any], device: str | torch.device = "cpu", ema: bool = True
-) -> nn.Module:
+) -> Any:
     """The checkpoint's model in eval mode, with its EMA weights when present (and `ema`)."""
     config = ckpt.get("model_config")
     if not config:
@@ -53,8 +52,10 @@ def _open_val_loader(store: str, scheme_id: str, split: str, batch: int, device:
                      backend: str, targets: list[str]) -> Any:  # fmt: skip
     from xecdata.loaders import open_loader
 
-    kw = dict(scheme=scheme_id, split=split, batch_size=batch, device=device, backend=backend,
-              shuffle=False, drop_last=False)  # fmt: skip
+    kw: dict[str, Any] = dict(
+        scheme=scheme_id, split=split, batch_size=batch, device=device, backend=backend,
+        shuffle=False, drop_last=False,
+    )  # fmt: skip
     try:
         return open_loader(store, targets=[*targets, *ID_TARGETS], **kw)  # type: ignore[arg-type]
     except KeyError:  # a store without run / event ids

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from xecdata.reweight import INVALID_ABOVE
 from xecdata.schemes import Scheme
@@ -58,9 +57,11 @@ def model_options(cfg: RunConfig) -> dict[str, Any]:
     return opts | {"freeze_encoder": m.freeze_encoder, "predict_time": r.predict_time}
 
 
-def build_model(cfg: RunConfig, scheme: Scheme) -> nn.Module:
+def build_model(cfg: RunConfig, scheme: Scheme) -> Any:
     """The configured model on the CPU (moved to the device by the caller)."""
-    tasks = task_specs(cfg) if cfg.model.kind == "regressor" else None
+    tasks: list[TaskSpec | str | dict] | None = None
+    if cfg.model.kind == "regressor":
+        tasks = list(task_specs(cfg))
     m = cfg.model
     return create_model(m.kind, m.size, scheme=scheme, tasks=tasks, **model_options(cfg))
 
@@ -82,7 +83,7 @@ class StepOps:
         return {task: targets[branch] for task, branch in self.branches.items()}
 
     def loss(
-        self, model: nn.Module, raw: nn.Module, batch: Any
+        self, model: Any, raw: Any, batch: Any
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Forward `model` (maybe DDP / compiled) on a batch -> (loss, detached parts)."""
         if self.kind == "regressor":
@@ -95,7 +96,7 @@ class StepOps:
         return loss, named | {"total_loss": loss.detach()}
 
     def per_event_loss(
-        self, raw: nn.Module, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
+        self, raw: Any, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
     ) -> torch.Tensor:
         """Regressor: (B,) weighted sum of the task losses of each event (to rank worst ones)."""
         total = None

@@ -116,7 +116,8 @@ def draw_sensors(
     for sel in (ids[~lay.circle[ids]], ids[lay.circle[ids]]):
         if not len(sel):
             continue
-        coll = PolyCollection(_polygons(sel), cmap=cm, norm=norm, linewidths=0.4, edgecolors="face")
+        polygons = list(_polygons(sel))
+        coll = PolyCollection(polygons, cmap=cm, norm=norm, linewidths=0.4, edgecolors="face")
         coll.set_array(np.ma.masked_invalid(values[sel]))
         ax.add_collection(coll)
         colls.append(coll)
