@@ -144,3 +144,30 @@ def test_relative_npho_fallback_is_noted(tmp_path):
     assert (
         open_store(tmp_path / "s.xec.zarr").metadata["sources"][0]["npho_branch"] == "relative_npho"
     )
+
+
+def test_an_append_failing_in_its_units_is_rolled_back(good, tmp_path, monkeypatch):
+    import xecdata.store.units as units
+    from xecdata.rootio import InputError
+
+    out = tmp_path / "s.xec.zarr"
+    ingest([good], out, **OPTS)
+    before = open_store(out).read_sensors("new@1", 0, 40)
+    other = tmp_path / "other.root"
+    write_uproot(other, 30, seed=9)
+    real = units.read_block
+
+    def damaged(tree, info, start, stop):
+        if info.path == str(other):
+            raise InputError(info.path, "basket 3 cannot be decompressed", "Copy it again")
+        return real(tree, info, start, stop)
+
+    monkeypatch.setattr(units, "read_block", damaged)
+    msg = _fail([other], out, "rolled back to its previous 40 events", append=True)
+    assert "basket 3" in msg
+    st = open_store(out)
+    assert st.complete and st.n_events == 40
+    assert np.array_equal(st.read_sensors("new@1", 0, 40), before)
+    monkeypatch.setattr(units, "read_block", real)
+    ingest([other], out, append=True, **{k: v for k, v in OPTS.items() if "chunk" not in k})
+    assert open_store(out).n_events == 70

@@ -43,6 +43,7 @@ from xecdata.store.plan import (
     make_plan,
     read_plan,
     renormalize_plan,
+    roll_back,
     scheme_entry,
     start_action,
 )
@@ -331,13 +332,16 @@ def _execute(
     """Run the plan's units (full checksums overlap with them), then finalize."""
     fmt.remove_temporaries(root)
     previous = read_metadata(root) if plan["action"] != "ingest" else None
-    with ThreadPoolExecutor(2) as hashing:
-        digests = [hashing.submit(sha256_file, f["path"]) for f in plan["files"]]
-        t_units = time.perf_counter()
-        report = run_units(root, plan, pool, progress)
-        t_units = time.perf_counter() - t_units
-        for f, digest in zip(plan["files"], digests, strict=True):
-            f["sha256"] = digest.result()
+    try:
+        with ThreadPoolExecutor(2) as hashing:
+            digests = [hashing.submit(sha256_file, f["path"]) for f in plan["files"]]
+            t_units = time.perf_counter()
+            report = run_units(root, plan, pool, progress)
+            t_units = time.perf_counter() - t_units
+            for f, digest in zip(plan["files"], digests, strict=True):
+                f["sha256"] = digest.result()
+    except Exception as exc:  # Ctrl-C and kill leave the action resumable instead
+        raise _failed(root, plan, previous, exc) from exc
     meta = finalize(root, plan, previous)
     return IngestResult(
         store=str(root),
@@ -352,6 +356,22 @@ def _execute(
         peak_rss_mb=report["peak_rss_mb"],
         skipped=plan["skipped"],
         notes=sorted({f["note"] for f in plan["files"] if f["note"]}),
+    )
+
+
+def _failed(
+    root: Path, plan: dict[str, Any], previous: dict[str, Any] | None, exc: Exception
+) -> IngestError:
+    """The error of a failed action; a failed append/renormalize is rolled back first."""
+    if previous is not None:
+        roll_back(root, plan, previous)
+        return IngestError(
+            f"{exc}\n{plan['action']} failed: store {root} was rolled back to its previous "
+            f"{previous['n_events']} events and is complete"
+        )
+    return IngestError(
+        f"{exc}\nstore {root} is left incomplete: fix or remove that input, delete the store "
+        "and ingest again"
     )
 
 

@@ -12,6 +12,7 @@ column_arrays (packed per-event branches), write_arrays / all_arrays (ArraySpec 
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from xecdata.schemes import Scheme
 from xecdata.store import format as fmt
 from xecdata.store.codecs import get_profile
 from xecdata.store.encode import storage_dtype
+from xecdata.store.metadata import write_complete
 from xecdata.store.precision import precision_summary, scheme_codes
 from xecdata.store.writer import ArraySpec, create_array, resize_array
 
@@ -157,6 +159,23 @@ def start_action(root: Path, plan: dict[str, Any], previous: dict[str, Any] | No
             spec = ArraySpec(d["path"], tuple(d["tail"]), d["dtype"])
             n, ce, se = plan["n_events"], plan["chunk_events"], plan["shard_events"]
             create_array(root, spec, n, ce, se, profile)
+
+
+def roll_back(root: Path, plan: dict[str, Any], previous: dict[str, Any]) -> None:
+    """Undo a failed append or renormalize: the store returns to its previous complete state.
+
+    The metadata of the previous state is still in place (finalize never ran), so shrinking
+    the arrays back (append) or dropping the new tensor (renormalize) and writing the marker
+    again restores it; events before n_before were never changed (a rewritten tail shard holds
+    the same codes for them)."""
+    if plan["action"] == "append":
+        for d in plan["write_arrays"]:
+            resize_array(root, d["path"], previous["n_events"])
+    elif plan["action"] == "renormalize":
+        for sid in plan["write_schemes"]:
+            shutil.rmtree(root / plan["schemes"][sid]["array"], ignore_errors=True)
+    write_complete(root, previous)
+    (root / fmt.PLAN_FILE).unlink(missing_ok=True)
 
 
 def read_plan(root: Path) -> dict[str, Any] | None:
