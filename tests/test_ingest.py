@@ -235,3 +235,20 @@ def test_a_scheme_without_16_bit_codes_is_stored_float32_exactly(inputs, tmp_pat
         want[valid, 7, 1].astype(np.float64).mean()
     )
     assert st.stats(lin.id)["valid_fraction"][7, 1] == pytest.approx(valid.mean())
+
+
+def test_a_stored_scheme_that_this_installation_defines_otherwise_is_refused(
+    store_path, monkeypatch
+):
+    import dataclasses
+
+    import xecdata.store.reader as reader
+
+    st = open_store(store_path)
+    assert st.scheme("new@1").hash == get_scheme("new@1").hash
+    other = dataclasses.replace(get_scheme("new@1"), npho_scale2=4.0)
+    monkeypatch.setattr(reader, "get_scheme", lambda sid: other)
+    with pytest.raises(SchemeMismatchError, match="other parameters under the same id"):
+        st.scheme("new@1")
+    with pytest.raises(SchemeMismatchError, match="xec renormalize"):
+        st.check_scheme("nope@1")
