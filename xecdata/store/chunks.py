@@ -132,10 +132,10 @@ class ChunkArray:
         n = self.chunk_len(chunk)
         if out.dtype != self.dtype and out.dtype.kind in "iu" and self.dtype.kind == "u":
             out = out.view(self.dtype)  # e.g. int16 ring slots holding the same bits
-        if out.shape != (self.chunk_events, *self.tail) or out.dtype != self.dtype:
+        shape = (self.chunk_events, *self.tail)
+        if out.shape != shape or out.dtype != self.dtype or not out.flags.c_contiguous:
             raise ValueError(
-                f"out must be {(self.chunk_events, *self.tail)} {self.dtype}, got "
-                f"{out.shape} {out.dtype}"
+                f"out must be C-contiguous {shape} {self.dtype}, got {out.shape} {out.dtype}"
             )
         data = self._read_encoded(chunk)
         if self.codec is None:
@@ -183,6 +183,8 @@ def lut_decode(codes: np.ndarray, luts: np.ndarray, out: np.ndarray) -> None:
     per event, as every ring slot and chunk buffer is)."""
     n, s, nch = codes.shape
     width = s * nch
+    if not out.flags.c_contiguous or out.shape != codes.shape:
+        raise ValueError(f"out must be C-contiguous {codes.shape} float32, got {out.shape}")
     if _SCRATCH.idx is None or _SCRATCH.idx.shape[1] != width:
         _SCRATCH.idx = np.empty((LUT_BLOCK, width), np.intp)
         _SCRATCH.offsets = np.tile(np.arange(nch, dtype=np.intp) * luts.shape[1], s)
