@@ -3,6 +3,7 @@ non-finite steps, artifacts and MLflow metrics, MAE -> inpainter encoder transfe
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +160,30 @@ def test_mae_then_inpainter_with_the_mae_encoder(tmp_path: Path) -> None:
     with uproot.open(inp.run_dir / "inpainter_predictions_epoch_001.root") as f:
         sensor_ids = f["predictions"]["sensor_id"].array(library="np")
     assert len(sensor_ids) > 0 and sensor_ids.max() < 4760
+
+
+def test_resume_options_refresh_lr_reset_epoch_new_mlflow_run(tmp_path: Path) -> None:
+    first = train(tiny_config("regressor", tmp_path, "training.epochs=1"), toy_loaders(8, 8))
+    last = tmp_path / "epoch1.pth"  # a copy: the resumed runs overwrite checkpoint_last
+    shutil.copy(first.run_dir / "checkpoint_last.pth", last)
+    resume = (f"checkpoint.resume_from={last}", "training.epochs=3")
+    again = train(tiny_config("regressor", tmp_path, *resume), toy_loaders(8, 8))
+    assert again.mlflow_run_id == first.mlflow_run_id  # resuming continues the MLflow run
+    refreshed = train(
+        tiny_config("regressor", tmp_path, *resume, "training.lr=1e-4", "tracking.run_name=r",
+                    "checkpoint.refresh_lr=true", "checkpoint.new_mlflow_run=true"),
+        toy_loaders(8, 8),
+    )  # fmt: skip
+    ck = load_checkpoint(refreshed.run_dir / "checkpoint_last.pth")
+    sched = ck["scheduler"]
+    assert (sched["start_step"], sched["total_steps"], sched["warmup_steps"]) == (1, 2, 0)
+    assert sched["base_lr"] == 1e-4 and (ck["epoch"], ck["step"]) == (3, 3)
+    assert refreshed.mlflow_run_id not in (None, first.mlflow_run_id)
+    reset = train(
+        tiny_config("regressor", tmp_path, f"checkpoint.resume_from={last}", "training.epochs=1",
+                    "checkpoint.reset_epoch=true", "tracking.run_name=z"),
+        toy_loaders(8, 8),
+    )  # fmt: skip
+    ck = load_checkpoint(reset.run_dir / "checkpoint_last.pth")
+    assert (ck["epoch"], ck["step"]) == (1, 1)  # epoch 1 again, fresh optimizer
+    assert ck["optimizer"]["state"][0]["step"] == 1
