@@ -107,3 +107,24 @@ def test_infer_refuses_what_it_cannot_serve(demo: Path, tmp_path: Path) -> None:
     out = CliRunner().invoke(main, ["infer", str(foreign), store, "-o", str(tmp_path / "o.root")])
     assert out.exit_code != 0 and "not an xec model" in out.output
     assert not (tmp_path / "o.root").exists()
+
+
+def test_mae_on_the_store_and_validate(demo: Path) -> None:
+    from xectrain.config import load_config
+    from xectrain.run import train
+
+    cfg = load_config("mae", overrides=[
+        f"data.store={demo / 'store.xec.zarr'}", f"checkpoint.dir={demo / 'artifacts'}",
+        "tracking.enabled=false", "tracking.run_name=mae", "training.device=cpu",
+        "training.epochs=1", "data.batch_size=16", "data.max_train_batches=2",
+        "data.max_val_batches=1", "checkpoint.save_artifacts=false",
+    ])  # fmt: skip
+    res = train(cfg)
+    assert 0.5 < res.metrics["val/actual_mask_ratio"] <= 0.6
+    out = _run("validate", str(res.run_dir / "checkpoint_best.pth"), "--store",
+               str(demo / "store.xec.zarr"), "--max-batches", "1", "--batch-size", "16",
+               "-o", str(demo / "mae_val"))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    with uproot.open(demo / "mae_val" / "mae_predictions_mae_val.root") as f:
+        assert f["predictions"].num_entries == 16
+        assert f["predictions"]["truth_npho"].array(library="np").shape == (16, 4760)

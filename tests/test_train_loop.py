@@ -187,3 +187,18 @@ def test_resume_options_refresh_lr_reset_epoch_new_mlflow_run(tmp_path: Path) ->
     ck = load_checkpoint(reset.run_dir / "checkpoint_last.pth")
     assert (ck["epoch"], ck["step"]) == (1, 1)  # epoch 1 again, fresh optimizer
     assert ck["optimizer"]["state"][0]["step"] == 1
+
+
+def test_loader_options_follow_the_config(tmp_path: Path) -> None:
+    from xectrain.runio import loader_options
+
+    cfg = tiny_config(
+        "regressor", tmp_path, "tasks.uvwFI.enabled=true", "reweighting.angle.enabled=true",
+        "reweighting.uvwFI.enabled=true", "training.augment.channel_dropout=0.02",
+        "training.augment.time_jitter_ps=30",
+    )  # fmt: skip
+    augment, reweight = loader_options(cfg)
+    assert (augment.channel_dropout, augment.time_jitter_ps) == (0.02, 30.0)
+    assert reweight.angle == (20, 20) and reweight.uvw == (10, 10, 10)
+    assert reweight.energy is None and reweight.eps == 1e-6
+    assert loader_options(tiny_config("regressor", tmp_path))[1] is None
