@@ -14,12 +14,19 @@ if TYPE_CHECKING:
 from xecdata.store.codecs import PROFILE_NAMES
 from xecdata.store.format import CHUNK_EVENTS, SHARD_CHUNKS
 
+FLAGS = {"schemes": "--scheme"}  # parameter name -> flag, where they differ
+
 
 def command_line(verb: str, args: list[str], options: dict[str, object]) -> str:
-    """The command as a user would type it again to resume (options at their set values)."""
+    """The command as a user would type it again to resume (options that differ from their
+    defaults, at their values)."""
+    ctx = click.get_current_context(silent=True)
+    defaults = {p.name: p.default for p in ctx.command.params} if ctx is not None else {}
     parts = ["xec", verb, *args]
     for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
+        if (key in defaults and value == defaults[key]) or value == ():
+            continue
+        flag = FLAGS.get(key, "--" + key.replace("_", "-"))
         if value is True:
             parts.append(flag)
         elif isinstance(value, (list, tuple)):
@@ -36,7 +43,8 @@ def print_result(res: IngestResult) -> None:
     click.echo(
         f"{res.action}: {res.store} now holds {res.n_events} events "
         f"({res.events_written} written by {res.units_run} units, {res.units_resumed} units "
-        f"already done) in {res.seconds:.1f} s = {rate:.0f} events/s with {res.workers} workers; "
+        f"already done) in {res.seconds:.1f} s = {rate:.0f} events/s with {res.workers} "
+        f"worker{'s' if res.workers != 1 else ''}; "
         f"peak RSS per worker {res.peak_rss_mb:.0f} MB"
     )
     for note in res.notes:

@@ -12,6 +12,8 @@ In one run, on the same simulated ROOT files (ZLIB level 1, ROOT's default compr
   and its npho + time branches (goal: `fast` not larger than the zlib source);
 - decode: `Store.read_chunk_into` over every chunk, 1 thread (best of 3) and all cores,
   against the bare read (goal >= 5x at 1 thread);
+- work units (the grain of parallelism) of 4 chunks = 1024 events here, so that a benchmark
+  of ~1e4 events gives every core work; stores keep the 16384-event default;
 - peak RSS per worker (ru_maxrss of the process running the units; every ingest runs in a
   fresh process).
 Wall-clock figures need an otherwise idle machine; CPU figures are robust to other load.
@@ -39,6 +41,7 @@ from xecdata.store import open_store
 from xecdata.store.codecs import PROFILE_NAMES
 
 SCHEME = "new@1"
+SHARD_CHUNKS = 4  # 1024-event units: enough units to keep every core busy at this size
 
 
 def machine_info() -> dict[str, Any]:
@@ -132,7 +135,7 @@ def _timed_ingest(files: list[str], out: str, workers: int, codec: str) -> dict[
 
     t0, c0 = time.perf_counter(), time.process_time()
     res = ingest(files, out, schemes=[SCHEME], workers=workers, codec=codec, progress=False,
-                 command="xec bench ingest")  # fmt: skip
+                 shard_chunks=SHARD_CHUNKS, command="xec bench ingest")  # fmt: skip
     return {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
             "units_seconds": res.units_seconds, "peak_rss_mb": res.peak_rss_mb}  # fmt: skip
 
