@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 import torch
+from referencing import Registry, Resource
 from torch import nn
 
 import xectrain.checkpoint as ck
+from xecdata.schemes import get_scheme
 from xectrain.checkpoint import (
     CheckpointError,
+    checkpoint_header,
     checkpoint_role,
     encoder_state,
     load_checkpoint,
@@ -21,6 +26,7 @@ from xectrain.checkpoint import (
     snapshot_path,
     unwrap_state_dict,
 )
+from xectrain.config import default_config, run_config_schema, to_dict
 from xectrain.ema import ModelEMA
 
 SCHEME = {"id": "new@1", "hash": "sha256:aaaa"}
@@ -33,16 +39,15 @@ class Toy(nn.Module):
         self.head = nn.Linear(3, 1)
 
 
-def _ckpt(kind: str = "mae", **extra: object) -> dict:
+def _ckpt(kind: str = "mae", **extra: object) -> dict:  # a checkpoint of a toy model
     torch.manual_seed(0)
     model = Toy()
     ema = ModelEMA(model, 0.9)
     with torch.no_grad():
         ema.module.encoder.weight.add_(1.0)  # EMA differs from the live weights
-    return make_checkpoint(
-        kind, model.state_dict(), ema=ema.state_dict(), epoch=3, step=30, scheme=SCHEME,
-        config={"model": {"kind": kind}}, mlflow_run_id="abc", **extra,
-    )  # fmt: skip
+    fields = dict(ema=ema.state_dict(), epoch=3, step=30, scheme=SCHEME,
+                  config={"model": {"kind": kind}}, mlflow_run_id="abc")  # fmt: skip
+    return make_checkpoint(kind, model.state_dict(), **(fields | extra))
 
 
 def test_round_trip_and_no_leftovers(tmp_path: Path) -> None:
@@ -106,6 +111,23 @@ def test_roles_and_encoder_transfer(tmp_path: Path) -> None:
     loaded = load_checkpoint(path, scheme=SCHEME)
     assert checkpoint_role(loaded, "regressor") == "encoder"
     assert torch.equal(encoder_state(loaded)["weight"], enc["weight"])
+
+
+def test_header_satisfies_the_checkpoint_schema() -> None:
+    root = Path(__file__).resolve().parents[1] / "schemas"
+    schema = json.loads((root / "checkpoint.schema.json").read_text())
+    registry = Registry().with_resource(
+        "urn:xec:schema:run_config:1", Resource.from_contents(run_config_schema())
+    )
+    scheme = get_scheme("new@1")
+    ckpt = _ckpt("mae", config=to_dict(default_config("mae")), best_metric=float("inf"),
+                 scheme={"id": scheme.id, "hash": scheme.hash})  # fmt: skip
+    header = checkpoint_header(ckpt)
+    assert "model" not in header and header["best_metric"] is None
+    jsonschema.Draft202012Validator(schema, registry=registry).validate(header)
+    header["config"]["training"]["lr"] = "fast"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema, registry=registry).validate(header)
 
 
 def test_unwrap_and_prune(tmp_path: Path) -> None:

@@ -191,6 +191,17 @@ def encoder_state(ckpt: Mapping[str, Any], prefix: str = ENCODER_PREFIX) -> dict
     return out
 
 
+TENSOR_ENTRIES = ("model", "ema", "optimizer", "scaler", "rng", "encoder")
+
+
+def checkpoint_header(ckpt: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON-able entries of a checkpoint (schemas/checkpoint.schema.json)."""
+    out = {k: v for k, v in ckpt.items() if k not in TENSOR_ENTRIES}
+    if isinstance(out.get("best_metric"), float) and out["best_metric"] == float("inf"):
+        out["best_metric"] = None  # JSON has no infinity
+    return out
+
+
 def snapshot_path(run_dir: str | Path, epoch: int, prefix: str = "checkpoint") -> Path:
     """Per-epoch snapshot name, e.g. checkpoint_epoch_007.pth."""
     return Path(run_dir) / f"{prefix}_epoch_{epoch:03d}.pth"

@@ -24,7 +24,7 @@ def run_config_schema() -> dict[str, Any]:
     root = _object_schema(RunConfig, defs)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"xec:run_config/{SCHEMA_VERSION}",
+        "$id": f"urn:xec:schema:run_config:{SCHEMA_VERSION}",
         "title": "xec run configuration",
         "description": "Resolved configuration of a training run (xectrain.config.RunConfig).",
         **root,
