@@ -125,7 +125,7 @@ def _train(cfg: RunConfig, world: World, loaders: Loaders | None) -> RunResult:
     torch.manual_seed(cfg.training.seed)  # identical initial weights on every rank
     scheme = resolve_scheme(cfg)
     ckpt, role = _resume_source(cfg, scheme)
-    cfg, run_dir = run_directory(cfg, ckpt if role == "resume" else None)
+    cfg, run_dir = run_directory(cfg, ckpt if role == "resume" else None, world.main)
     ops = StepOps(cfg)
     loaders = loaders or open_loaders(cfg, world, ops, scheme)
     model = _prepare_model(cfg, scheme, ops, loaders.train, ckpt, role)
@@ -144,8 +144,8 @@ def _train(cfg: RunConfig, world: World, loaders: Loaders | None) -> RunResult:
         metrics = _epochs(tr, loaders, scheme, run_dir, tracker, run_id)
         if world.main:
             write_final_artifacts(tr, loaders, scheme, run_dir, tracker)
-    except BaseException:
-        tracker.end("KILLED")
+    except BaseException as err:
+        tracker.end("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
     tracker.end()
     barrier()

@@ -95,7 +95,9 @@ def open_loaders(cfg: RunConfig, world: World, ops: StepOps, scheme: Scheme) -> 
     return Loaders(train, val, n_train, n_val)
 
 
-def run_directory(cfg: RunConfig, resumed: dict[str, Any] | None) -> tuple[RunConfig, Path]:
+def run_directory(
+    cfg: RunConfig, resumed: dict[str, Any] | None, main: bool = True
+) -> tuple[RunConfig, Path]:
     """Name the run (kept when resuming, else tracking.run_name or <kind>-<time>) and make
     its folder <checkpoint.dir>/<name>; the name is rank 0's on every rank."""
     name = cfg.tracking.run_name
@@ -106,7 +108,8 @@ def run_directory(cfg: RunConfig, resumed: dict[str, Any] | None) -> tuple[RunCo
     name = broadcast_from_main(name)
     cfg = dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, run_name=name))
     run_dir = Path(cfg.checkpoint.dir) / name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     return cfg, run_dir
 
 
