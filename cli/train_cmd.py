@@ -60,6 +60,8 @@ def _train(kind: str, config: Path | None, sets: tuple[str, ...], show_options: 
         result = train(cfg)
     except (ConfigError, CheckpointError, FileNotFoundError, KeyError, ValueError) as err:
         raise click.ClickException(str(err)) from None
+    if not result.main:
+        return  # other torchrun ranks: rank 0 reports
     click.echo(f"run folder: {result.run_dir}")
     click.echo(f"best {cfg.checkpoint.best_metric}: {result.best_metric:.6g}")
     if cfg.tracking.enabled:

@@ -51,6 +51,7 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
     mlflow_run_id: str | None = None
     history: list[tuple[int, float]] = field(default_factory=list)
+    main: bool = True  # rank 0 (the process that wrote everything)
 
 
 def train(cfg: RunConfig, loaders: Loaders | None = None) -> RunResult:
@@ -149,7 +150,7 @@ def _train(cfg: RunConfig, world: World, loaders: Loaders | None) -> RunResult:
         raise
     tracker.end()
     barrier()
-    return RunResult(run_dir, run_dir.name, tr.best, metrics, run_id, tr.history)
+    return RunResult(run_dir, run_dir.name, tr.best, metrics, run_id, tr.history, world.main)
 
 
 def _epochs(
