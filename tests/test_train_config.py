@@ -125,6 +125,11 @@ def test_validation_collects_every_problem() -> None:
         assert key in text
 
 
+def test_tasks_belong_to_the_regressor() -> None:
+    with pytest.raises(ConfigError, match=r"tasks: \['energy'\] enabled, but tasks apply"):
+        load_config("mae", overrides=["tasks.energy.enabled=true"])
+
+
 def test_inpainter_freeze_needs_an_encoder() -> None:
     with pytest.raises(ConfigError, match=r"model\.freeze_encoder: true needs a trained encoder"):
         load_config("inpainter", overrides=["model.freeze_encoder=true"])

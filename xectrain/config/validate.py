@@ -95,6 +95,8 @@ def _recon(cfg: RunConfig, report: Report) -> None:
 def _tasks(cfg: RunConfig, report: Report) -> None:
     if cfg.model.kind == "regressor" and not cfg.enabled_tasks:
         report("tasks: no task is enabled; e.g. --set tasks.angle.enabled=true (or --tasks angle)")
+    if cfg.model.kind != "regressor" and cfg.enabled_tasks:
+        report(f"tasks: {cfg.enabled_tasks} enabled, but tasks apply to the regressor only")
     for name, task in cfg.tasks.items():
         try:  # xecmodel decides which losses, options and transforms serve which task
             TaskSpec(name, task.loss, dict(task.loss_kwargs), task.weight, task.transform)
