@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -177,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=None)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/loader.json"))
     args = p.parse_args(argv)
+    load_before = os.getloadavg()  # other work on a shared machine shows in the figures
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -186,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "loader",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/loader.py", *_public_args(argv)]),
-        "machine": machine_info(),
+        "machine": machine_info()
+        | {"load_average_before": load_before, "load_average_after": os.getloadavg()},
         "events": args.events,
         "batch_size": args.batch_size,
         "results": results,
