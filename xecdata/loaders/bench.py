@@ -274,9 +274,10 @@ def run_store_benchmark(
     sid = scheme or st.schemes[0]
     out: dict[str, Any] = {"store": str(st.path), "profile": st.metadata["codec"]["name"],
                            "scheme": sid, "device": device, "runs": []}  # fmt: skip
-    out["mmap"] = [mmap_bound(st, t, sid) for t in threads]
-    if out["profile"] == "none":  # the output-side reference (float32 batches)
-        out["mmap_float32"] = [mmap_bound(st, t, sid, decoded=True) for t in threads]
+    with tempfile.TemporaryDirectory() as tmp:  # the flat files go when measured
+        out["mmap"] = [mmap_bound(st, t, sid, workdir=tmp) for t in threads]
+        if out["profile"] == "none":  # the output-side reference (float32 batches)
+            out["mmap_float32"] = [mmap_bound(st, t, sid, tmp, decoded=True) for t in threads]
     for backend in backends:
         for t in threads[-1:] if backend in ("root", "resident") else threads:
             limit = root_events if backend == "root" else None
