@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "export": "export_cmd:export",
     "infer": "infer_cmd:infer",
     "bench": "bench_cmd:bench",
+    "demo": "demo_cmd:demo",
 }
 
 
