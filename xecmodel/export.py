@@ -142,6 +142,7 @@ def export_onnx(
     model.eval()
     try:
         graph, in_names, out_names = _graph(model, raw_inputs)
+        graph.eval()  # the wrapper is a fresh module; export it in inference mode
         args = example_inputs(model, raw_inputs)
         with torch.no_grad():
             _export(graph, args, path, in_names, out_names, opset, exporter)

@@ -20,6 +20,7 @@ limit instead of folding back to positive counts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,7 @@ class Transform:
 
     def domain_limit(self, s1: float) -> float:
         """Raw count below which (or at which, if exclusive) the transform is undefined."""
-        return self.limit_factor * s1 if np.isfinite(self.limit_factor) else -np.inf
+        return self.limit_factor * s1 if math.isfinite(self.limit_factor) else -math.inf
 
     def in_domain(self, x: np.ndarray, s1: float, out: np.ndarray) -> np.ndarray:
         """out <- x inside the domain (bool, False for NaN)."""
