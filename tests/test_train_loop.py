@@ -116,7 +116,9 @@ def test_regressor_artifacts_and_mlflow_metrics(tmp_path: Path) -> None:
     client = MlflowClient(tracking_uri=cfg.tracking.uri)
     run = client.get_run(res.mlflow_run_id)
     _, cols = read_predictions_csv(res.run_dir / "predictions_angle_t.csv")
-    assert len(cols["event_index"]) == 16 and cols["event_index"].min() == 10_000
+    assert sorted(cols["event_index"]) == list(range(10_000, 10_016))
+    truth = toy_events(16, 100)["emiAng"][cols["event_index"].astype(int) - 10_000]
+    assert np.allclose(task_arrays(cols, "angle")[0], truth)  # rows are the events they name
     expected = angle_metrics(*task_arrays(cols, "angle")[::-1])
     assert run.data.metrics["val/angle_resolution_68pct"] == pytest.approx(
         expected["angle_resolution_68pct"], rel=1e-6

@@ -42,7 +42,8 @@ def toy_events(n: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 class ListLoader:
     """The loader contract over arrays in memory: seeded per-epoch shuffle, rank sharding,
-    equal batch counts per rank, resumable position."""
+    equal batch counts per rank, resumable position, and (like the streaming backends) one
+    reused output buffer: a yielded Batch is only valid until the next one is drawn."""
 
     def __init__(
         self, events: dict[str, np.ndarray], batch_size: int, *, shuffle: bool, seed: int = 0,
@@ -57,6 +58,13 @@ class ListLoader:
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size, self.offset = rank, world_size, offset
         self.epoch, self.consumed = 0, 0
+        b = batch_size
+        self.out = Batch(
+            torch.empty(b, *self.sensors.shape[1:]),
+            {k: torch.empty(b, *v.shape[1:], dtype=v.dtype) for k, v in self.targets.items()},
+            torch.empty(b),
+            torch.empty(b, dtype=torch.int64),
+        )
 
     def __len__(self) -> int:
         return self.n // (self.batch_size * self.world_size)
@@ -79,12 +87,13 @@ class ListLoader:
             rows = order[(j * w + self.rank) * b : (j * w + self.rank + 1) * b]
             idx = torch.from_numpy(rows)
             self.consumed = j + 1
-            yield Batch(
-                self.sensors[idx].clone(),
-                {k: v[idx] for k, v in self.targets.items()},
-                torch.ones(len(rows)),
-                idx + self.offset,
-            )
+            out = self.out
+            out.sensors.copy_(self.sensors[idx])
+            for k, v in self.targets.items():
+                out.targets[k].copy_(v[idx])
+            out.weights.fill_(1.0)
+            out.index.copy_(idx + self.offset)
+            yield out
 
 
 def toy_loaders(

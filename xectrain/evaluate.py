@@ -69,7 +69,8 @@ class _Worst:
         for value, i in zip(top.values.tolist(), top.indices.tolist(), strict=True):
             if len(self.heap) == self.k and value <= self.heap[0][0]:
                 continue
-            item = (value, next(self.counter), batch.sensors[i].float().cpu(), keep | {"i": i})
+            sensors = batch.sensors[i].float().cpu().clone()  # the loader reuses its buffer
+            item = (value, next(self.counter), sensors, keep | {"i": i})
             (heapq.heapreplace if len(self.heap) == self.k else heapq.heappush)(self.heap, item)
 
     def records(self, scheme: Scheme) -> list[EventRecord]:
@@ -122,19 +123,25 @@ def validate_regressor(
     return out
 
 
+def host_copy(t: torch.Tensor) -> np.ndarray:
+    """A numpy copy that owns its memory: loaders reuse their batch buffers, and on the CPU
+    `.cpu().numpy()` would only be a view of them."""
+    return np.array(t.detach().cpu().numpy(), copy=True)
+
+
 def _batch_rows(
     model: Any, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], batch: Any
 ) -> dict[str, np.ndarray]:
     """Host copies of one batch: true_/pred_<task> (N, D) physical, event ids."""
     preds = model.outputs_to_physical(outputs)
     n = len(batch)
-    rows = {"event_index": batch.index.cpu().numpy()}
+    rows = {"event_index": host_copy(batch.index)}
     for name in ID_TARGETS:
-        rows[name] = batch.targets[name].cpu().numpy().reshape(n) if name in batch.targets else (
+        rows[name] = host_copy(batch.targets[name]).reshape(n) if name in batch.targets else (
             np.full(n, -1, np.int64))  # fmt: skip
     for task, value in targets.items():
-        rows[f"true_{task}"] = value.float().cpu().numpy().reshape(n, -1)
-        rows[f"pred_{task}"] = preds[task].float().cpu().numpy().reshape(n, -1)
+        rows[f"true_{task}"] = host_copy(value.float()).reshape(n, -1)
+        rows[f"pred_{task}"] = host_copy(preds[task].float()).reshape(n, -1)
     return rows
 
 

@@ -114,7 +114,8 @@ def collect_targets(loader: Any, ops: StepOps, max_batches: int) -> dict[str, np
         if i >= max_batches:
             break
         for task, value in ops.task_targets(batch.targets).items():
-            got[task].append(value.detach().float().cpu().numpy().reshape(len(value), -1))
+            host = np.array(value.detach().float().cpu().numpy(), copy=True)  # buffers are reused
+            got[task].append(host.reshape(len(value), -1))
     out = {}
     for task, parts in got.items():
         values = np.concatenate(parts) if parts else np.zeros((0, 1))
