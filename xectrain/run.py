@@ -119,7 +119,9 @@ def _make_trainer(
         wrapped = DistributedDataParallel(raw, device_ids=ids)
     if t.compile:
         wrapped = torch.compile(wrapped)  # type: ignore[assignment]
-    return Trainer(cfg, world, ops, wrapped, raw, optimizer, schedule, ema, scaler)
+    tr = Trainer(cfg, world, ops, wrapped, raw, optimizer, schedule, ema, scaler)
+    tr.skipped = torch.zeros((), device=world.device)  # counted on the device, no sync
+    return tr
 
 
 def _train(cfg: RunConfig, world: World, loaders: Loaders | None) -> RunResult:
