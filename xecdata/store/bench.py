@@ -165,6 +165,7 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Run every measurement; returns the result dict (see module doc)."""
     cores = workers or os.cpu_count() or 1
+    load_start = os.getloadavg()[0]  # wall-clock figures mean little on a busy machine
     with tempfile.TemporaryDirectory(dir=workdir) as tmp_name:
         tmp = Path(tmp_name)
         src, source = _sources(tmp, events, files)
@@ -184,7 +185,7 @@ def run_benchmark(
     return {
         "benchmark": "ingest",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(),
+        "machine": machine_info() | {"load_average_1min_start": load_start},
         "events": events,
         "files": len(src),
         "scheme": SCHEME,
