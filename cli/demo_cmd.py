@@ -25,7 +25,7 @@ def demo_steps(out: Path, events: int, epochs: int, batch_size: int) -> list[lis
     return [
         ["simulate", "-n", str(events), "-o", str(sim), "--events-per-file", str(per_file),
          "--seed", "1", "--energy", "flat"],
-        ["ingest", str(sim), "-o", str(store), "--scheme", "new@1"],
+        ["ingest", str(sim), "-o", str(store), "--scheme", "new@1", "--chunk-events", "128"],
         ["inspect", str(store)],
         ["train", "regressor", "--store", str(store), "--epochs", str(epochs),
          "--batch-size", str(batch_size), "--tasks", DEMO_TASKS, "--run-name", run_name,
@@ -55,7 +55,7 @@ def demo_steps(out: Path, events: int, epochs: int, batch_size: int) -> list[lis
     "--events",
     default=4000,
     show_default=True,
-    type=click.IntRange(min=200),
+    type=click.IntRange(min=2000),
     help="Simulated training + validation events.",
 )
 @click.option("--epochs", default=3, show_default=True, type=click.IntRange(min=1))
