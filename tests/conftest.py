@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from xecdata.schemes import registry as _scheme_registry
+
 REPO = Path(__file__).resolve().parents[1]
+_BUILTIN_SCHEMES = dict(_scheme_registry._REGISTRY)  # as imported: the built-ins only
+
+
+@pytest.fixture(autouse=True)
+def isolated_scheme_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with the built-in schemes only; registrations never leak."""
+    monkeypatch.setattr(_scheme_registry, "_REGISTRY", dict(_BUILTIN_SCHEMES))
 
 
 def _geometry_tables() -> Path | None:

@@ -29,7 +29,6 @@ from xecdata.schemes import (
     load_scheme_file,
     parse_scheme_id,
     register_scheme,
-    registry,
     scheme_json_schema,
 )
 
@@ -50,12 +49,6 @@ HASHES = {
     "new@1": "sha256:a159bb490ab03798124d5281146725b812650581fde4998e44ccac918526562a",
 }
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "scheme.schema.json"
-
-
-@pytest.fixture(autouse=True)
-def isolated_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test sees the built-ins only; registrations do not leak into other tests."""
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
 
 
 def variant(base: str, transform: str) -> Scheme:
