@@ -392,6 +392,45 @@ def test_numpy_torch_agree(base: str, transform: str) -> None:
     np.testing.assert_allclose(t_t.numpy(), t_np, rtol=1e-6, atol=1e-15)
 
 
+def edge_events(s: Scheme, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """raw_events plus every boundary of s: domain limits (either side), the clamp above the
+    sentinel, the threshold, the 9e9 markers, and raw times that land on the time sentinel."""
+    npho, time = raw_events(n, seed)
+    rng = np.random.default_rng(seed + 1)
+    s1, lim = s.npho_scale, s.transform.domain_limit(s.npho_scale)
+    edges = [-s1, -0.375 * s1, 0.0, s.npho_threshold, 9e9, 9.1e9, -1e30, 3e38, -3e38]
+    edges += [float(s.transform.inverse(s.npho_sentinel + d, s1, s.npho_scale2)) for d in
+              (-1e-3, 0.0, 1e-7, 1e-3)]  # fmt: skip
+    edges = [e for e in edges if np.isfinite(e)] + ([lim] if np.isfinite(lim) else [])
+    near = np.array(edges, np.float32)[:, None] + np.arange(-3, 4) * np.spacing(
+        np.array(edges, np.float32)[:, None]
+    )
+    npho.flat[rng.choice(npho.size, near.size * 20)] = np.resize(near.ravel(), near.size * 20)
+    t0 = f32((s.time_sentinel + s.time_shift) * s.time_scale)
+    hit = t0 + np.arange(-50, 51, dtype=np.float32) * np.spacing(t0)
+    edges_t = np.concatenate([hit, np.float32([9e9, -9e9, 9.1e9, 3e38, -3e38, 0.0, -0.0])])
+    time.flat[rng.choice(time.size, 2000)] = np.resize(edges_t, 2000)
+    return npho, time
+
+
+@pytest.mark.parametrize("threshold", [0.0, 5.0])
+@pytest.mark.parametrize(("base", "transform"), ALL_SCHEMES)
+def test_fused_kernels_equal_numpy_path(base: str, transform: str, threshold: float) -> None:
+    """The numba kernels and the numpy block path give the same bits, every invalid case."""
+    from xecdata.schemes import kernels
+
+    assert kernels.available(), "numba is a dependency: the fused path must be tested"
+    s = dataclasses.replace(variant(base, transform), npho_threshold=threshold)
+    npho, time = edge_events(s, 40, seed=len(transform))  # 40 events: several blocks
+    for n_in, t_in in ((npho, time), (npho.astype(np.float64), time.astype(np.float64))):
+        fused = s.normalize_into(n_in, t_in, np.empty((40, 4760, 2), np.float32))
+        with np.errstate(over="ignore"):  # linear: +-3e38 / s1 overflows to +-inf
+            ref = s.normalize_into(n_in, t_in, np.empty((40, 4760, 2), np.float32), fused=False)
+        np.testing.assert_array_equal(fused.view(np.uint32), ref.view(np.uint32))
+        for c, sentinel in ((0, s.npho_sentinel), (1, s.time_sentinel)):
+            assert 0 < np.count_nonzero(ref[..., c] == sentinel) < ref[..., c].size
+
+
 def test_no_torch_at_import() -> None:
     code = "import sys, xecdata.schemes; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

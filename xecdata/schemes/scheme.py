@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xecdata.schemes import kernels
 from xecdata.schemes.transforms import Transform, get_transform
 
 if TYPE_CHECKING:
@@ -140,8 +141,13 @@ class Scheme:
         out = np.empty((*npho.shape, 2), dtype=np.float32)
         return self.normalize_into(npho, time, out)
 
-    def normalize_into(self, npho: np.ndarray, time: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Write normalize(npho, time) into a preallocated C-contiguous float32 (..., S, 2)."""
+    def normalize_into(
+        self, npho: np.ndarray, time: np.ndarray, out: np.ndarray, *, fused: bool = True
+    ) -> np.ndarray:
+        """Write normalize(npho, time) into a preallocated C-contiguous float32 (..., S, 2).
+
+        fused=True runs the numba kernels (`xecdata.schemes.kernels`) where numba is
+        installed; fused=False forces the numpy block path, the reference (same bits)."""
         npho, time = np.asarray(npho), np.asarray(time)
         if npho.shape != time.shape or out.shape != (*npho.shape, 2):
             raise ValueError(
@@ -155,12 +161,23 @@ class Scheme:
         out_rows = out.reshape(-1, n_sensors, 2)  # (M, S, 2) view of out
         block = max(1, _BLOCK_ELEMENTS // max(n_sensors, 1))
         work = _Workspace(min(block, len(x_rows)), n_sensors)
+        use_kernels = fused and kernels.available()
         for i in range(0, len(x_rows), block):
             j = min(i + block, len(x_rows))
-            self._normalize_block(x_rows[i:j], t_rows[i:j], out_rows[i:j], work.take(j - i))
+            w = work.take(j - i)
+            if use_kernels:
+                kernels.normalize_block(
+                    self._kernel_parameters, x_rows[i:j], t_rows[i:j], out_rows[i:j], w
+                )
+            else:
+                self._normalize_block_numpy(x_rows[i:j], t_rows[i:j], out_rows[i:j], w)
         return out
 
-    def _normalize_block(
+    @cached_property
+    def _kernel_parameters(self) -> kernels.KernelParameters:
+        return kernels.KernelParameters.of(self)
+
+    def _normalize_block_numpy(
         self, npho: np.ndarray, time: np.ndarray, out: np.ndarray, w: _Workspace
     ) -> None:
         """One block of rows: npho, time (b, S) any float dtype -> out (b, S, 2) float32."""
