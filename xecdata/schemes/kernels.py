@@ -10,10 +10,14 @@ path (the reference, and the fallback when numba is missing):
   array's float32 before comparing or computing, NEP 50), and every comparison and operation
   is float32 against float32;
 - sqrt, division, addition are IEEE-exact in both, so sqrt, anscombe and linear run fully fused;
-- log1p needs a float32 log, and numpy's SIMD log is not libm's (they differ in the last ulp
-  for some inputs), so log1p runs in two kernels around numpy's own `np.log`: the first writes
-  the time channel, u = fl(1 + x/s1) and the correction c = ((u - 1) - x/s1) / u; numpy takes
-  log(u) in place; the second finishes (log(u) - c) / s2 with the npho rules.
+- log1p needs a float32 log, and numpy's SIMD log is not libm's (they can differ in the last
+  ulp, and which one numpy runs depends on the CPU), so log1p runs in two kernels around
+  numpy's own `np.log`: the first writes the time channel, the correction
+  c = ((u - 1) - x/s1) / u into the npho slot and u = fl(1 + x/s1) (NaN where dead) into a work
+  buffer; numpy takes log(u) in place; the second finishes (log(u) - c) / s2 with the npho rules.
+
+Measured (2-core AMD EPYC, new@1, float32 input, 1 % dead): 2.2x the numpy path's events/s,
+about half of what is left being numpy's log.
 """
 
 from __future__ import annotations
@@ -78,65 +82,89 @@ def normalize_block(
 ) -> None:
     """One block: npho, time (b, S) -> out (b, S, 2) float32, like the numpy block path.
 
-    work: a Scheme workspace; its float32 x, t and bool alive buffers (b, S) hold u, c and
-    the dead mask of log1p."""
-    u, c, alive = work.x, work.t, work.alive
-    _ROWS(npho, time, out, k.p, k.kind, k.inclusive, u, c, alive)
+    work: a Scheme workspace; its float32 buffer x (b, S) holds u for log1p."""
+    # flat views (copies only where a block is not contiguous): LLVM vectorizes flat loops
+    o, x, t = out.reshape(-1), npho.reshape(-1), time.reshape(-1)  # (b * S * 2,), (b * S,) x2
     if k.kind == 0:
+        u = work.x.reshape(-1)  # (b * S,)
+        _LOG1P_ROWS(x, t, o, k.p, k.inclusive, u)
         np.log(u, out=u)  # numpy's own float32 log: the numpy path's bits
-        _LOG1P_FINISH(u, c, alive, out, k.p)
+        _LOG1P_FINISH(u, o, k.p)
+    else:
+        _ROWS(x, t, o, k.p, k.inclusive, k.kind)
+
+
+def _channels(x: Any, t: Any, c: tuple, inclusive: bool) -> tuple:  # pragma: no cover
+    """Rules 1-3 and the time channel of one sensor (float32 x, t; c: the constants)."""
+    dead, neg_inf, limit, threshold, time_invalid, tscale, tshift, tsentinel, tabove = c
+    alive = (x <= dead) & (x > neg_inf)  # False for NaN, +-Inf and > 9e9
+    usable = alive & ((x >= limit) if inclusive else (x > limit))
+    tvalid = usable & (x > threshold) & (abs(t) <= time_invalid)
+    tn = t / tscale - tshift
+    tn = tabove if tn == tsentinel else tn
+    return (tn if tvalid else tsentinel), alive, usable
 
 
 def _rows(
-    npho: np.ndarray,
-    time: np.ndarray,
-    out: np.ndarray,
-    p: np.ndarray,
-    kind: int,
-    inclusive: bool,
-    u: np.ndarray,
-    c: np.ndarray,
-    alive_out: np.ndarray,
+    npho: np.ndarray, time: np.ndarray, o: np.ndarray, p: np.ndarray, inclusive: bool, kind: int
 ) -> None:  # pragma: no cover - compiled by numba
-    """Rules 1-4 element by element; for log1p, stops at u, c (module docstring)."""
-    for r in range(npho.shape[0]):
-        for s in range(npho.shape[1]):
-            x = np.float32(npho[r, s])
-            t = np.float32(time[r, s])
-            alive = x <= p[DEAD] and x > p[NEG_INF]  # False for NaN, +-Inf, > 9e9
-            usable = alive and (x >= p[LIMIT] if inclusive else x > p[LIMIT])
-            tvalid = usable and x > p[THRESHOLD] and abs(t) <= p[TIME_INVALID]
-            tn = t / p[TIME_SCALE] - p[TIME_SHIFT]
-            tn = p[TIME_ABOVE] if tn == p[TIME_SENTINEL] else tn
-            out[r, s, 1] = tn if tvalid else p[TIME_SENTINEL]
-            y = (x if usable else np.float32(0.0)) / p[S1]  # below domain -> raw zero
-            if kind == 0:
-                uu = y + p[ONE]
-                u[r, s] = uu
-                c[r, s] = ((uu - p[ONE]) - y) / uu
-                alive_out[r, s] = alive
-                continue
-            if kind == 1:
-                y = np.sqrt(y)
-            elif kind == 2:
-                y = np.sqrt(y + p[OFFSET]) * p[TWO]
-            y = y / p[S2]
-            y = p[NPHO_ABOVE] if y < p[NPHO_ABOVE] else y  # np.maximum (NaN stays NaN)
-            out[r, s, 0] = y if alive else p[NPHO_SENTINEL]
+    """sqrt, anscombe, linear: every rule element by element, o the flat (b * S * 2,) out."""
+    c = (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8])  # locals: o may alias p
+    s1, s2, above, sentinel, offset, two = (
+        p[S1],
+        p[S2],
+        p[NPHO_ABOVE],
+        p[NPHO_SENTINEL],
+        p[14],
+        p[15],
+    )
+    zero = np.float32(0.0)
+    for i in range(npho.shape[0]):
+        x = np.float32(npho[i])
+        tn, alive, usable = _channels(x, np.float32(time[i]), c, inclusive)
+        y = (x if usable else zero) / s1  # below domain -> raw zero
+        if kind == 1:
+            y = np.sqrt(y)
+        elif kind == 2:
+            y = np.sqrt(y + offset) * two
+        y = y / s2
+        y = above if y < above else y  # np.maximum (NaN stays NaN)
+        o[2 * i] = y if alive else sentinel
+        o[2 * i + 1] = tn
 
 
-def _log1p_finish(
-    logu: np.ndarray, c: np.ndarray, alive: np.ndarray, out: np.ndarray, p: np.ndarray
+def _log1p_rows(
+    npho: np.ndarray, time: np.ndarray, o: np.ndarray, p: np.ndarray, inclusive: bool, u: np.ndarray
 ) -> None:  # pragma: no cover - compiled by numba
-    """npho channel of log1p: (log(u) - c) / s2, clamped above the sentinel; dead -> sentinel."""
-    for r in range(logu.shape[0]):
-        for s in range(logu.shape[1]):
-            y = (logu[r, s] - c[r, s]) / p[S2]
-            y = p[NPHO_ABOVE] if y < p[NPHO_ABOVE] else y
-            out[r, s, 0] = y if alive[r, s] else p[NPHO_SENTINEL]
+    """log1p, first half: the time channel, u = fl(1 + x/s1) (NaN where dead: log(u) never
+    is NaN for a live sensor, u > 0) and the correction ((u - 1) - x/s1) / u in o's npho slot."""
+    c = (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8])
+    s1, one, nan, zero = p[S1], p[ONE], np.float32(np.nan), np.float32(0.0)
+    for i in range(npho.shape[0]):
+        x = np.float32(npho[i])
+        tn, alive, usable = _channels(x, np.float32(time[i]), c, inclusive)
+        y = (x if usable else zero) / s1
+        uu = y + one
+        o[2 * i] = ((uu - one) - y) / uu
+        o[2 * i + 1] = tn
+        u[i] = uu if alive else nan
+
+
+def _log1p_finish(logu: np.ndarray, o: np.ndarray, p: np.ndarray) -> None:  # pragma: no cover
+    """log1p, second half: (log(u) - c) / s2 clamped above the sentinel; dead -> sentinel."""
+    s2, above, sentinel = p[S2], p[NPHO_ABOVE], p[NPHO_SENTINEL]
+    for i in range(logu.shape[0]):
+        lu = logu[i]
+        y = (lu - o[2 * i]) / s2
+        y = above if y < above else y
+        o[2 * i] = y if lu == lu else sentinel  # NaN u: dead
 
 
 # nogil: the ingest encodes in a thread beside the reader; no fastmath: IEEE float32 in
-# numpy's order (reassociation or fused multiply-add would change the bits)
-_ROWS = None if numba is None else numba.njit(nogil=True, cache=True)(_rows)
-_LOG1P_FINISH = None if numba is None else numba.njit(nogil=True, cache=True)(_log1p_finish)
+# numpy's order (reassociation or fused multiply-add would change the bits); error_model
+# numpy: IEEE division (no zero-division check, which would stop vectorization)
+_JIT: dict[str, Any] = dict(nogil=True, cache=True, error_model="numpy")
+_channels = _channels if numba is None else numba.njit(inline="always", **_JIT)(_channels)
+_ROWS: Any = None if numba is None else numba.njit(**_JIT)(_rows)
+_LOG1P_ROWS: Any = None if numba is None else numba.njit(**_JIT)(_log1p_rows)
+_LOG1P_FINISH: Any = None if numba is None else numba.njit(**_JIT)(_log1p_finish)
