@@ -92,8 +92,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     base = next((r for r in rows if r["backend"] == "root"), None)
     for r in rows:
         r["speedup_vs_root"] = r["events_per_s"] / base["events_per_s"] if base else None
-        print(f"{r['backend']:>9}: {r['events_per_s']:9.1f} events/s, data wait "
-              f"{100 * r['data_wait_fraction']:5.1f} %, x{r['speedup_vs_root'] or 0:.2f} vs root")  # fmt: skip
+        wait, ratio = 100 * r["data_wait_fraction"], r["speedup_vs_root"] or 0.0
+        print(f"{r['backend']:>9}: {r['events_per_s']:9.1f} events/s, data wait {wait:5.1f} %, "
+              f"x{ratio:.2f} vs root")  # fmt: skip
     report = {
         "benchmark": "train",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
