@@ -55,3 +55,15 @@ def test_no_machine_paths_in_project_files():
             if bad.search(text):
                 offenders.append(str(path.relative_to(REPO)))
     assert offenders == []
+
+
+def test_ruff_lint_and_format_clean():
+    import shutil
+    import subprocess
+
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -e '.[dev]')")
+    for args in (["check", "--quiet", "."], ["format", "--check", "--quiet", "."]):
+        res = subprocess.run([ruff, *args], cwd=REPO, capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout + res.stderr
