@@ -132,7 +132,10 @@ def _fill_inner(t: dict[str, np.ndarray]) -> None:
 
 
 def _fill_outer(t: dict[str, np.ndarray]) -> None:
-    ids = np.concatenate([np.arange(OUTER_BASE, OUTER_BASE + 216), np.arange(4742, 4760)])
+    n_coarse = OUTER_NPHI * OUTER_NZ
+    ids = np.concatenate(
+        [np.arange(OUTER_BASE, OUTER_BASE + n_coarse), np.arange(CENTER_EXTRA_BASE, N_SENSORS)]
+    )
     phi, z = np.empty(len(ids)), np.empty(len(ids))
     for n_, sid in enumerate(ids):
         kind, a, b = outer_cell(int(sid))
