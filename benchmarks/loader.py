@@ -36,7 +36,8 @@ from typing import Any
 
 import torch
 
-from xecdata.loaders.bench import machine_info, run_store_benchmark
+from xecdata.loaders.bench import run_store_benchmark
+from xecdata.machine import machine_info
 
 DEFAULT_PROFILE = "fast"
 
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "loader",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/loader.py", *_public_args(argv)]),
-        "machine": machine_info()
+        "machine": machine_info(("nvidia.dali",))
         | {"load_average_before": load_before, "load_average_after": os.getloadavg()},
         "events": args.events,
         "batch_size": args.batch_size,

@@ -14,6 +14,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -41,7 +42,7 @@ def make_batch(batch: int, device: str) -> tuple[torch.Tensor, dict[str, torch.T
     return x, {k: v.to(device) for k, v in targets.items()}
 
 
-def step_fn(model: torch.nn.Module, kind: str, targets: dict[str, torch.Tensor]):
+def step_fn(model: Any, kind: str, targets: dict[str, torch.Tensor]):
     """A function x -> loss for the kind."""
     if kind == "regressor":
         return lambda x: model.loss(model(x), targets)[0]
@@ -51,8 +52,8 @@ def step_fn(model: torch.nn.Module, kind: str, targets: dict[str, torch.Tensor])
 def run(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
-    tasks = list(TASKS) if args.kind == "regressor" else None
-    model = create_model(args.kind, args.size, scheme="new@1", tasks=tasks).to(args.device)
+    tasks: list[Any] | None = list(TASKS) if args.kind == "regressor" else None
+    model: Any = create_model(args.kind, args.size, scheme="new@1", tasks=tasks).to(args.device)
     x, targets = make_batch(args.batch, args.device)
     if args.kind == "regressor":
         model.fit_transforms(

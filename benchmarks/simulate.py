@@ -24,56 +24,26 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import pstats  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-import scipy  # noqa: E402
-import uproot  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from xecdata.geometry import N_SENSORS  # noqa: E402
+from xecdata.machine import machine_info  # noqa: E402
 from xecdata.sim import BLOCK_EVENTS, SimConfig, iter_blocks, simulate  # noqa: E402
 from xecdata.sim.generate import block_rng  # noqa: E402
 from xecdata.sim.kinematics import E_LINE, sample_gammas, shower_deposits  # noqa: E402
 from xecdata.sim.optics import LIGHT_YIELD, light_and_first_time, sensor_optics  # noqa: E402
 from xecdata.sim.solid_angle import exact_solid_angle  # noqa: E402
-
-
-def cpu_model() -> str:
-    """The CPU model name (Linux), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_info() -> dict[str, object]:
-    """Where the figures were taken."""
-    try:
-        git = ["git", "rev-parse", "--short", "HEAD"]
-        done = subprocess.run(git, cwd=REPO, capture_output=True, text=True, check=True)
-        commit = done.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {
-        "platform": platform.platform(), "processor": cpu_model(),
-        "cpu_count": os.cpu_count(), "python": platform.python_version(),
-        "numpy": np.__version__, "scipy": scipy.__version__, "uproot": uproot.__version__,
-        "threads": {v: os.environ[v] for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
-        "load_average_1min": os.getloadavg()[0], "git_commit": commit,
-    }  # fmt: skip
 
 
 def _timed(fn) -> tuple[float, float]:
@@ -176,11 +146,11 @@ def main() -> None:
     ap.add_argument("--exact-events", type=int, default=16)
     ap.add_argument("--json", type=Path, default=REPO / "benchmarks/results/simulate.json")
     args = ap.parse_args()
-    result = {
+    result: dict[str, Any] = {
         "benchmark": "simulate",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/simulate.py " + " ".join(sys.argv[1:]),
-        "machine": machine_info(),
+        "machine": machine_info(("scipy",)),
         "generation": generation(args.events, args.repeats, SimConfig()),
         "generation_pileup4": generation(args.events // 4, args.repeats, SimConfig(pileup=4)),
         "stage_shares": stage_shares(min(args.events, 1024)),

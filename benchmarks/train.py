@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from xecdata.loaders.bench import machine_info
+from xecdata.machine import machine_info
 
 
 def make_store(workdir: Path, events: int) -> Path:
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = {
         "benchmark": "train",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(),
+        "machine": machine_info(("nvidia.dali",)),
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "settings": {k: v for k, v in vars(args).items() if k not in ("workdir", "out")},
         "load_average": os.getloadavg(),

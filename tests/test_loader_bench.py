@@ -68,3 +68,14 @@ def _train_ranges(path: Path) -> list[tuple[int, int]]:
     from xecdata.store import open_store
 
     return list(open_store(path).split("train"))
+
+
+def test_machine_info_names_the_machine_and_the_versions() -> None:
+    from xecdata.machine import machine_info
+
+    info = machine_info(("no_such_package_xec", "json"))
+    assert info["versions"]["numpy"] == np.__version__
+    assert "no_such_package_xec" not in info["versions"]  # absent packages are left out
+    assert "json" in info["versions"]
+    assert info["cpus"] >= 1 and info["memory_gb"] > 0 and info["cuda"] in (True, False)
+    assert len(info["git_commit"]) >= 7 or info["git_commit"] == "unknown"

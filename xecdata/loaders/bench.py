@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import platform
 import tempfile
 import threading
 import time
@@ -248,42 +247,6 @@ def _cycles_per_ms() -> float:
     stop.record()
     torch.cuda.synchronize()
     return 10_000_000 / start.elapsed_time(stop)
-
-
-def machine_info() -> dict[str, Any]:
-    """What the figures were measured on."""
-    import numba
-    import numcodecs
-    import zarr
-
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": model,
-        "cpus": os.cpu_count(),
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": {"torch": torch.__version__, "numpy": np.__version__,
-                     "numba": numba.__version__, "zarr": zarr.__version__,
-                     "numcodecs": numcodecs.__version__},
-        "cuda": torch.cuda.is_available(),
-    }  # fmt: skip
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    try:
-        import nvidia.dali
-
-        info["versions"]["dali"] = nvidia.dali.__version__
-    except ImportError:
-        pass
-    return info
 
 
 def run_store_benchmark(

@@ -22,9 +22,7 @@ Wall-clock figures need an otherwise idle machine; CPU figures are robust to oth
 from __future__ import annotations
 
 import os
-import platform
 import shutil
-import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,43 +34,13 @@ import numpy as np
 
 from xecdata.geometry import N_SENSORS
 from xecdata.ingest import ingest
+from xecdata.machine import machine_info
 from xecdata.rootio import ID_BRANCHES, RECO_BRANCHES, TRUTH_BRANCHES
 from xecdata.store import open_store
 from xecdata.store.codecs import PROFILE_NAMES
 
 SCHEME = "new@1"
 SHARD_CHUNKS = 4  # 1024-event units: enough units to keep every core busy at this size
-
-
-def machine_info() -> dict[str, Any]:
-    """Where the figures were taken."""
-    import numcodecs
-    import uproot
-    import zarr
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    here = Path(__file__).parent
-    git = ["git", "rev-parse", "--short", "HEAD"]
-    commit = subprocess.run(git, capture_output=True, text=True, cwd=here, check=False).stdout
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "zarr": zarr.__version__,
-        "numcodecs": numcodecs.__version__,
-        "uproot": uproot.__version__,
-        "load_average_1min": os.getloadavg()[0],
-        "git_commit": commit.strip(),
-    }
 
 
 def bare_read(files: list[Path]) -> tuple[float, float]:
