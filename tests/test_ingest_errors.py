@@ -171,3 +171,22 @@ def test_an_append_failing_in_its_units_is_rolled_back(good, tmp_path, monkeypat
     monkeypatch.setattr(units, "read_block", real)
     ingest([other], out, append=True, **{k: v for k, v in OPTS.items() if "chunk" not in k})
     assert open_store(out).n_events == 70
+
+
+def test_failed_first_attempt_leaves_the_output_free_for_the_fixed_command(good, tmp_path):
+    """An ingestion refused in the pre-pass wrote nothing: the corrected command may use the
+    same -o (the earlier attempt's lock file alone does not make it 'not an xec store')."""
+    out = tmp_path / "s.xec.zarr"
+    _fail([good], out, "no TTree named 'events'", tree="events")
+    assert not out.exists()  # the refused attempt created the folder: it is gone again
+    killed = tmp_path / "killed.xec.zarr"  # as left by a kill -9 during the pre-pass
+    (killed / "_xec").mkdir(parents=True)
+    (killed / "_xec" / "lock").touch()
+    for path in (out, killed):
+        ingest([good], path, **OPTS)
+        assert open_store(path).n_events == 40
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    _fail([good], other, "exists and is not an xec store")
+    assert (other / "notes.txt").read_text() == "mine"

@@ -24,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import glob
 import os
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -173,13 +174,31 @@ def ingest(
     if not append:
         request |= _new_store_options(store_options)
     nworkers = default_workers(workers)
-    if root.exists() and not (root / "zarr.json").exists() and any(root.iterdir()):
+    if root.exists() and not (root / "zarr.json").exists() and not _nothing_written(root):
         raise IngestError(f"{root} exists and is not an xec store; choose another -o")
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with store_lock(root), worker_pool(nworkers) as pool:
-        plan = _resume_or_plan(root, request, store_options, read_events, pool, progress, command)
-        return _execute(root, plan, pool, nworkers, progress, t0)
+    try:
+        with store_lock(root), worker_pool(nworkers) as pool:
+            plan = _resume_or_plan(
+                root, request, store_options, read_events, pool, progress, command
+            )
+            return _execute(root, plan, pool, nworkers, progress, t0)
+    except BaseException:
+        if created and _nothing_written(root):  # refused before writing: leave no folder
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def _nothing_written(root: Path) -> bool:
+    """True for an empty folder, or one holding only the lock file of an attempt that
+    stopped before writing anything (e.g. refused or killed in the pre-pass)."""
+    entries = list(root.iterdir())
+    if not entries:
+        return True
+    meta = root / fmt.META_DIR
+    return entries == [meta] and [p.name for p in meta.iterdir()] == ["lock"]
 
 
 def _new_store_options(o: dict[str, Any]) -> dict[str, Any]:
