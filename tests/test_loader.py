@@ -111,6 +111,20 @@ def test_two_ranks_disjoint_complete_equal_batch_counts(store_path: Path) -> Non
     assert len(np.union1d(idx[0], idx[1])) == n_train == len(idx[0]) + len(idx[1])
 
 
+@pytest.mark.parametrize("backend", ["cpu", "resident", "dali"])
+def test_three_ranks_without_padding_give_the_split_exactly_once(
+    store_path: Path, backend: str
+) -> None:
+    """even_batches=False (validation under DDP): the val split exactly once over the ranks,
+    each event's sensors equal to the single-process loader's."""
+    kw = {"split": "val", "shuffle": False, "drop_last": False, "backend": backend}
+    alone = epoch(store_path, **kw)
+    shards = [epoch(store_path, rank=r, world_size=3, even_batches=False, **kw) for r in range(3)]
+    idx = np.concatenate([cat(s, "index").numpy() for s in shards])
+    assert np.array_equal(idx, cat(alone, "index").numpy())  # unshuffled: the store order
+    assert torch.equal(torch.cat([cat(s, "sensors") for s in shards]), cat(alone, "sensors"))
+
+
 def test_resume_mid_epoch_reproduces_the_rest(store_path: Path) -> None:
     kw = {"scheme": "new@1", "batch_size": 100, "seed": 9, "shuffle_window": 128}
     full = [b.clone() for b in open_loader(store_path, **kw)]

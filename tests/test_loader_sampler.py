@@ -84,6 +84,32 @@ def test_uneven_ranks_pad_by_wrapping_and_keep_batch_counts() -> None:
     assert len(union) - len(SPLIT) == 1
 
 
+@pytest.mark.parametrize(("world", "shuffle"), [(2, True), (3, False), (7, True)])
+def test_uneven_batches_give_every_event_exactly_once_over_the_ranks(
+    world: int, shuffle: bool
+) -> None:
+    """even_batches=False (validation): no padding, no repeat; batch counts differ by <= 1."""
+    per_rank, counts = [], []
+    for rank in range(world):
+        cfg = SamplerConfig(batch_size=50, seed=1, shuffle=shuffle, drop_last=False, rank=rank,
+                            world_size=world, window=128, even_batches=False)  # fmt: skip
+        batches = epoch_indices(cfg)
+        assert len(batches) == n_batches(len(SPLIT), cfg)
+        per_rank.append(np.concatenate(batches))
+        counts.append(len(batches))
+    union = np.concatenate(per_rank)
+    assert len(union) == len(SPLIT) and np.array_equal(np.sort(union), SPLIT)
+    sizes = [len(p) for p in per_rank]
+    assert max(sizes) - min(sizes) <= 1 and max(counts) - min(counts) <= 1
+    if not shuffle:  # contiguous pieces of the store order
+        assert np.array_equal(union, SPLIT)
+    one = SamplerConfig(batch_size=50, seed=1, shuffle=shuffle, drop_last=False, window=128)
+    alone = np.concatenate(epoch_indices(one))  # a world of one: the same as padded
+    solo = SamplerConfig(batch_size=50, seed=1, shuffle=shuffle, drop_last=False, window=128,
+                         even_batches=False)  # fmt: skip
+    assert np.array_equal(np.concatenate(epoch_indices(solo)), alone)
+
+
 def test_windows_bound_what_a_batch_needs() -> None:
     cfg = SamplerConfig(batch_size=50, seed=5, window=192)
     plan = plan_epoch(LAYOUT, cfg, 0)

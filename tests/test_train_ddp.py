@@ -72,3 +72,49 @@ def test_two_processes_give_the_gradients_of_one(tmp_path: Path) -> None:
     for name, grad in single.items():
         assert np.array_equal(ranks[0][name], ranks[1][name]), name  # all-reduced: identical
         assert np.allclose(ranks[0][name], grad, rtol=1e-4, atol=1e-6), name
+
+
+def _train_rank(rank: int, world: int, ports: tuple[int, int], tmp: str, store: str) -> None:
+    """One rank of a DDP run on a real store: an MAE, then a regressor, 1 train batch each."""
+    from tests.trainhelpers import tiny_config
+    from xectrain.run import train
+
+    os.environ |= {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
+                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(ports[0])}  # fmt: skip
+    torch.set_num_threads(1)
+    common = ("tracking.enabled=false", "training.epochs=1", "checkpoint.save_artifacts=true",
+              f"data.store={store}", "data.max_train_batches=1", "data.loader_threads=1",
+              "data.val_batch_size=32", "checkpoint.worst_events=0")  # fmt: skip
+    train(tiny_config("mae", Path(tmp), *common, "tracking.run_name=mae"))
+    os.environ["MASTER_PORT"] = str(ports[1])  # a fresh rendezvous for the second run
+    train(tiny_config("regressor", Path(tmp), *common, "tracking.run_name=reg",
+                      "tasks.energy.enabled=true"))  # fmt: skip
+
+
+def test_ddp_validation_counts_every_event_once(tmp_path: Path) -> None:
+    """Under DDP the validation split is shared out without repeats: the MAE predictions of
+    the three ranks' ROOT files and the regressor's CSV hold each validation event once (64
+    events over 3 ranks: padding to equal batch counts would have repeated two)."""
+    import csv
+
+    import uproot
+
+    from tests.loader_stores import build_store
+    from xecdata.store import open_store
+
+    store = build_store(tmp_path / "data")
+    val = np.concatenate([np.arange(a, b) for a, b in open_store(store).split("val")])
+    assert len(val) % 3 != 0
+    ports = (_free_port(), _free_port())
+    mp.spawn(_train_rank, args=(3, ports, str(tmp_path), str(store)), nprocs=3, join=True)
+    parts = sorted((tmp_path / "artifacts" / "mae").glob("mae_predictions_epoch_001*.root"))
+    want = [f"mae_predictions_epoch_001_rank{r}of3.root" for r in range(3)]
+    assert [p.name for p in parts] == want
+    seen = []
+    for p in parts:
+        with uproot.open(p) as f:
+            seen.append(f["predictions"]["event_idx"].array(library="np"))
+    assert np.array_equal(np.concatenate(seen), val)  # unshuffled, split between the ranks
+    with open(tmp_path / "artifacts" / "reg" / "predictions_energy_reg.csv") as f:
+        index = [int(row["event_index"]) for row in csv.DictReader(f)]
+    assert sorted(index) == val.tolist()

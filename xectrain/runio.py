@@ -76,14 +76,20 @@ def open_loaders(cfg: RunConfig, world: World, ops: StepOps, scheme: Scheme) -> 
         d.store, split=d.train_split, batch_size=d.batch_size, shuffle=True,
         targets=ops.targets(), reweight=reweight, augment=augment, drop_last=True, **common,
     )  # fmt: skip
+    # validation: every event exactly once over the ranks (no padding repeats), unless the
+    # split is smaller than the world (then a rank would have nothing: pad as training does)
     val_kw: dict[str, Any] = dict(
         split=d.val_split, batch_size=d.val_batch_size or d.batch_size, shuffle=False,
-        drop_last=False, **common,
+        drop_last=False, even_batches=False, **common,
     )  # fmt: skip
+    val_targets = [*ops.targets(), *ID_TARGETS]
     try:
-        val = open_loader(d.store, targets=[*ops.targets(), *ID_TARGETS], **val_kw)
+        val = open_loader(d.store, targets=val_targets, **val_kw)
     except KeyError:  # a store without run / event ids
-        val = open_loader(d.store, targets=ops.targets(), **val_kw)
+        val_targets = ops.targets()
+        val = open_loader(d.store, targets=val_targets, **val_kw)
+    if val.layout.n_split < world.world_size:
+        val = open_loader(d.store, targets=val_targets, **(val_kw | {"even_batches": True}))
     for split, loader in ((d.train_split, train), (d.val_split, val)):
         if len(loader) == 0:
             raise ValueError(

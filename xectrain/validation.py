@@ -21,13 +21,25 @@ class Evaluation:
     regressor: RegressorEval | None = None
 
 
-def predictions_path(run_dir: Path, kind: str, epoch: int) -> Path:
-    """`<kind>_predictions_epoch_NNN.root` in the run folder (epoch 1-based)."""
-    return run_dir / f"{kind}_predictions_epoch_{epoch:03d}.root"
+def predictions_path(
+    run_dir: Path, kind: str, epoch: int, rank: int = 0, world_size: int = 1
+) -> Path:
+    """`<kind>_predictions_epoch_NNN.root` in the run folder (epoch 1-based); under DDP each
+    rank writes its share of the split to `<kind>_predictions_epoch_NNN_rank<r>of<W>.root`
+    (together they hold every validation event exactly once)."""
+    part = f"_rank{rank}of{world_size}" if world_size > 1 else ""
+    return run_dir / f"{kind}_predictions_epoch_{epoch:03d}{part}.root"
 
 
 def prediction_writer(
-    kind: str, predict_time: bool, scheme: Scheme, geometry_id: str, epoch: int, path: Path
+    kind: str,
+    predict_time: bool,
+    scheme: Scheme,
+    geometry_id: str,
+    epoch: int,
+    path: Path,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> PredictionRootWriter:
     """Streaming ROOT writer of MAE (per event) or inpainter (per masked sensor) predictions."""
     channels = ("npho", "time") if kind == "mae" or predict_time else ("npho",)
@@ -42,6 +54,8 @@ def prediction_writer(
         "geometry_id": geometry_id,
         "epoch": epoch,
         "face_names": "inner,outer,us,ds,top,bottom",
+        "rank": rank,
+        "world_size": world_size,
     }
     layout = "event" if kind == "mae" else "sensor"
     return PredictionRootWriter(path, layout, channels, meta)
@@ -51,7 +65,7 @@ def run_validation(
     tr: Trainer, loaders: Any, scheme: Scheme, run_dir: Path, epoch: int, last: bool
 ) -> Evaluation:
     """Validate after `epoch` (0-based); MAE / inpainter predictions go to ROOT every
-    checkpoint.predictions_every epochs and after the last (rank 0's share of the split)."""
+    checkpoint.predictions_every epochs and after the last (one file per rank under DDP)."""
     cfg = tr.cfg
     model = tr.eval_model
     loaders.val.set_epoch(0)  # the same events, in the same order, every time
@@ -59,16 +73,15 @@ def run_validation(
         ev = validate_regressor(model, tr.ops, loaders.val, loaders.n_val, lambda: autocast(tr),
                                 scheme, cfg.checkpoint.worst_events)  # fmt: skip
         return Evaluation(ev.metrics, ev)
-    write = (
-        tr.world.main
-        and cfg.checkpoint.save_artifacts
-        and ((epoch + 1) % cfg.checkpoint.predictions_every == 0 or last)
+    write = cfg.checkpoint.save_artifacts and (
+        (epoch + 1) % cfg.checkpoint.predictions_every == 0 or last
     )
-    path = predictions_path(run_dir, cfg.model.kind, epoch + 1)
+    rank, world_size = tr.world.rank, tr.world.world_size
+    path = predictions_path(run_dir, cfg.model.kind, epoch + 1, rank, world_size)
     writer = None
     if write:
-        pt = cfg.recon.predict_time
-        writer = prediction_writer(cfg.model.kind, pt, scheme, tr.raw.geometry_id, epoch + 1, path)
+        meta = (tr.raw.geometry_id, epoch + 1, path, rank, world_size)
+        writer = prediction_writer(cfg.model.kind, cfg.recon.predict_time, scheme, *meta)
     try:
         metrics = validate_reconstruction(
             model, loaders.val, loaders.n_val, lambda: autocast(tr), cfg.training.seed, writer

@@ -137,6 +137,7 @@ def open_loader(
     rank: int = 0,
     world_size: int = 1,
     drop_last: bool = True,
+    even_batches: bool = True,
     augment: AugmentConfig | None = None,
     threads: int | None = None,
     shuffle_window: int | None = None,
@@ -148,7 +149,11 @@ def open_loader(
         (default: DEFAULT_WINDOW events or 4 chunks, and at least batch_size); the ring holds
         about two windows plus the read-ahead, e.g. ~250 MB of codes for 4096 events;
     ring: extra chunk slots of read-ahead (default: one window's worth);
-    threads: decode threads (default: min(4, CPUs)).
+    threads: decode threads (default: min(4, CPUs));
+    even_batches (with drop_last=False and several ranks): True pads every rank to the same
+        number of batches by repeating at most world_size - 1 events of the epoch's start
+        (what DDP training needs); False yields every event of the split exactly once over
+        the ranks, whose batch counts may then differ by one (validation, predictions).
     Refuses an unfinished store and a store without `scheme` (naming the fix).
     """
     from xecdata.loaders.backends import make_backend
@@ -161,7 +166,9 @@ def open_loader(
     ce = int(st.chunk_events)
     layout = SplitLayout.from_split(st.split(split), ce, int(st.n_events))
     window = shuffle_window if shuffle_window is not None else max(DEFAULT_WINDOW, 4 * ce)
-    cfg = SamplerConfig(batch_size, seed, shuffle, drop_last, rank, world_size, window)
+    cfg = SamplerConfig(
+        batch_size, seed, shuffle, drop_last, rank, world_size, window, even_batches
+    )
     reweighter = None
     if reweight is not None:
         train = SplitLayout.from_split(st.split("train"), ce, int(st.n_events))

@@ -10,7 +10,11 @@ An epoch is planned from whole chunks, never from per-event random reads:
    rank gets the same number of batches and the pieces are disjoint. With `drop_last=True` the
    piece is floor(N / world_size) events and the tail that does not fill a batch is dropped;
    with `drop_last=False` the piece is ceil(N / world_size) events and the stream wraps around
-   (a few events of the epoch's start repeat, at most world_size - 1 of them).
+   (a few events of the epoch's start repeat, at most world_size - 1 of them). With
+   `drop_last=False, even_batches=False` nothing repeats: rank r gets stream positions
+   [r * N // world_size, (r + 1) * N // world_size), so every event is yielded exactly once
+   over the ranks and the batch counts of the ranks may differ by one (validation: no
+   collective runs per batch there, and no event may count twice).
 4. A rank's piece is a list of segments (chunk, slice of its split events). Consecutive
    segments form shuffle windows of at least `window` events (window >= batch size); the
    events of each window are permuted with a generator seeded by (seed, epoch, world_size,
@@ -119,6 +123,7 @@ class SamplerConfig:
     rank: int = 0
     world_size: int = 1
     window: int = 0  # events per shuffle window; raised to at least batch_size
+    even_batches: bool = True  # drop_last=False: pad so every rank runs the same batches
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -132,10 +137,19 @@ class SamplerConfig:
 
 
 def n_batches(n_split: int, cfg: SamplerConfig) -> int:
-    """Batches per rank per epoch: the same on every rank and in every epoch."""
+    """Batches of rank cfg.rank per epoch: the same in every epoch, and on every rank unless
+    drop_last=False, even_batches=False (then they may differ by one)."""
     if cfg.drop_last:
         return (n_split // cfg.world_size) // cfg.batch_size
+    if not cfg.even_batches:
+        start, stop = _exact_piece(n_split, cfg)
+        return _ceil_div(stop - start, cfg.batch_size)
     return _ceil_div(_ceil_div(n_split, cfg.world_size), cfg.batch_size)
+
+
+def _exact_piece(n: int, cfg: SamplerConfig) -> tuple[int, int]:
+    """Rank cfg.rank's stream positions when nothing repeats (balanced, contiguous)."""
+    return cfg.rank * n // cfg.world_size, (cfg.rank + 1) * n // cfg.world_size
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -242,9 +256,12 @@ def plan_epoch(layout: SplitLayout, cfg: SamplerConfig, epoch: int) -> EpochPlan
     if cfg.shuffle:
         order = np.random.default_rng([cfg.seed, epoch, 0]).permutation(len(chunks))
         chunks, counts = chunks[order], counts[order]
-    per_rank = n // cfg.world_size if cfg.drop_last else _ceil_div(n, cfg.world_size)
-    start = cfg.rank * per_rank
-    stop = start + (nb * cfg.batch_size if cfg.drop_last else per_rank)
+    if not cfg.drop_last and not cfg.even_batches:
+        start, stop = _exact_piece(n, cfg)
+    else:
+        per_rank = n // cfg.world_size if cfg.drop_last else _ceil_div(n, cfg.world_size)
+        start = cfg.rank * per_rank
+        stop = start + (nb * cfg.batch_size if cfg.drop_last else per_rank)
     cut = _cut_stream(chunks, counts, start, min(stop, n))
     if stop > n:  # drop_last=False with padding: wrap to the start of the epoch's stream
         wrap = _cut_stream(chunks, counts, 0, stop - n)
