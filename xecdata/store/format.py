@@ -91,7 +91,8 @@ def shard_file(root: Path, array: str, shard: int, ndim: int) -> Path:
 
 
 def atomic_write_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
-    """Write `data` to `path` through a temporary file and an atomic rename."""
+    """Write `data` to `path` through a temporary file and an atomic rename; with fsync the
+    bytes and then the rename reach the disk before this returns (power-loss safe)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
@@ -100,6 +101,22 @@ def atomic_write_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
             f.flush()
             os.fsync(f.fileno())
     os.replace(tmp, path)
+    if fsync:
+        fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the renames inside folder `path` durable (no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder: nothing more to do there
+        pass
+    finally:
+        os.close(fd)
 
 
 def remove_temporaries(root: Path) -> int:

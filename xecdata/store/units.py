@@ -31,7 +31,13 @@ from xecdata.schemes import Scheme
 from xecdata.store.chunks import ChunkArray
 from xecdata.store.codecs import get_profile
 from xecdata.store.encode import SchemeEncoder
-from xecdata.store.format import RAW_ARRAYS, UNITS_DIR, atomic_write_bytes, unit_marker
+from xecdata.store.format import (
+    RAW_ARRAYS,
+    UNITS_DIR,
+    atomic_write_bytes,
+    fsync_dir,
+    unit_marker,
+)
 from xecdata.store.precision import ChannelCode
 from xecdata.store.writer import ArraySpec, ShardWriter
 
@@ -136,19 +142,24 @@ class UnitWriter:
         self.writers[path].append(values)
 
     def commit(self) -> None:
-        """Publish the shards, then the statistics, then the unit marker."""
+        """Publish the shards, then the statistics, then the unit marker, each durable on
+        disk before the next: after a power loss a unit with a marker has all its bytes."""
         for w in self.writers.values():
             w.close()
+        for folder in {w.path.parent for w in self.writers.values()}:
+            fsync_dir(folder)
         for sid, enc in self.encoders.items():
             buf = io.BytesIO()
             np.savez(buf, clipped=enc.clipped, **enc.stats.to_arrays())
-            atomic_write_bytes(self.root / unit_stats_file(self.unit, sid), buf.getvalue())
+            path = self.root / unit_stats_file(self.unit, sid)
+            atomic_write_bytes(path, buf.getvalue(), fsync=True)
         marker = {
             "plan_id": self.plan["plan_id"],
             "unit": self.unit,
             "events": list(unit_range(self.plan, self.unit)),
         }
-        atomic_write_bytes(self.root / unit_marker(self.unit), json.dumps(marker).encode())
+        path = self.root / unit_marker(self.unit)
+        atomic_write_bytes(path, json.dumps(marker).encode(), fsync=True)
 
     def abort(self) -> None:
         for w in self.writers.values():

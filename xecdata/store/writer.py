@@ -147,8 +147,10 @@ class ShardWriter:
         index = self._index.tobytes()
         self._file.write(index)
         self._file.write(np.uint32(google_crc32c.value(index)).astype("<u4").tobytes())
+        self._file.flush()
+        os.fsync(self._file.fileno())  # on disk before the rename publishes it
         self._file.close()
-        os.replace(self.tmp, self.path)
+        os.replace(self.tmp, self.path)  # the caller fsyncs the folder (units.commit)
 
     def abort(self) -> None:
         """Drop the temporary file (on an error inside the unit)."""
