@@ -128,3 +128,37 @@ def test_mae_on_the_store_and_validate(demo: Path) -> None:
     with uproot.open(demo / "mae_val" / "mae_predictions_mae_val.root") as f:
         assert f["predictions"].num_entries == 16
         assert f["predictions"]["truth_npho"].array(library="np").shape == (16, 4760)
+
+
+def test_train_on_a_user_scheme_known_only_to_the_store(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store ingested with a scheme file trains by its id alone: the definition comes from
+    the store's metadata, not from a registration in this process."""
+    from xecdata.schemes import get_scheme
+    from xecdata.schemes import registry as schemes
+    from xectrain.checkpoint import load_checkpoint
+
+    builtins = dict(schemes._REGISTRY)
+    definition = get_scheme("new@1").to_dict() | {"name": "mine", "version": 2, "npho_scale": 900.0}
+    definition = {k: v for k, v in definition.items() if k not in ("id", "hash")}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(definition))
+    store = tmp_path / "mine.xec.zarr"
+    out = _run("ingest", str(demo / "sim"), "-o", str(store), "--workers", "1", "--quiet",
+               "--val-fraction", "0.3", "--chunk-events", "64",
+               "--scheme", str(tmp_path / "mine.yaml"))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    stored_hash = schemes._REGISTRY["mine@2"].hash
+    monkeypatch.setattr(schemes, "_REGISTRY", dict(builtins))  # a fresh process: not registered
+
+    args = _train_args(demo, "--store", str(store), "--set", "data.scheme=mine",
+                       "--run-name", "mine")  # fmt: skip
+    out = _run(*args, "--set", "checkpoint.save_artifacts=false")
+    assert out.exit_code == 0, out.output
+    ckpt = load_checkpoint(demo / "artifacts" / "mine" / "checkpoint_best.pth")
+    assert ckpt["scheme"] == {"id": "mine@2", "hash": stored_hash}
+
+    monkeypatch.setattr(schemes, "_REGISTRY", dict(builtins))
+    out = CliRunner().invoke(main, _train_args(demo, "--store", str(store), "--set",
+                                               "data.scheme=mine@1"))  # fmt: skip
+    assert out.exit_code != 0 and "holds mine@2" in out.output

@@ -85,3 +85,23 @@ def test_flatten_and_system_metrics() -> None:
     assert m["system/data_wait_fraction"] == 0.25
     assert 0.0 < m["system/ram_used_gb"] < 1024
     assert "system/memory_allocated_GB" not in m  # CPU: no GPU memory metrics
+
+
+def test_gpu_memory_metrics_from_the_allocator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CUDA: allocated/reserved/peak in GB, card shares of reserved and allocated memory,
+    and fragmentation = the unused share of reserved (allocator figures stubbed: no GPU here)."""
+    import torch
+
+    gb = 1024**3
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda d: 3 * gb)
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda d: 4 * gb)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda d: 5 * gb)
+    props = type("Props", (), {"total_memory": 80 * gb})()
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: props)
+    m = system_metrics(events=10, seconds=1.0, wait_seconds=0.0, device=torch.device("cuda", 0))
+    assert m["system/memory_allocated_GB"] == 3.0
+    assert m["system/memory_reserved_GB"] == 4.0
+    assert m["system/memory_peak_GB"] == 5.0
+    assert m["system/gpu_memory_used_pct"] == pytest.approx(5.0)
+    assert m["system/gpu_utilization_pct"] == pytest.approx(3.75)
+    assert m["system/memory_fragmentation"] == pytest.approx(0.25)

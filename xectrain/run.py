@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from xecdata.schemes import Scheme, get_scheme
+from xecdata.schemes import Scheme, UnknownSchemeError, get_scheme, parse_scheme_id
 
 from .checkpoint import checkpoint_role, load_checkpoint
 from .config import RunConfig, save_config, to_dict
@@ -65,8 +65,29 @@ def train(cfg: RunConfig, loaders: Loaders | None = None) -> RunResult:
 
 
 def resolve_scheme(cfg: RunConfig) -> Scheme:
-    """The scheme of the run; `new` resolves to the latest version and is recorded as such."""
-    return get_scheme(cfg.data.scheme)
+    """The scheme of the run; `new` resolves to the latest version and is recorded as such.
+
+    A scheme this installation does not define (a user scheme ingested from a YAML/JSON file)
+    is taken from the definition the store recorded, so `--set data.scheme=<user id>` works
+    without loading the file again.
+    """
+    try:
+        return get_scheme(cfg.data.scheme)
+    except UnknownSchemeError as exc:
+        if not Path(cfg.data.store).exists():
+            raise
+        from xecdata.store import open_store
+
+        store = open_store(cfg.data.store)
+        name, version = parse_scheme_id(cfg.data.scheme)
+        held = [parse_scheme_id(s) for s in store.schemes]
+        versions = [v for n, v in held if n == name and (version is None or v == version)]
+        if not versions:
+            raise UnknownSchemeError(
+                f"{exc}; store {cfg.data.store} holds {', '.join(store.schemes) or 'none'}: "
+                "set data.scheme to one of those"
+            ) from exc
+        return store.scheme(f"{name}@{max(v for v in versions if v is not None)}")
 
 
 def _resume_source(cfg: RunConfig, scheme: Scheme) -> tuple[dict[str, Any] | None, str | None]:
