@@ -1,5 +1,6 @@
-"""What the best regressor looks at: input saliency per face / channel and face importance by
-occlusion, on a few validation batches, plotted into the run folder."""
+"""What the best regressor looks at: input saliency per face / channel of every predicted
+component (physical units) and face importance by occlusion, on a few validation batches,
+plotted into the run folder."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 from xecdata.facemaps import face_sensor_ids
 from xecdata.geometry import FACE_NAMES
 from xecdata.schemes import Scheme
+from xecmodel import TASKS
 
 from .artifacts import plot_face_importance, plot_saliency, saliency_by_face
 from .checkpoint import load_checkpoint
@@ -23,17 +25,39 @@ from .tasks import StepOps
 INSIGHT_BATCHES = 4
 
 
-def input_saliency(model: Any, batches: list[Any]) -> dict[str, np.ndarray]:
-    """{task: (6 faces, 2 channels)} mean |d output / d input| (outputs in the heads' space)."""
+def component_gradients(model: Any, sensors: torch.Tensor) -> dict[str, torch.Tensor]:
+    """{task: (B, C, 4760, 2)} d prediction_c / d input of every event and output component,
+    predictions in the heads' physical units (deg, GeV, ns, cm, ...) per unit of normalized input.
+
+    Events do not interact in an eval-mode model, so the gradient of the batch sum of one
+    component holds each event's own gradient: one backward pass per component."""
+    x = sensors.detach().float().clone().requires_grad_(True)
+    preds = model.outputs_to_physical(model(x))  # {task: (B, C)} physical
+    pairs = [(task, c) for task, p in preds.items() for c in range(p.shape[1])]
+    grads: dict[str, list[torch.Tensor]] = {}
+    for k, (task, c) in enumerate(pairs):
+        (g,) = torch.autograd.grad(preds[task][:, c].sum(), x, retain_graph=k + 1 < len(pairs))
+        grads.setdefault(task, []).append(g.detach())
+    return {task: torch.stack(gs, dim=1) for task, gs in grads.items()}  # (B, C, 4760, 2) each
+
+
+def input_saliency(model: Any, batches: list[Any]) -> dict[str, dict[str, np.ndarray]]:
+    """{task: {component: (6 faces, 2 channels)}} mean |d prediction / d input| over events and
+    the sensors of each face, in the task's units per unit of normalized input."""
     model.eval()
-    grads: dict[str, list[np.ndarray]] = {}
+    sums: dict[str, torch.Tensor] = {}
+    n = 0
     for batch in batches:
-        x = batch.sensors.detach().float().clone().requires_grad_(True)
-        outputs = model(x)
-        for i, (task, out) in enumerate(outputs.items()):
-            (g,) = torch.autograd.grad(out.sum(), x, retain_graph=i + 1 < len(outputs))
-            grads.setdefault(task, []).append(g.detach().cpu().numpy())
-    return {task: saliency_by_face(np.concatenate(g)) for task, g in grads.items()}
+        for task, g in component_gradients(model, batch.sensors).items():
+            part = g.abs().sum(dim=0)  # (C, 4760, 2)
+            sums[task] = sums[task] + part if task in sums else part
+        n += batch.sensors.shape[0]
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for task, total in sums.items():
+        mean = total.double().cpu().numpy() / max(n, 1)  # (C, 4760, 2)
+        labels = TASKS[task].labels
+        out[task] = {labels[c]: saliency_by_face(mean[c][None]) for c in range(len(mean))}
+    return out
 
 
 @torch.no_grad()

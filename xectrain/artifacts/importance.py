@@ -2,8 +2,9 @@
 
 - Face importance (`face_weights_{run}.pdf`): the increase of the validation loss when one face
   is replaced by the sentinel (an occlusion test; computed by the caller, plotted here).
-- Saliency (`saliency_{run}.pdf`): mean |d output / d input| per face and channel (npho,
-  time) for each task, from input gradients the caller computes.
+- Saliency (`saliency_{run}.pdf`): mean |d prediction / d input| per face and channel (npho,
+  time) for each output component of each task (theta and phi apart), in the task's physical
+  units per unit of normalized input, from input gradients the caller computes.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from xecdata.geometry import FACE_NAMES, N_SENSORS, sensor_table
+from xecmodel import TASKS
 
 from .plotting import new_figure, save
 
@@ -31,22 +35,39 @@ def saliency_by_face(grads: np.ndarray) -> np.ndarray:
     return sums / counts
 
 
-def plot_saliency(saliency: Mapping[str, np.ndarray], path: str | Path) -> Path:
-    """Grouped bars (face x channel) of the saliency of each task, normalised to its maximum."""
+def plot_saliency(saliency: Mapping[str, Mapping[str, np.ndarray]], path: str | Path) -> Path:
+    """`saliency_figure` written to `path`."""
+    return save(saliency_figure(saliency), path)
+
+
+def saliency_figure(saliency: Mapping[str, Mapping[str, np.ndarray]]) -> Figure:
+    """{task: {component: (6 faces, 2 channels)}} -> one row per task, one panel per output
+    component (npho vs time bars per face). Values stay in the task's units per unit of
+    normalized input, not rescaled, so the panels of one task compare directly."""
     tasks = list(saliency)
-    fig, ax = new_figure(1, len(tasks), (4.2 * len(tasks), 3.8))
+    rows, cols = max(len(tasks), 1), max((len(saliency[t]) for t in tasks), default=1)
+    fig, ax = new_figure(rows, cols, (4.2 * cols, 3.4 * rows))
+    for row, task in enumerate(tasks):
+        components = list(saliency[task].items())
+        for col in range(cols):
+            if col < len(components):
+                _saliency_panel(ax[row, col], task, *components[col])
+            else:
+                ax[row, col].set_axis_off()
+    fig.suptitle("Saliency by face and channel (per unit of normalized input)")
+    return fig
+
+
+def _saliency_panel(ax: Axes, task: str, component: str, s: np.ndarray) -> None:
+    """Bars of the npho and time saliency (6 faces, 2 channels) of one output component."""
     x = np.arange(len(FACE_NAMES))
-    for i, task in enumerate(tasks):
-        s = np.asarray(saliency[task], np.float64)
-        s = s / s.max() if s.max() > 0 else s
-        for c, ch in enumerate(CHANNELS):
-            ax[0, i].bar(x + (c - 0.5) * 0.4, s[:, c], width=0.4, label=ch)
-        ax[0, i].set_xticks(x, FACE_NAMES, rotation=30)
-        ax[0, i].set_title(task)
-        ax[0, i].set_ylabel("mean |∂out/∂in| (rel.)")
-        ax[0, i].legend(fontsize=8)
-    fig.suptitle("Saliency by face and channel")
-    return save(fig, path)
+    s = np.asarray(s, np.float64)
+    for c, ch in enumerate(CHANNELS):
+        ax.bar(x + (c - 0.5) * 0.4, s[:, c], width=0.4, label=ch)
+    ax.set_xticks(x, FACE_NAMES, rotation=30)
+    ax.set_title(f"{task}: {component}")
+    ax.set_ylabel(f"mean |∂{component}/∂input| [{TASKS[task].units}]")
+    ax.legend(fontsize=8)
 
 
 def plot_face_importance(
