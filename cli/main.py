@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "train": "train_cmd:train",
     "validate": "validate_cmd:validate",
     "plots": "plots_cmd:plots",
+    "display": "display_cmd:display",
     "export": "export_cmd:export",
     "infer": "infer_cmd:infer",
     "bench": "bench_cmd:bench",

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 
 from tests.rootfiles import write_uproot
 from xec_cli.main import main
-from xecdata.rootcheck import INVALID
+from xecdata.schemes import DEAD_ABOVE, TIME_INVALID_ABOVE
 from xectrain.checkpoint import make_checkpoint, save_checkpoint
 
 
@@ -31,11 +31,11 @@ def test_root_file_report_and_sample_statistics(tmp_path: Path) -> None:
     npho, time = data["npho"][:30].astype(np.float64), data["relative_time"][:30]
     s = d["sample"]
     assert s["events"] == 30
-    assert s["sensors_lit_fraction"] == float(((npho > 0) & (npho < INVALID)).mean())
-    assert s["npho_invalid_marker_fraction"] == float((npho >= INVALID).mean()) > 0  # dead
-    valid = np.abs(time) < INVALID
+    assert s["sensors_lit_fraction"] == float(((npho > 0) & (npho <= DEAD_ABOVE)).mean())
+    assert s["npho_invalid_marker_fraction"] == float((npho > DEAD_ABOVE).mean()) > 0  # dead
+    valid = np.abs(time) <= TIME_INVALID_ABOVE
     assert s["time_valid_fraction"] == float(valid.mean())
-    assert s["npho_sum_median"] == float(np.median(np.where(npho < INVALID, npho, 0).sum(1)))
+    assert s["npho_sum_median"] == float(np.median(np.where(npho <= DEAD_ABOVE, npho, 0).sum(1)))
     text = _inspect(str(tmp_path / "a.root")).output
     assert "40 entries" in text and "content     OK" in text
 

@@ -19,15 +19,14 @@ from xecdata.rootio import (
     read_block,
     scan_file,
 )
-
-INVALID = 1e9  # values at or above this are the producer's 'no value' marker (1e10)
+from xecdata.schemes import DEAD_ABOVE, TIME_INVALID_ABOVE
 
 
 def sensor_summary(npho: np.ndarray, time: np.ndarray) -> dict[str, float]:
     """Sample statistics of (n, 4760) npho and time arrays as read from a file."""
     finite_npho, finite_time = np.isfinite(npho), np.isfinite(time)
-    valid_npho = finite_npho & (np.abs(npho) < INVALID)
-    valid_time = finite_time & (np.abs(time) < INVALID)
+    valid_npho = finite_npho & (npho <= DEAD_ABOVE)
+    valid_time = finite_time & (np.abs(time) <= TIME_INVALID_ABOVE)
     lit = valid_npho & (npho > 0)
     sums = np.where(valid_npho, npho, 0.0).sum(axis=1)
     return {
