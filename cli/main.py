@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "display": "display_cmd:display",
     "export": "export_cmd:export",
     "infer": "infer_cmd:infer",
+    "analyze": "analyze_cmd:analyze",
     "bench": "bench_cmd:bench",
     "demo": "demo_cmd:demo",
 }

@@ -1,0 +1,93 @@
+"""`xec analyze`: inference outputs against truth or the conventional reconstruction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import uproot
+from click.testing import CliRunner, Result
+
+from xec_cli.main import main
+from xecdata.sim.kinematics import emission_angles
+from xectrain.metrics import task_metrics
+
+
+def _run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def _write(path: Path, n: int = 400, kind: str = "regressor") -> dict[str, np.ndarray]:
+    """An `xec infer`-shaped file: predictions with truth and reco branches, and metadata."""
+    rng = np.random.default_rng(5)
+    vtx = rng.normal(0, 0.5, (n, 3))
+    direction = rng.normal(0, 1, (n, 3)) + np.array([-3.0, 0, 0])
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    energy = rng.uniform(0.02, 0.055, n)
+    reco = energy * (1 + rng.normal(0, 0.02, n))
+    reco[[3, 50, 77]] = 1e10  # reconstruction failed
+    cols = {
+        "entry": np.arange(n, dtype=np.int64),
+        "energyTruth": energy.astype(np.float32),
+        "energyReco": reco.astype(np.float32),
+        "xyzVTX": vtx.astype(np.float32),
+        "xyzRecoFI": (vtx + 70 * direction).astype(np.float32),
+        "emiAng": (emission_angles(direction) + np.array([0.2, 0.0])).astype(np.float32),
+        "pred_energy": (energy * (1 + rng.normal(0, 0.01, n)))[:, None].astype(np.float32),
+        "pred_angle": (emission_angles(direction) + np.array([0.5, -0.25])).astype(np.float32),
+        "pred_uvwFI": rng.normal(0, 10, (n, 3)).astype(np.float32),
+    }
+    with uproot.recreate(path) as f:
+        f["predictions"] = cols
+        f["metadata"] = {
+            "model_kind": np.array([kind]),
+            "tasks": np.array(["angle,energy,uvwFI"]),
+            "n_events": np.array([n]),
+        }
+    return cols
+
+
+def test_against_reco_and_truth(tmp_path: Path) -> None:
+    cols = _write(tmp_path / "pred.root")
+    out = _run("analyze", str(tmp_path / "pred.root"), "--against", "reco", "--json",
+               "-o", str(tmp_path / "a"), "--suffix", "_r")  # fmt: skip
+    assert out.exit_code == 0, out.output
+    rep = json.loads(out.output)
+    assert rep["events"] == 400
+    e = rep["tasks"]["energy"]
+    assert e["reference"] == "reco (energyReco)" and e["events"] == 397 and e["left_out"] == 3
+    ok = cols["energyReco"] < 1e9
+    want = task_metrics("energy", cols["pred_energy"][ok].astype(np.float64),
+                        cols["energyReco"][ok, None].astype(np.float64))  # fmt: skip
+    for k, v in want.items():
+        assert e["metrics"][k] == pytest.approx(v, rel=1e-9, abs=1e-12), k
+    a = rep["tasks"]["angle"]
+    assert a["reference"].startswith("reco (direction xyzVTX -> xyzRecoFI)")
+    assert a["metrics"]["theta_bias"] == pytest.approx(0.5, abs=1e-3)  # float32 positions
+    assert a["metrics"]["phi_bias"] == pytest.approx(-0.25, abs=1e-3)
+    assert rep["tasks"]["uvwFI"] == {"skipped": "no reco reference in the file"}
+    assert (tmp_path / "a" / "analysis_energy_r.pdf").read_bytes().startswith(b"%PDF")
+    assert (tmp_path / "a" / "analysis_angle_r.pdf").is_file()
+    assert json.loads((tmp_path / "a" / "analysis_r.json").read_text()) == rep
+
+    out = _run("analyze", str(tmp_path / "pred.root"), "--tasks", "angle", "--json",
+               "-o", str(tmp_path / "b"))  # fmt: skip
+    rep = json.loads(out.output)
+    assert (
+        list(rep["tasks"]) == ["angle"] and rep["tasks"]["angle"]["reference"] == "truth (emiAng)"
+    )
+    assert rep["tasks"]["angle"]["metrics"]["theta_bias"] == pytest.approx(0.3, abs=1e-4)
+
+
+def test_refusals(tmp_path: Path) -> None:
+    _write(tmp_path / "inp.root", kind="inpainter")
+    out = _run("analyze", str(tmp_path / "inp.root"))
+    assert out.exit_code != 0 and "holds inpainter outputs" in out.output
+    _write(tmp_path / "pred.root")
+    out = _run("analyze", str(tmp_path / "pred.root"), "--tasks", "timing")
+    assert out.exit_code != 0 and "['timing'] not predicted" in out.output
+    (tmp_path / "junk.root").write_bytes(b"junk")
+    out = _run("analyze", str(tmp_path / "junk.root"))
+    assert out.exit_code != 0 and "not a readable ROOT file" in out.output

@@ -1,0 +1,136 @@
+"""Analysis of `xec infer` outputs (`xec analyze PRED.root`): each task's predictions against a
+reference carried in the same file, with the validation metrics and resolution plots.
+
+Reference `truth` is the simulation truth (the task table's branch). Reference `reco` is the
+conventional reconstruction of real data: energyReco, timeReco and uvwRecoFI (in the truth
+branches' units), and for the angle tasks the direction from the vertex (xyzVTX) to the
+reconstructed first-interaction point (xyzRecoFI), as the real-data angle is defined. `auto`
+takes truth where the file has it, else reco. Events whose reference holds the 'invalid'
+marker (1e10), NaN or Inf are left out and counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xecdata.schemes import DEAD_ABOVE
+from xecdata.sim.kinematics import emission_angles
+from xecmodel import TASKS
+
+from .metrics import task_metrics
+
+RECO_BRANCHES = {"energy": "energyReco", "timing": "timeReco", "uvwFI": "uvwRecoFI"}
+REFERENCES = ("auto", "truth", "reco")
+
+
+class AnalysisError(ValueError):
+    """A file `xec analyze` cannot analyse; the message says why and what to do."""
+
+
+def _column(cols: Mapping[str, np.ndarray], name: str, dim: int) -> np.ndarray:
+    return np.asarray(cols[name], np.float64).reshape(len(cols[name]), dim)
+
+
+def reco_direction(cols: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """(N, 3) unit vectors from the vertex to the reconstructed first interaction."""
+    if "xyzRecoFI" not in cols or "xyzVTX" not in cols:
+        return None
+    v = _column(cols, "xyzRecoFI", 3) - _column(cols, "xyzVTX", 3)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def reference(
+    task: str, cols: Mapping[str, np.ndarray], against: str
+) -> tuple[np.ndarray, str] | None:
+    """(N, dim) reference values of `task` and what they are, or None if the file has none."""
+    info = TASKS[task]
+    if against in ("auto", "truth") and info.branch in cols:
+        return _column(cols, info.branch, info.target_dim), f"truth ({info.branch})"
+    if against == "truth":
+        return None
+    if task in RECO_BRANCHES and RECO_BRANCHES[task] in cols:
+        return _column(cols, RECO_BRANCHES[task], info.dim), f"reco ({RECO_BRANCHES[task]})"
+    direction = reco_direction(cols) if task in ("angle", "angleVec") else None
+    if direction is None:
+        return None
+    values = emission_angles(direction) if task == "angle" else direction
+    return values, "reco (direction xyzVTX -> xyzRecoFI)"
+
+
+def _valid(ref: np.ndarray) -> np.ndarray:
+    return np.all(np.isfinite(ref) & (np.abs(ref) <= DEAD_ABOVE), axis=1)
+
+
+def read_inference(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Columns of the `predictions` tree and the one-entry `metadata` of an `xec infer` file."""
+    import uproot
+
+    path = Path(path)
+    try:
+        f = uproot.open(path)
+    except Exception as exc:  # uproot raises several types for foreign or torn files
+        raise AnalysisError(f"{path}: not a readable ROOT file ({exc})") from None
+    with f:
+        if "predictions" not in f or "metadata" not in f:
+            raise AnalysisError(
+                f"{path}: no 'predictions' / 'metadata' trees; analyse files written by xec infer"
+            )
+        meta = {k: v[0] for k, v in f["metadata"].arrays(library="np").items()}
+        cols = f["predictions"].arrays(library="np")
+    return cols, {k: v.item() if hasattr(v, "item") else v for k, v in meta.items()}
+
+
+def analyze_inference(
+    path: str | Path,
+    out_dir: str | Path,
+    against: str = "auto",
+    tasks: Sequence[str] | None = None,
+    suffix: str = "",
+) -> dict[str, Any]:
+    """Metrics and resolution PDFs of each predicted task against its reference; writes
+    `analysis{suffix}.json` and `analysis_<task>{suffix}.pdf` into `out_dir`."""
+    from .artifacts.regressor import PLOTTED_TASKS, plot_task
+
+    if against not in REFERENCES:
+        raise AnalysisError(f"unknown reference {against!r}; use one of {', '.join(REFERENCES)}")
+    cols, meta = read_inference(path)
+    if meta.get("model_kind") != "regressor":
+        raise AnalysisError(
+            f"{path} holds {meta.get('model_kind')} outputs; xec analyze compares regressor "
+            "predictions (pred_<task>) with truth or reconstruction"
+        )
+    predicted = [t for t in str(meta.get("tasks", "")).split(",") if t]
+    unknown = sorted(set(tasks or ()) - set(predicted))
+    if unknown:
+        raise AnalysisError(f"task(s) {unknown} not predicted in {path} (it has {predicted})")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    refs = {t: reference(t, cols, against) for t in predicted}
+    # profiles of one task against another's reference (energy vs position, timing vs energy)
+    context = {t: r[0] for t in ("uvwFI", "energy") if (r := reference(t, cols, against))}
+    report: dict[str, Any] = {"input": str(path), "events": len(cols["entry"]), "tasks": {}}
+    for task in tasks or predicted:
+        found = refs[task]
+        if found is None:
+            report["tasks"][task] = {"skipped": f"no {against} reference in the file"}
+            continue
+        ref, what = found
+        pred = _column(cols, f"pred_{task}", TASKS[task].dim)
+        ok = _valid(ref) & np.all(np.isfinite(pred), axis=1)
+        entry: dict[str, Any] = {"reference": what, "events": int(ok.sum())}
+        entry["left_out"] = int((~ok).sum())
+        entry["metrics"] = task_metrics(task, pred[ok], ref[ok])
+        if task in PLOTTED_TASKS and ok.sum() > 1:
+            ctx = {k: v[ok] for k, v in context.items()}
+            pdf, fit = plot_task(
+                task, ref[ok], pred[ok], out_dir / f"analysis_{task}{suffix}.pdf", ctx
+            )
+            entry["plot"], entry["metrics"] = str(pdf), entry["metrics"] | fit
+        report["tasks"][task] = entry
+    (out_dir / f"analysis{suffix}.json").write_text(json.dumps(report, indent=1))
+    return report
