@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from xecdata.schemes import Scheme
+from xecmodel.faces import fill_masked
 from xecmodel.heads import TaskHead
 from xecmodel.inpainter import XECInpainter
 from xecmodel.mae import XECMAE
@@ -85,11 +86,7 @@ class ReconstructionGraph(_Inputs):
             pred = model.forward_decoder(x, mask)
         else:
             pred = model.forward_heads(x, mask)
-        filled = (
-            model.inpaint(x, mask)
-            if isinstance(model, XECInpainter)
-            else torch.where(mask.unsqueeze(-1), pred, x)
-        )
+        filled = fill_masked(x, pred, mask.bool(), model.scheme)  # npho-only: time stays NaN
         npho, time = model.scheme.denormalize_torch(filled)
         return pred, npho, time
 

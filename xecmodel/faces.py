@@ -265,3 +265,13 @@ def sentinel_fill(x: torch.Tensor, mask: torch.Tensor, scheme: Scheme) -> torch.
     """(B, 4760, 2) with masked sensors (mask (B, 4760) bool) set to the scheme's sentinels."""
     sentinel = x.new_tensor([scheme.npho_sentinel, scheme.time_sentinel])  # (2,)
     return torch.where(mask.unsqueeze(-1), sentinel, x)
+
+
+def fill_masked(
+    x: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor, scheme: Scheme
+) -> torch.Tensor:
+    """x (B, 4760, 2) with masked sensors replaced by pred (B, 4760, C); a channel the model
+    does not predict (time in npho-only mode) keeps the sentinel at masked sensors."""
+    filled = sentinel_fill(x, mask, scheme)
+    n, m = pred.shape[-1], mask.unsqueeze(-1)
+    return torch.cat([torch.where(m, pred.to(x.dtype), filled[..., :n]), filled[..., n:]], -1)

@@ -4,8 +4,9 @@ forward(x, mask=None) -> (loss, pred, mask): mask is random over valid sensors a
 (realistic dead-channel densities are 1-10 %) or given (B, 4760) bool; the encoder sees the
 masked sensors as sentinels (FCMAE masking), each face head sees its masked face image plus the
 mask (local context) and the encoder's map and token (global context), and predicts npho (and
-time unless predict_time=False) per sensor, (B, 4760, 1 or 2) normalized. The loss covers the
-masked sensors only (xecmodel.recon). `inpaint(x, mask)` returns x with masked sensors filled.
+time unless predict_time=False: npho-only mode) per sensor, (B, 4760, 1 or 2) normalized. The
+loss covers the masked sensors only (xecmodel.recon). `inpaint(x, mask)` returns x with masked
+sensors filled.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torch import nn
 
 from xecmodel.decoders import FaceHeads
 from xecmodel.encoder import XECEncoder, load_encoder_state
-from xecmodel.faces import sentinel_fill
+from xecmodel.faces import fill_masked, sentinel_fill
 from xecmodel.masking import actual_mask_ratio, already_invalid, random_mask
 from xecmodel.recon import ReconstructionLoss
 
@@ -94,10 +95,7 @@ class XECInpainter(nn.Module):
     def inpaint(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x with masked sensors replaced by predictions (time stays sentinel if not predicted)."""
         mask = mask.bool()
-        pred = self.forward_heads(x, mask)  # (B, 4760, out_ch)
-        filled = sentinel_fill(x, mask, self.scheme)
-        n = pred.shape[-1]
-        return torch.cat([torch.where(mask[..., None], pred, filled[..., :n]), filled[..., n:]], -1)
+        return fill_masked(x, self.forward_heads(x, mask), mask, self.scheme)
 
     @property
     def model_config(self) -> dict[str, Any]:

@@ -5,8 +5,9 @@ forward(x, mask=None) -> (loss, pred, mask):
   2. encode: masked sensors become sentinels, the backbones run with dense FCMAE masking;
   3. decode: one convolutional decoder per grid, one graph decoder per hex face, from the
      encoder's final maps (mask tokens at masked cells) and the face's fused token, back to
-     pred (B, 4760, 2) in normalized units;
+     pred (B, 4760, 2) in normalized units ((B, 4760, 1) with predict_time=False: npho only);
   4. loss: on masked sensors only, per face and channel (xecmodel.recon).
+The encoder always sees both input channels; predict_time only decides what is reconstructed.
 `last_losses` holds the named loss components of the last call plus actual_mask_ratio and
 n_masked (0-dim tensors, no host sync); `encoder` is the part transferred to a regressor.
 """
@@ -37,6 +38,7 @@ class XECMAE(nn.Module):
         mask_ratio: float = 0.65,
         time_mask_ratio_scale: float = 1.0,
         mask_pool: str = "valid_time",
+        predict_time: bool = True,
         **loss_options: float | str | bool,
     ) -> None:
         super().__init__()
@@ -45,7 +47,7 @@ class XECMAE(nn.Module):
         self.scheme_id, self.scheme_hash = encoder.scheme_id, encoder.scheme_hash
         self.geometry_id = encoder.geometry_id
         self.mask_ratio, self.time_mask_ratio_scale = mask_ratio, time_mask_ratio_scale
-        self.mask_pool = mask_pool
+        self.mask_pool, self.predict_time = mask_pool, predict_time
         random_mask(
             torch.zeros(1, 1, 2),
             self.scheme,
@@ -53,8 +55,9 @@ class XECMAE(nn.Module):
             time_mask_ratio_scale=time_mask_ratio_scale,
             pool=mask_pool,
         )
+        out_ch = 2 if predict_time else 1
         self.decoder = FaceHeads(
-            encoder, decoder_dim, decoder_depth, hex_decoder_dim, hex_decoder_depth, out_ch=2
+            encoder, decoder_dim, decoder_depth, hex_decoder_dim, hex_decoder_depth, out_ch
         )
         self.criterion = ReconstructionLoss(self.scheme, **loss_options)  # type: ignore[arg-type]
         self.last_ratio: dict[str, torch.Tensor] = {}
@@ -79,7 +82,7 @@ class XECMAE(nn.Module):
         return mask
 
     def forward_decoder(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Encode x under `mask` and decode every sensor -> (B, 4760, 2) normalized."""
+        """Encode x under `mask` and decode every sensor -> (B, 4760, out_ch) normalized."""
         maps = self.encoder.forward_maps(x, mask)
         tokens = self.encoder.tokens_from_maps(maps)
         return self.decoder(maps, tokens, self.encoder.gather.masks(mask))
@@ -104,7 +107,8 @@ class XECMAE(nn.Module):
     @property
     def last_losses(self) -> dict[str, torch.Tensor]:
         """total_loss, loss_npho/time, loss_{face}, loss_{face}_{npho,time}, actual_mask_ratio,
-        n_masked of the last forward."""
+        n_masked of the last forward (no time keys in npho-only mode), and logvar_/sigma_{ch}
+        with learn_channel_logvars."""
         return self.criterion.components() | self.last_ratio
 
     def load_encoder_state(self, state_dict: dict[str, torch.Tensor]) -> None:

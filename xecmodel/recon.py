@@ -8,6 +8,9 @@ W_npho = mask; W_time = mask * (target time valid) * (npho > npho_threshold phot
 * sqrt(npho) if use_npho_time_weight. Channel losses are summed over faces; the total is
 w_npho L_npho + w_time L_time, or with learn_channel_logvars (homoscedastic weighting)
 sum_c 0.5 exp(-s_c) L_c + 0.5 s_c with learned s_c = log sigma_c^2.
+
+The channels are those of `pred`: (B, 4760, 1) is npho-only mode, where no time weight, loss
+or metric is computed and no time key is reported.
 """
 
 from __future__ import annotations
@@ -66,10 +69,12 @@ class ReconstructionLoss(nn.Module):
         self.logvars = nn.Parameter(torch.zeros(2)) if learn_channel_logvars else None
         self.last: dict[str, torch.Tensor] = {}
 
-    def weights(self, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(B, 4760, 2) per-sensor weights of the npho and time losses."""
+    def weights(self, target: torch.Tensor, mask: torch.Tensor, n_ch: int = 2) -> torch.Tensor:
+        """(B, 4760, n_ch) per-sensor weights of the npho (and time) losses."""
         s = self.scheme
         m = mask.to(target.dtype)
+        if n_ch == 1:
+            return m.unsqueeze(-1)
         npho = s.transform.inverse_torch(target[..., 0], s.npho_scale, s.npho_scale2)
         ok = (target[..., 1] != s.time_sentinel) & (npho > self.npho_threshold)
         w_time = m * ok.to(m.dtype)
@@ -79,7 +84,7 @@ class ReconstructionLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         n_ch = pred.shape[-1]  # 1 (npho only) or 2
-        w = self.weights(target, mask)[..., :n_ch]  # (B, N, C)
+        w = self.weights(target, mask, n_ch)  # (B, N, C)
         err = elementwise_loss(self.loss_fn, pred.float(), target[..., :n_ch], self.loss_beta)
         num, den = self._face_sum(err * w), self._face_sum(w)  # (F, C) each
         per_face = num / den.clamp_min(1e-12)  # (F, C); 0 where a face has nothing masked
@@ -122,15 +127,29 @@ class ReconstructionLoss(nn.Module):
         return out
 
     def components(self) -> dict[str, torch.Tensor]:
-        """Named 0-dim tensors of the last call: loss_{face}_{ch}, loss_{face}, loss_{ch}."""
+        """Named 0-dim tensors of the last call: loss_{face}_{ch}, loss_{face}, loss_{ch}, and
+        with learned log-variances logvar_{ch} = s_c and sigma_{ch} = exp(s_c / 2)."""
         if not self.last:
             return {}
         per_face = self.last["per_face"]
+        n_ch = per_face.shape[1]
         out = {"total_loss": self.last["total"]}
-        for c, ch in enumerate(CHANNELS[: per_face.shape[1]]):
+        for c, ch in enumerate(CHANNELS[:n_ch]):
             out[f"loss_{ch}"] = per_face[:, c].sum()
             for f, face in enumerate(FACE_NAMES):
                 out[f"loss_{face}_{ch}"] = per_face[f, c]
         for f, face in enumerate(FACE_NAMES):
             out[f"loss_{face}"] = per_face[f].sum()
+        return out | self.channel_logvars(n_ch)
+
+    def channel_logvars(self, n_ch: int = 2) -> dict[str, torch.Tensor]:
+        """logvar_{ch} and sigma_{ch} (0-dim, detached) of the learned channel weighting;
+        empty without learn_channel_logvars. Only the first n_ch channels are reported."""
+        if self.logvars is None:
+            return {}
+        s = self.logvars.detach()[:n_ch]
+        out: dict[str, torch.Tensor] = {}
+        for c, ch in enumerate(CHANNELS[:n_ch]):
+            out[f"logvar_{ch}"] = s[c]
+            out[f"sigma_{ch}"] = torch.exp(0.5 * s[c])
         return out

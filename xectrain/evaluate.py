@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from xecdata.schemes import Scheme
+from xecmodel.faces import sentinel_fill
 from xecmodel.masking import already_invalid
 
 from .artifacts import EventRecord, PredictionRootWriter
@@ -170,7 +171,7 @@ def validate_reconstruction(
     model.eval()
     device = next(model.parameters()).device
     scheme: Scheme = model.scheme
-    acc = MaskedErrorAccumulator()
+    acc = MaskedErrorAccumulator(channels=recon_channels(model))
     sums: dict[str, torch.Tensor] = {}
     events = 0
     with fixed_rng(seed + VAL_SEED_OFFSET, device):
@@ -183,6 +184,11 @@ def validate_reconstruction(
     metrics = _reduce_means(sums, events, device)
     _reduce_accumulator(acc, device)
     return metrics | {f"val/{k}": v for k, v in acc.compute().items()}
+
+
+def recon_channels(model: Any) -> tuple[str, ...]:
+    """Channels an MAE / inpainter predicts: ("npho",) in npho-only mode."""
+    return ("npho", "time") if getattr(model, "predict_time", True) else ("npho",)
 
 
 def _reduce_accumulator(acc: MaskedErrorAccumulator, device: torch.device) -> None:
@@ -211,4 +217,6 @@ def _score_batch(
     acc.update(guess, truth, m, time_valid=time_ok, valid=~invalid)
     if writer is not None:
         ids = {k: batch.targets[k].cpu().numpy() for k in ID_TARGETS if k in batch.targets}
-        writer.write(truth, guess, m, batch.index.cpu().numpy(), invalid=invalid, **ids)
+        masked = sentinel_fill(x, mask, scheme).cpu().numpy()  # what the encoder saw
+        writer.write(truth, guess, m, batch.index.cpu().numpy(), invalid=invalid, masked=masked,
+                     **ids)  # fmt: skip

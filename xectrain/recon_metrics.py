@@ -7,6 +7,8 @@ size costs O(faces x channels) memory and DDP ranks can sum their `sums` before 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from xecdata.geometry import FACE_NAMES, N_SENSORS, sensor_table
@@ -34,11 +36,17 @@ class MaskedErrorAccumulator:
     """Sums of |err|, err^2 and an element loss per (face, channel) over masked sensors.
 
     `update(pred, truth, mask, time_valid)` with (B, 4760, 2) arrays and (B, 4760) bool masks;
-    `compute()` gives mae_/rmse_ per channel and per face (and loss_ when `loss` is set).
+    `compute()` gives mae_/rmse_ per channel and per face (and loss_ when `loss` is set) of
+    `channels` only: ("npho",) in npho-only mode, where the time channel is never scored.
     """
 
-    def __init__(self, loss: str | None = None, beta: float = 1.0) -> None:
+    def __init__(
+        self, loss: str | None = None, beta: float = 1.0, channels: Sequence[str] = CHANNELS
+    ) -> None:
+        if "npho" not in channels or set(channels) - set(CHANNELS):
+            raise ValueError(f"channels {list(channels)}: use ('npho',) or ('npho', 'time')")
         self.loss, self.beta = loss, beta
+        self.n_ch = 1 if "time" not in channels else 2  # npho is always predicted
         self.face = sensor_table().face.astype(np.int64)  # (4760,) face code per sensor
         self.sums = np.zeros((4, len(FACE_NAMES), len(CHANNELS)), dtype=np.float64)
         self.n_masked = 0
@@ -58,7 +66,7 @@ class MaskedErrorAccumulator:
         mask = np.asarray(mask, bool).reshape(-1, N_SENSORS)
         weights = [mask, mask if time_valid is None else mask & np.asarray(time_valid, bool)]
         nface = len(FACE_NAMES)
-        for c, w in enumerate(weights):
+        for c, w in enumerate(weights[: self.n_ch]):
             err = np.where(w, pred[..., c] - truth[..., c], 0.0)  # (B, 4760)
             per_sensor = [w.sum(0), np.abs(err).sum(0), (err**2).sum(0)]
             if self.loss is not None:

@@ -51,10 +51,11 @@ def model_options(cfg: RunConfig) -> dict[str, Any]:
         "npho_threshold": r.npho_threshold,
         "use_npho_time_weight": r.npho_time_weight,
         "learn_channel_logvars": r.learn_channel_logvars,
+        "predict_time": r.predict_time,
     }
     if m.kind == "mae":
         return opts | {"time_mask_ratio_scale": m.time_mask_ratio_scale}
-    return opts | {"freeze_encoder": m.freeze_encoder, "predict_time": r.predict_time}
+    return opts | {"freeze_encoder": m.freeze_encoder}
 
 
 def build_model(cfg: RunConfig, scheme: Scheme) -> Any:

@@ -41,16 +41,18 @@ def prediction_writer(
     rank: int = 0,
     world_size: int = 1,
 ) -> PredictionRootWriter:
-    """Streaming ROOT writer of MAE (per event) or inpainter (per masked sensor) predictions."""
-    channels = ("npho", "time") if kind == "mae" or predict_time else ("npho",)
+    """Streaming ROOT writer of MAE (per event) or inpainter (per masked sensor) predictions;
+    without predict_time (npho-only mode) the file holds no truth / predicted time."""
+    channels = ("npho", "time") if predict_time else ("npho",)
     meta: dict[str, str | int | float] = {
         "kind": kind,
-        "units": "npho: photons, time: ns",
+        "units": "npho: photons, time: ns" + (", masked_*: normalized" if kind == "mae" else ""),
         "scheme_id": scheme.id,
         "scheme_hash": scheme.hash,
         "npho_scale": float(scheme.npho_scale),
         "time_scale": float(scheme.time_scale),
         "sentinel_time": float(scheme.time_sentinel),
+        "sentinel_npho": float(scheme.npho_sentinel),
         "geometry_id": geometry_id,
         "epoch": epoch,
         "face_names": "inner,outer,us,ds,top,bottom",

@@ -3,7 +3,8 @@
 Two layouts, both with a one-entry `metadata` tree (kind, channels, units, scheme id and hash,
 geometry id, ...):
 - `event` (MAE): one entry per event with (4760,) arrays truth_*, pred_*, err_*, mask (randomly
-  masked) and invalid (already invalid before masking);
+  masked), invalid (already invalid before masking) and masked_npho, masked_time (the model
+  input after masking, normalized: masked sensors hold the scheme's sentinels; not physical);
 - `sensor` (inpainter): one entry per masked sensor: event_idx, run, event, sensor_id, face,
   truth_*, pred_*, error_*.
 Values are physical (photons, ns) unless the metadata says otherwise. The file is written under
@@ -61,6 +62,7 @@ class PredictionRootWriter:
             types: dict[str, object] = {"event_idx": "int64", "run": "int64", "event": "int64"}
             types |= {"mask": np.dtype((np.bool_, (N_SENSORS,)))}
             types |= {"invalid": np.dtype((np.bool_, (N_SENSORS,)))}
+            types |= {"masked_npho": per_sensor, "masked_time": per_sensor}
             for ch in self.channels:
                 types |= {
                     f"truth_{ch}": per_sensor,
@@ -83,8 +85,11 @@ class PredictionRootWriter:
         run: np.ndarray | None = None,
         event: np.ndarray | None = None,
         invalid: np.ndarray | None = None,
+        masked: np.ndarray | None = None,
     ) -> None:
-        """One batch: (B, 4760, 2) truth and prediction, (B, 4760) bool mask, (B,) ids."""
+        """One batch: (B, 4760, 2) truth and prediction, (B, 4760) bool mask, (B,) ids; the
+        channels not predicted are not written. Event layout: `masked` (B, 4760, 2) is the
+        normalized model input after masking (NaN when not given)."""
         truth = np.asarray(truth, np.float32)
         pred = np.asarray(pred, np.float32)
         mask = np.asarray(mask, bool)
@@ -99,6 +104,9 @@ class PredictionRootWriter:
             arrays["invalid"] = (
                 np.zeros_like(mask) if invalid is None else np.asarray(invalid, bool)
             )
+            inputs = np.full_like(truth, np.nan) if masked is None else np.asarray(masked)
+            inputs = inputs.astype(np.float32, copy=False)
+            arrays |= {"masked_npho": inputs[..., 0], "masked_time": inputs[..., 1]}
             for ch in self.channels:
                 c = CHANNEL_INDEX[ch]
                 arrays |= {f"truth_{ch}": truth[..., c], f"pred_{ch}": pred[..., c]}

@@ -88,8 +88,6 @@ def _recon(cfg: RunConfig, report: Report) -> None:
     r = cfg.recon
     for key in ("loss_beta", "npho_weight", "time_weight", "npho_threshold"):
         _positive(report, f"recon.{key}", getattr(r, key), allow_zero=key != "loss_beta")
-    if cfg.model.kind == "mae" and not r.predict_time:
-        report("recon.predict_time: the MAE always reconstructs both channels; use time_weight=0")
 
 
 def _tasks(cfg: RunConfig, report: Report) -> None:
