@@ -1,8 +1,10 @@
-"""Saliency in physical units per output component: an analytic linear case, a finite
-difference through the tiny model, and the plot."""
+"""What the best regressor looks at and where it fails: saliency in physical units per output
+component (an analytic linear case, a finite difference through the tiny model, the plot) and
+the worst-event titles with every truth of the event, trained tasks or not."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from pathlib import Path
@@ -13,13 +15,22 @@ import torch
 from torch import nn
 
 from xecdata.geometry import FACE_NAMES, N_SENSORS, sensor_table
+from xecdata.ingest import ingest
+from xecdata.loaders import open_loader
 from xecdata.schemes import get_scheme
-from xecmodel import TaskSpec, create_model
+from xecdata.store import open_store
+from xecmodel import TASKS, TaskSpec, create_model
 from xectrain.artifacts import plot_saliency
+from xectrain.artifacts.eventdisplay import event_title
 from xectrain.artifacts.importance import saliency_figure
+from xectrain.config import load_config
+from xectrain.evaluate import validate_regressor
 from xectrain.insight import component_gradients, input_saliency
+from xectrain.tasks import StepOps
 
 from .model_data import events, raw_events
+from .rootfiles import write_uproot
+from .trainhelpers import toy_events, toy_loaders
 
 ANGLE_STD = (10.0, 20.0)  # deg per unit of the standardized theta / phi
 LOG_E_STD = 0.3
@@ -114,3 +125,73 @@ def test_saliency_figure_has_one_panel_per_component(tmp_path: Path) -> None:
     heights = [p.get_height() for p in shown[1].patches]  # 6 npho bars, then 6 time bars
     assert heights == [2.0] * 12
     assert plot_saliency(sal, tmp_path / "s.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_event_title_shows_every_truth_and_the_trained_predictions() -> None:
+    truth = {
+        "uvwFI": np.array([1.0, -2.25, 3.0]),
+        "angle": np.array([90.0, 10.0]),
+        "xyzVTX": np.array([0.5, 1.0, 2.0]),
+        "energy": np.array([0.0525]),
+        "timing": np.array([1e10]),  # the files' invalid marker
+        "n_gamma": np.array([1]),
+    }
+    pred = {"angle": np.array([91.25, 9.5]), "n_gamma": np.array([0.1, 0.7, 0.1, 0.05, 0.05])}
+    title = event_title(7, 42, 0.0123, truth, pred)
+    assert title.split("\n") == [
+        "Run 7  Event 42  loss×1000 = 12.3",
+        "truth: θ, φ = 90.0, 10.0 deg, E = 52.50 MeV, timing = n/a, uvw = (1.0, -2.2, 3.0) cm, "
+        "nγ = 1,",
+        "    xyzVTX = (0.5, 1, 2)",
+        "pred: θ, φ = 91.2, 9.5 deg, nγ = 1 (p = 0.70)",
+    ]
+    assert event_title(1, 2, 0.5, {}, {}) == "Run 1  Event 2  loss×1000 = 500"
+
+
+def _angle_only_model() -> nn.Module:
+    spec = TaskSpec("angle", transform="standardize", mean=[90.0, 0.0], std=[12.0, 25.0])
+    torch.manual_seed(0)
+    return create_model("regressor", "tiny", scheme="new@1", tasks=[spec]).eval()
+
+
+def test_worst_events_of_an_angle_model_carry_the_store_truth(tmp_path: Path) -> None:
+    write_uproot(tmp_path / "a.root", 128, seed=1)
+    store = tmp_path / "s.xec.zarr"
+    ingest([tmp_path / "a.root"], store, schemes=["new@1"], chunk_events=32, workers=1,
+           progress=False, val_fraction=0.5)  # fmt: skip
+    ops = StepOps(load_config("regressor"))  # angle only
+    assert ops.targets() == ["emiAng"]
+    loader = open_loader(store, scheme="new@1", split="val", batch_size=16, shuffle=False,
+                         drop_last=False, targets=["emiAng", "run", "event"])  # fmt: skip
+    ev = validate_regressor(_angle_only_model(), ops, loader, len(loader), contextlib.nullcontext,
+                            get_scheme("new@1"), keep_worst=3)  # fmt: skip
+    st = open_store(store)
+    val = [i for a, b in st.split("val") for i in range(a, b)]
+    assert len(ev.worst) == 3 and ev.worst[0].loss >= ev.worst[-1].loss
+    task_of = {info.branch: task for task, info in TASKS.items()}
+    for rec in ev.worst:
+        assert rec.index in val
+        assert rec.event == int(st.read_array("event", rec.index, rec.index + 1)[0])
+        assert list(rec.pred) == ["angle"]
+        want = {task_of.get(name, name): st.read_array(name, rec.index, rec.index + 1)[0]
+                for name, kind in st.arrays.items() if kind == "truth"}  # fmt: skip
+        assert set(rec.truth) == set(want) >= {"energy", "uvwFI", "timing", "xyzTruth"}
+        for key, value in want.items():
+            np.testing.assert_allclose(np.ravel(rec.truth[key]), np.ravel(value), rtol=1e-6)
+    title = event_title(rec.run, rec.event, rec.loss, rec.truth, rec.pred)
+    energy = float(np.ravel(want["energy"])[0])
+    assert f"E = {1000 * energy:.2f} MeV" in title and "uvw = (" in title
+
+
+def test_worst_events_take_untrained_truth_the_loader_delivers() -> None:
+    loaders = toy_loaders(8, 16)  # in memory: every branch, no store behind it
+    ops = StepOps(load_config("regressor"))
+    ev = validate_regressor(_angle_only_model(), ops, loaders.val, loaders.n_val,
+                            contextlib.nullcontext, get_scheme("new@1"), keep_worst=2)  # fmt: skip
+    events = toy_events(16, 100)
+    for rec in ev.worst:
+        row = rec.index - 10_000  # the toy val loader's index offset
+        assert set(rec.truth) == {"angle", "energy", "timing", "uvwFI"}
+        np.testing.assert_allclose(rec.truth["energy"], events["energyTruth"][row], rtol=1e-6)
+        np.testing.assert_allclose(rec.truth["uvwFI"], events["uvwTruth"][row], rtol=1e-6)
+        np.testing.assert_allclose(rec.truth["angle"], events["emiAng"][row], rtol=1e-6)

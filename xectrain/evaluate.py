@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from xecdata.schemes import Scheme
+from xecmodel import TASKS
 from xecmodel.faces import sentinel_fill
 from xecmodel.masking import already_invalid
 
@@ -71,7 +72,8 @@ class _Worst:
             if len(self.heap) == self.k and value <= self.heap[0][0]:
                 continue
             sensors = batch.sensors[i].float().cpu().clone()  # the loader reuses its buffer
-            item = (value, next(self.counter), sensors, keep | {"i": i})
+            extra = _batch_truth(batch, i, keep["truth"])
+            item = (value, next(self.counter), sensors, keep | {"i": i, "extra": extra})
             (heapq.heapreplace if len(self.heap) == self.k else heapq.heappush)(self.heap, item)
 
     def records(self, scheme: Scheme) -> list[EventRecord]:
@@ -81,10 +83,33 @@ class _Worst:
             i = info["i"]
             out.append(EventRecord(
                 npho, time * NS_PER_S, int(info["run"][i]), int(info["event"][i]), float(loss),
-                {t: v[i] for t, v in info["truth"].items()},
-                {t: v[i] for t, v in info["pred"].items()},
+                {t: v[i] for t, v in info["truth"].items()} | info["extra"],
+                {t: v[i] for t, v in info["pred"].items()}, int(info["index"][i]),
             ))  # fmt: skip
         return out
+
+
+def _batch_truth(batch: Any, i: int, have: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Truth of event i for the tasks not trained whose branch the loader still delivered."""
+    return {task: host_copy(batch.targets[info.branch][i]) for task, info in TASKS.items()
+            if task not in have and info.branch in batch.targets}  # fmt: skip
+
+
+def add_store_truth(records: list[EventRecord], store: str | None) -> None:
+    """Complete the truth of a few displayed events with every truth array of the store that
+    the loader did not deliver (tasks not trained, other truth branches), read by event index:
+    the loader carries only the trained tasks' targets, so these few reads are done here."""
+    if store is None or not records:
+        return
+    from xecdata.store import open_store
+
+    st = open_store(store)
+    task_of = {info.branch: task for task, info in TASKS.items()}
+    for name, kind in st.arrays.items():
+        key = task_of.get(name, name)
+        for rec in records:
+            if kind == "truth" and key not in rec.truth and rec.index >= 0:
+                rec.truth[key] = st.read_array(name, rec.index, rec.index + 1)[0]
 
 
 @torch.no_grad()
@@ -121,6 +146,7 @@ def validate_regressor(
         out.metrics |= {f"val/{k}": v for k, v in task_metrics(task, pred, true).items()}
     out.ids = {k: gathered[k] for k in ("event_index", *ID_TARGETS) if k in gathered}
     out.worst = worst.records(scheme)  # rank 0's own worst events
+    add_store_truth(out.worst, getattr(getattr(loader, "info", None), "store", None))
     return out
 
 
@@ -149,7 +175,8 @@ def _batch_rows(
 def _worst_info(rows: dict[str, np.ndarray]) -> dict[str, Any]:
     truth = {k[5:]: v for k, v in rows.items() if k.startswith("true_")}
     pred = {k[5:]: v for k, v in rows.items() if k.startswith("pred_")}
-    return {"run": rows["run"], "event": rows["event"], "truth": truth, "pred": pred}
+    ids = {k: rows[k] for k in ("run", "event")} | {"index": rows["event_index"]}
+    return ids | {"truth": truth, "pred": pred}
 
 
 @contextlib.contextmanager

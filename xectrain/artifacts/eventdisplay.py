@@ -44,10 +44,14 @@ from xecdata.geometry import (
     hex_plane_coords,
     sensor_table,
 )
+from xecdata.reweight import INVALID_ABOVE
+from xecmodel import TASKS
 
 from .plotting import save
+from .resolution import MEV_PER_GEV
 
 GAP = 3.0  # cm of empty space between unfolded faces
+TITLE_WIDTH = 110  # characters per title line
 
 
 @dataclass(frozen=True)
@@ -179,25 +183,55 @@ def plot_event(npho: np.ndarray, time_ns: np.ndarray, path: str | Path, title: s
 def event_title(
     run: int, event: int, loss: float, truth: dict[str, np.ndarray], pred: dict[str, np.ndarray]
 ) -> str:
-    """Two-line title: run/event and loss (x1000), then truth and prediction per task in
-    display units (energy MeV, position cm, angles deg, time ns)."""
+    """Run/event and loss (x1000), then every truth the event has (keyed by task, or by store
+    array for truth no task uses) and the predictions of the trained tasks, in display units
+    (energy MeV, position cm, angles deg, time ns); long lines are wrapped."""
     lines = [f"Run {run}  Event {event}  loss×1000 = {1000 * loss:.3g}"]
     for name, values in (("truth", truth), ("pred", pred)):
-        parts = [_fmt(task, np.ravel(v)) for task, v in values.items()]
-        lines.append(f"{name}: " + ", ".join(parts))
+        parts = [_fmt(k, np.ravel(values[k]), name == "pred") for k in _display_order(values)]
+        lines += _wrap([f"{name}:", *parts]) if parts else []
     return "\n".join(lines)
 
 
-def _fmt(task: str, v: np.ndarray) -> str:
-    if task == "energy":
-        return f"E = {1000 * v[0]:.2f} MeV"
-    if task == "uvwFI":
+def _wrap(parts: list[str]) -> list[str]:
+    """Join "label:", item, item, ... into lines of at most TITLE_WIDTH characters, breaking
+    only between items (an item is never split)."""
+    lines = [parts[0]]
+    for i, part in enumerate(parts[1:]):
+        sep = " " if i == 0 else ", "
+        if len(lines[-1]) + len(sep) + len(part) > TITLE_WIDTH and i > 0:
+            lines[-1] += ","
+            lines.append("    " + part)
+        else:
+            lines[-1] += sep + part
+    return lines
+
+
+def _display_order(values: dict[str, np.ndarray]) -> list[str]:
+    """Tasks in the task table's order, then other truth arrays by name."""
+    return [t for t in TASKS if t in values] + sorted(k for k in values if k not in TASKS)
+
+
+def _fmt(key: str, v: np.ndarray, pred: bool = False) -> str:
+    """One quantity in display units; the files' invalid marker (1e10) shows as n/a."""
+    v = np.asarray(v, np.float64)
+    if not (np.isfinite(v).all() and (np.abs(v) < INVALID_ABOVE).all()):
+        return f"{key} = n/a"
+    if key == "energy":
+        return f"E = {MEV_PER_GEV * v[0]:.2f} MeV"
+    if key == "uvwFI":
         return "uvw = (" + ", ".join(f"{c:.1f}" for c in v) + ") cm"
-    if task == "angle":
+    if key == "angle":
         return f"θ, φ = {v[0]:.1f}, {v[1]:.1f} deg"
-    if task == "timing":
+    if key == "timing":
         return f"t = {v[0]:.3f} ns"
-    return f"{task} = " + ", ".join(f"{c:.3g}" for c in v)
+    if key == "angleVec":
+        return "dir = (" + ", ".join(f"{c:.3f}" for c in v) + ")"
+    if key == "n_gamma":  # truth: the class; prediction: class probabilities
+        k = int(v.argmax()) if pred and v.size > 1 else int(v[0])
+        return f"nγ = {k}" + (f" (p = {v[k]:.2f})" if pred and v.size > 1 else "")
+    values = ", ".join(f"{c:.4g}" for c in v)
+    return f"{key} = " + (f"({values})" if v.size > 1 else values)
 
 
 @dataclass
@@ -209,8 +243,9 @@ class EventRecord:
     run: int
     event: int
     loss: float
-    truth: dict[str, np.ndarray]
-    pred: dict[str, np.ndarray]
+    truth: dict[str, np.ndarray]  # every truth of the event: trained tasks or not
+    pred: dict[str, np.ndarray]  # the trained tasks
+    index: int = -1  # global event index in the store (-1: unknown)
 
 
 def plot_worst_events(events: list[EventRecord], out_dir: str | Path, run_name: str) -> list[Path]:
