@@ -88,3 +88,28 @@ def test_learned_logvars_weight_the_channels_and_are_reported(predict_time: bool
     plain = create_model("mae", "tiny", scheme=SCHEME)
     plain(events(SCHEME, 1))
     assert not [k for k in plain.last_losses if k.startswith(("logvar_", "sigma_"))]
+
+
+@pytest.mark.parametrize("sqrt_weight", [False, True])
+def test_time_loss_skips_sensors_below_the_npho_threshold(sqrt_weight: bool) -> None:
+    from xecmodel.recon import ReconstructionLoss
+
+    crit = ReconstructionLoss(
+        SCHEME, loss_fn="l1", npho_threshold=200.0, use_npho_time_weight=sqrt_weight
+    )
+    x = events(SCHEME, 3, seed=8)
+    pred = x + torch.randn_like(x) * 0.1
+    mask = torch.rand(3, 4760, generator=torch.Generator().manual_seed(1)) < 0.5
+    crit(pred, x, mask)
+    npho, _ = SCHEME.denormalize(x.numpy())
+    timed = (x[..., 1] != SCHEME.time_sentinel).numpy()
+    w = mask.numpy() & timed & (np.nan_to_num(npho) > 200.0)
+    assert 0 < w.sum() < (mask.numpy() & timed).sum()  # the threshold does cut sensors
+    weight = np.where(w, np.sqrt(np.nan_to_num(npho)) if sqrt_weight else 1.0, 0.0)
+    err = (pred - x).abs().numpy()[..., 1]
+    face = sensor_table().face
+    expected = sum(
+        (err * weight)[:, face == f].sum() / weight[:, face == f].sum()
+        for f in range(len(FACE_NAMES))
+    )
+    assert crit.components()["loss_time"].item() == pytest.approx(expected, rel=1e-5)
