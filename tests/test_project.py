@@ -67,3 +67,39 @@ def test_ruff_lint_and_format_clean():
     for args in (["check", "--quiet", "."], ["format", "--check", "--quiet", "."]):
         res = subprocess.run([ruff, *args], cwd=REPO, capture_output=True, text=True)
         assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_a_built_wheel_holds_every_module_and_data_file(tmp_path):
+    """A non-editable install (cluster nodes) gets every package: the pyproject list matches
+    the package folders, and a wheel built from the tracked files holds all of them."""
+    import subprocess
+    import sys
+    import zipfile
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    listed = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    folders = {
+        ".".join(p.parent.relative_to(REPO).parts).replace("cli", "xec_cli", 1)
+        for top in ("xecdata", "xecmodel", "xectrain", "cli")
+        for p in (REPO / top).rglob("__init__.py")
+    }
+    assert sorted(listed) == sorted(folders)
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout.split()  # fmt: skip
+    src = tmp_path / "src"
+    for name in tracked:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes((REPO / name).read_bytes())
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps",
+                    "--no-build-isolation", "-q", "-w", str(tmp_path / "dist")],
+                   check=True, capture_output=True)  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    wanted = {
+        n.replace("cli/", "xec_cli/", 1) if n.startswith("cli/") else n
+        for n in tracked
+        if n.split("/")[0] in ("xecdata", "xecmodel", "xectrain", "cli")
+    }
+    assert not wanted - names, f"missing from the wheel: {sorted(wanted - names)}"
