@@ -9,14 +9,26 @@ import click
 from xectrain.artifacts import PLOTTED_TASKS, regenerate_plots
 
 
+def parse_tasks(values: tuple[str, ...], known: tuple[str, ...], option: str) -> list[str]:
+    """Task names from a repeated and/or comma-separated option, checked against `known`."""
+    tasks = [t.strip() for v in values for t in v.split(",") if t.strip()]
+    unknown = [t for t in tasks if t not in known]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown task {', '.join(map(repr, unknown))}; choose from {', '.join(known)}",
+            param_hint=option,
+        )
+    return list(dict.fromkeys(tasks))  # in the order given, once each
+
+
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--tasks",
     "-t",
     multiple=True,
-    type=click.Choice(PLOTTED_TASKS),
-    help="Only these tasks (repeat the option); default: every task with a CSV.",
+    help=f"Only these tasks, comma-separated or repeated ({', '.join(PLOTTED_TASKS)}); "
+    "default: every task with a CSV.",
 )
 @click.option(
     "-o",
@@ -24,10 +36,18 @@ from xectrain.artifacts import PLOTTED_TASKS, regenerate_plots
     type=click.Path(file_okay=False, path_type=Path),
     help="Write the PDFs here instead of RUN_DIR.",
 )
-def plots(run_dir: Path, tasks: tuple[str, ...], output_dir: Path | None) -> None:
+@click.option(
+    "--suffix",
+    default="",
+    help="Appended to every output file name: resolution_<task>_<run><suffix>.pdf (e.g. _v2).",
+)
+def plots(run_dir: Path, tasks: tuple[str, ...], output_dir: Path | None, suffix: str) -> None:
     """Regenerate resolution_<task>_<run>.pdf from predictions_<task>_<run>.csv in RUN_DIR."""
+    wanted = parse_tasks(tasks, PLOTTED_TASKS, "--tasks")
+    if "/" in suffix or "\\" in suffix:
+        raise click.BadParameter(f"{suffix!r} is not part of a file name", param_hint="--suffix")
     try:
-        written = regenerate_plots(run_dir, tasks or None, output_dir)
+        written = regenerate_plots(run_dir, wanted or None, output_dir, suffix)
     except FileNotFoundError as err:
         raise click.ClickException(str(err)) from None
     for task, path in written.items():

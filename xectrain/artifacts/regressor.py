@@ -76,9 +76,13 @@ def find_prediction_csvs(run_dir: str | Path) -> dict[str, tuple[str, Path]]:
 
 
 def regenerate_plots(
-    run_dir: str | Path, tasks: Iterable[str] | None = None, out_dir: str | Path | None = None
+    run_dir: str | Path,
+    tasks: Iterable[str] | None = None,
+    out_dir: str | Path | None = None,
+    suffix: str = "",
 ) -> dict[str, Path]:
-    """Redraw the resolution PDFs of a run folder from its prediction CSVs."""
+    """Redraw the resolution PDFs of a run folder from its prediction CSVs, into `out_dir`
+    (default: the run folder) as resolution_<task>_<run><suffix>.pdf."""
     found = find_prediction_csvs(run_dir)
     if not found:
         raise FileNotFoundError(f"{run_dir}: no predictions_*.csv; run `xec validate` first")
@@ -94,7 +98,8 @@ def regenerate_plots(
         run, _ = found[task]
         true, pred = task_arrays(columns[task], task)
         context = _aligned_truths(columns, task)
-        path, _ = plot_task(task, true, pred, plot_path(out_dir or run_dir, task, run), context)
+        out = plot_path(out_dir or run_dir, task, run + suffix)
+        path, _ = plot_task(task, true, pred, out, context)
         written[task] = path
     return written
 
