@@ -1,5 +1,6 @@
 """`xec analyze`: an `xec infer` output against the truth (simulation) or the conventional
-reconstruction (real data) it carries: metrics per task and resolution plots."""
+reconstruction (real data) it carries: metrics per task and resolution plots; or MAE /
+inpainter prediction files: residuals of the reconstructed sensors per face and channel."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import click
 
 
 @click.command("analyze")
-@click.argument("predictions", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "predictions",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
 @click.option("-o", "--output-dir", type=click.Path(path_type=Path), default=None,
               help="Folder for analysis.json and the PDFs (default: beside the file, "
                    "<name>_analysis/).")  # fmt: skip
@@ -26,7 +32,7 @@ import click
 @click.option("--suffix", default="", help="Appended to every output file name (e.g. _v2).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def analyze(
-    predictions: Path,
+    predictions: tuple[Path, ...],
     output_dir: Path | None,
     against: str,
     tasks: str | None,
@@ -35,19 +41,27 @@ def analyze(
 ) -> None:
     """Compare the regressor predictions in PREDICTIONS (written by `xec infer`) with the
     reference they carry; events whose reference is invalid (1e10, NaN) are left out and
-    counted."""
+    counted. MAE / inpainter prediction files (several: the ranks of one validation) get the
+    residuals of their reconstructed sensors per face and channel instead."""
     from xectrain.analysis import AnalysisError, analyze_inference
 
-    out = output_dir or predictions.with_name(f"{predictions.stem}_analysis")
+    first = predictions[0]
+    out = output_dir or first.with_name(f"{first.stem}_analysis")
+    if _is_reconstruction(first):
+        _reconstruction(predictions, out, suffix, as_json)
+        return
+    if len(predictions) > 1:
+        raise click.UsageError("give one xec infer output at a time (several: MAE / inpainter)")
+    predictions_file = first
     subset = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
     try:
-        report = analyze_inference(predictions, out, against, subset, suffix)
+        report = analyze_inference(predictions_file, out, against, subset, suffix)
     except AnalysisError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
-    click.echo(f"{report['events']} events of {predictions} -> {out}")
+    click.echo(f"{report['events']} events of {predictions_file} -> {out}")
     for task, entry in report["tasks"].items():
         if "skipped" in entry:
             click.echo(f"  {task:<9} skipped: {entry['skipped']}")
@@ -56,3 +70,33 @@ def analyze(
         shown = ", ".join(f"{k} {v:.4g}" for k, v in list(m.items())[:4])
         left = f", {entry['left_out']} left out" if entry["left_out"] else ""
         click.echo(f"  {task:<9} vs {entry['reference']}: {entry['events']} events{left}; {shown}")
+
+
+def _is_reconstruction(path: Path) -> bool:
+    """An MAE / inpainter predictions file (its metadata has a `layout`)."""
+    from xectrain.artifacts.rootio import read_metadata
+
+    try:
+        return "layout" in read_metadata(path)
+    except Exception:  # not ROOT, or no metadata tree: analyze_inference explains
+        return False
+
+
+def _reconstruction(paths: tuple[Path, ...], out: Path, suffix: str, as_json: bool) -> None:
+    from xectrain.recon_analysis import analyze_reconstruction
+
+    try:
+        report = analyze_reconstruction(paths, out, suffix)
+    except (ValueError, KeyError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    click.echo(f"{report['kind']} predictions of {len(paths)} file(s) -> {out}")
+    for face, per in report["faces"].items():
+        parts = [
+            f"{c}: n {v['n']}, bias {v['bias']:.3g}, rmse {v['rmse']:.3g}"
+            for c, v in per.items()
+            if v["n"]
+        ]
+        click.echo(f"  {face:<7} " + "; ".join(parts))

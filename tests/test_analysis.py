@@ -91,3 +91,53 @@ def test_refusals(tmp_path: Path) -> None:
     (tmp_path / "junk.root").write_bytes(b"junk")
     out = _run("analyze", str(tmp_path / "junk.root"))
     assert out.exit_code != 0 and "not a readable ROOT file" in out.output
+
+
+def _recon_file(path: Path, layout: str, events: int, seed: int, channels=("npho", "time")):
+    """Predictions with known residuals: npho +10 % on the inner face, -5 % elsewhere; time
+    +0.5 ns; 30 % of the sensors masked, 2 % of those invalid before masking."""
+    from xecdata.geometry import sensor_table
+    from xectrain.artifacts.rootio import PredictionRootWriter
+
+    rng = np.random.default_rng(seed)
+    inner = sensor_table().face == 0
+    truth = np.empty((events, 4760, 2), np.float32)
+    truth[..., 0], truth[..., 1] = 100.0, 20.0
+    pred = truth.copy()
+    pred[..., 0] = np.where(inner, 110.0, 95.0)
+    pred[..., 1] += 0.5
+    mask = rng.random((events, 4760)) < 0.3
+    invalid = mask & (rng.random((events, 4760)) < 0.02)
+    meta = {"kind": "mae" if layout == "event" else "inpainter"}
+    with PredictionRootWriter(path, layout, channels, meta) as w:
+        w.write(truth, pred, mask & ~invalid if layout == "sensor" else mask,
+                np.arange(events), invalid=invalid)  # fmt: skip
+    return mask & ~invalid, inner
+
+
+def test_reconstruction_files_per_face_and_channel(tmp_path: Path) -> None:
+    m0, inner = _recon_file(tmp_path / "r0.root", "event", 6, seed=0)
+    m1, _ = _recon_file(tmp_path / "r1.root", "event", 4, seed=1)
+    out = _run("analyze", str(tmp_path / "r0.root"), str(tmp_path / "r1.root"), "--json",
+               "-o", str(tmp_path / "a"))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    rep = json.loads(out.output)
+    assert rep["kind"] == "mae" and rep["channels"] == ["npho", "time"]
+    n_inner = int(m0[:, inner].sum() + m1[:, inner].sum())
+    n_outer = int(m0[:, ~inner].sum() + m1[:, ~inner].sum())
+    f = rep["faces"]
+    assert f["inner"]["npho"] == pytest.approx({"n": n_inner, "bias": 10, "mae": 10, "rmse": 10})
+    assert sum(f[k]["npho"]["n"] for k in f if k != "inner") == n_outer
+    assert f["outer"]["npho"]["bias"] == pytest.approx(-5.0)
+    assert f["top"]["time"] == pytest.approx(
+        {"n": f["top"]["npho"]["n"], "bias": 0.5, "mae": 0.5, "rmse": 0.5}, rel=1e-5
+    )
+    assert (tmp_path / "a" / "recon_analysis.pdf").read_bytes().startswith(b"%PDF")
+
+    _recon_file(tmp_path / "s.root", "sensor", 5, seed=2, channels=("npho",))
+    out = _run("analyze", str(tmp_path / "s.root"), "--json", "-o", str(tmp_path / "b"))
+    rep = json.loads(out.output)
+    assert rep["kind"] == "inpainter" and rep["channels"] == ["npho"]
+    assert rep["faces"]["inner"]["npho"]["bias"] == pytest.approx(10.0)
+    out = _run("analyze", str(tmp_path / "r0.root"), str(tmp_path / "s.root"))
+    assert out.exit_code != 0 and "differ in kind/layout/channels" in out.output
