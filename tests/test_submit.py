@@ -1,0 +1,89 @@
+"""`xec submit`: SLURM job files that run torchrun training (or Jupyter), executed here with
+stand-ins for srun / scontrol / torchrun / sbatch to check the command they end up running."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from xec_cli.main import main
+
+
+def _shims(tmp_path: Path) -> dict[str, str]:
+    """PATH with srun (runs its arguments), scontrol, torchrun (records its arguments, one per
+    line) and sbatch (answers like SLURM); a fake environment with bin/activate."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    scripts = {
+        "srun": 'exec "$@"',
+        "scontrol": "echo node17; echo node18",
+        "torchrun": f'printf "%s\\n" "$@" > {tmp_path / "torchrun.args"}',
+        "sbatch": 'echo "Submitted batch job 4242"',
+    }
+    for name, body in scripts.items():
+        (bin_ / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_ / name).chmod(0o755)
+    env = tmp_path / "env" / "bin"
+    env.mkdir(parents=True)
+    (env / "activate").write_text("export XEC_ACTIVATED=yes\n")
+    return {"PATH": f"{bin_}:{os.environ['PATH']}", "ENV": str(tmp_path / "env")}
+
+
+def test_training_job_runs_torchrun_with_options_and_env_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shims = _shims(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(main, [
+        "submit", "-p", "gh-daily", "--nodes", "2", "--gpus", "4", "--env", shims["ENV"],
+        "--dry-run", "regressor", "-c", "configs/regressor.yaml", "--store", "my store.xec.zarr",
+        "--set", "training.lr=1e-4",
+    ])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    job = tmp_path / "jobs" / "xec-regressor.sbatch"
+    text = job.read_text()
+    log = f"#SBATCH --output={tmp_path}/jobs/%x-%j.out"
+    for line in ("#SBATCH --partition=gh-daily", "#SBATCH --nodes=2", "#SBATCH --gpus-per-node=4",
+                 "#SBATCH --cpus-per-task=64", log):  # fmt: skip
+        assert line in text.splitlines()
+    env = {"PATH": shims["PATH"], "SLURM_JOB_NODELIST": "node[17-18]", "SLURM_JOB_ID": "9",
+           "BATCH_SIZE": "512", "TASKS": "angle,energy", "HOME": str(tmp_path)}  # fmt: skip
+    subprocess.run(["bash", str(job)], env=env, check=True, cwd=tmp_path)
+    args = (tmp_path / "torchrun.args").read_text().splitlines()
+    assert args[:5] == ["--nnodes=2", "--nproc-per-node=4", "--rdzv-id=9", "--rdzv-backend=c10d",
+                        "--rdzv-endpoint=node17:29500"]  # fmt: skip
+    assert args[5:] == ["-m", "xec_cli.main", "train", "regressor", "-c", "configs/regressor.yaml",
+                        "--store", "my store.xec.zarr", "--set", "training.lr=1e-4",
+                        "--batch-size", "512", "--tasks", "angle,energy"]  # fmt: skip
+
+    env["XEC_ENV_X86"] = str(tmp_path / "nowhere")  # neither a venv nor a conda env here
+    env["PATH"] = f"{tmp_path / 'bin'}:/usr/bin:/bin"
+    res = subprocess.run(["bash", str(job)], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 2 and "no Python environment at" in res.stderr
+
+
+def test_submission_and_jupyter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shims = _shims(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", shims["PATH"])
+    out = CliRunner().invoke(main, ["submit", "-p", "a100", "--name", "scan1", "mae", "-c", "x"])
+    assert out.exit_code == 0, out.output
+    assert (
+        "Submitted batch job 4242" in out.output and (tmp_path / "jobs" / "scan1.sbatch").is_file()
+    )
+
+    out = CliRunner().invoke(main, ["submit", "-p", "gh-interactive", "--port", "8890", "jupyter"])
+    assert out.exit_code == 0, out.output
+    text = (tmp_path / "jobs" / "xec-jupyter.sbatch").read_text()
+    assert "jupyter lab --no-browser --ip=127.0.0.1 --port=8890" in text
+    assert "ssh -N -L 8890:localhost:8890" in text and "#SBATCH --nodes=1" in text
+    out = CliRunner().invoke(main, ["submit", "-p", "x", "jupyter", "--epochs", "3"])
+    assert out.exit_code != 0 and "takes no training options" in out.output
+
+    (tmp_path / "bin" / "sbatch").write_text("#!/bin/bash\necho 'invalid partition' >&2; exit 1\n")
+    out = CliRunner().invoke(main, ["submit", "-p", "nope", "regressor"])
+    assert out.exit_code != 0 and "failed: invalid partition" in out.output
