@@ -22,14 +22,18 @@ def export() -> None:
 @click.option("--exporter", default="dynamo", show_default=True,
               type=click.Choice(["dynamo", "torchscript"]),
               help="torch.onnx exporter (torchscript: the legacy one, faster to run).")  # fmt: skip
-def onnx(checkpoint: Path, output: Path, raw_inputs: bool, opset: int, exporter: str) -> None:
+@click.option("--tasks", help="Regressor: export only these of its tasks, comma-separated "
+              "(e.g. angle,energy); default all.")  # fmt: skip
+def onnx(checkpoint: Path, output: Path, raw_inputs: bool, opset: int, exporter: str,
+         tasks: str | None) -> None:  # fmt: skip
     """Export CHECKPOINT (EMA weights) with physical-unit outputs, dynamic batch and xec
     metadata (scheme, geometry, tasks, units, transforms)."""
     from xectrain.checkpoint import CheckpointError
     from xectrain.serve import export_checkpoint
 
+    names = None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()]
     try:
-        path = export_checkpoint(checkpoint, output, raw_inputs, opset, exporter)
+        path = export_checkpoint(checkpoint, output, raw_inputs, opset, exporter, names)
     except (CheckpointError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"wrote {path}")

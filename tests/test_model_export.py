@@ -14,6 +14,7 @@ import torch
 from xecdata.schemes import get_scheme
 from xecmodel import TASKS, TaskSpec, create_model, export_onnx, read_onnx_metadata
 from xecmodel.export import _graph, example_inputs
+from xecmodel.regressor import XECRegressor
 
 SCHEME = get_scheme("new@1")
 SCHEMA = json.loads(
@@ -112,3 +113,41 @@ def test_read_metadata_refuses_a_foreign_file(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="no xec metadata"):
         read_onnx_metadata(tmp_path / "f.onnx")
+
+
+def test_task_subset_export_matches_those_heads_of_the_full_model(tmp_path: Path) -> None:
+    """tasks=[...] exports only those heads: outputs and metadata describe the subset, and
+    onnxruntime gives the full torch model's predictions for them."""
+    torch.manual_seed(0)
+    model = create_model("regressor", "tiny", scheme=SCHEME, tasks=TASK_MIX[:4]).eval()
+    assert isinstance(model, XECRegressor)
+    path = export_onnx(model, tmp_path / "m.onnx", exporter="torchscript",
+                       tasks=["uvwFI", "angle"])  # fmt: skip
+    args = example_inputs(model, raw_inputs=False, batch=3)
+    with torch.no_grad():
+        want = model.predict(*args)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["angle", "uvwFI"]  # the model's order
+    for name, got in zip(["angle", "uvwFI"], session.run(None, {"x": args[0].numpy()}),
+                         strict=True):  # fmt: skip
+        np.testing.assert_allclose(got, want[name].numpy(), rtol=1e-5, atol=1e-4, err_msg=name)
+    meta = read_onnx_metadata(path)
+    jsonschema.validate(meta, SCHEMA)
+    assert meta["tasks"] == meta["outputs"] == ["angle", "uvwFI"]
+    assert set(meta["output_units"]) == set(meta["target_transforms"]) == {"angle", "uvwFI"}
+    assert [t["name"] for t in meta["model_config"]["tasks"]] == ["angle", "uvwFI"]
+    assert meta["target_transforms"]["angle"]["mean"] == [90.0, 0.0]
+    assert model.task_names == ["angle", "energy", "timing", "uvwFI"]  # the model is untouched
+
+
+def test_task_subset_errors_name_the_task_and_the_model_tasks(tmp_path: Path) -> None:
+    model = create_model("regressor", "tiny", scheme=SCHEME, tasks=TASK_MIX[:2])
+    with pytest.raises(ValueError, match=r"unknown task 'angel'.*model has angle, energy"):
+        export_onnx(model, tmp_path / "m.onnx", tasks=["angel"])
+    with pytest.raises(ValueError, match=r"no task 'timing'; it has angle, energy"):
+        export_onnx(model, tmp_path / "m.onnx", tasks=["angle", "timing"])
+    with pytest.raises(ValueError, match="tasks apply to a regressor"):
+        export_onnx(
+            create_model("mae", "tiny", scheme=SCHEME), tmp_path / "m.onnx", tasks=["angle"]
+        )
+    assert not (tmp_path / "m.onnx").exists()

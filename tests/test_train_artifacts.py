@@ -175,3 +175,92 @@ def test_root_writer_leaves_nothing_on_error(tmp_path: Path) -> None:
                      np.ones((1, N_SENSORS), bool), np.arange(1))  # fmt: skip
         raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_validation_root_holds_the_csv_rows_in_baskets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """validation_results_<run>.root: one entry per event, the CSV columns as float32
+    branches, ids, n_gamma class probabilities, metadata; written in several baskets."""
+    from xectrain.artifacts import regressor
+
+    monkeypatch.setattr(regressor, "ROOT_CHUNK", 7)  # 50 events -> 8 baskets
+    rng = np.random.default_rng(1)
+    n = 50
+    probs = rng.dirichlet(np.ones(5), n)
+    results = {"angle": _fake_results(n)["angle"], "energy": _fake_results(n)["energy"],
+               "n_gamma": (rng.integers(0, 5, (n, 1)).astype(np.float64), probs)}  # fmt: skip
+    # float32, as validation delivers them: the CSV's 9 digits give back every value exactly
+    results = {k: (t.astype(np.float32), p.astype(np.float32)) for k, (t, p) in results.items()}
+    ids = {"event_index": np.arange(n) + 500, "run": np.full(n, 9), "event": np.arange(n) * 2}
+    meta: dict[str, str | int | float] = {"scheme_id": "new@1", "epoch": 4}
+    written = regressor.write_regressor_artifacts(tmp_path, "r", results, ids, meta)
+    assert written["root"] == tmp_path / "validation_results_r.root"
+    with uproot.open(written["root"]) as f:
+        tree = f["predictions"]
+        assert tree.num_entries == n and len(tree["pred_theta"].member("fBasketEntry")) > 7
+        arrays = tree.arrays(library="np")
+    for task in results:
+        _, cols = read_predictions_csv(written[f"csv_{task}"])
+        for name, column in cols.items():
+            want = column.astype(
+                np.int64 if name in ("event_index", "run", "event") else np.float32
+            )
+            assert np.array_equal(arrays[name], want), name
+    assert arrays["pred_n_gamma"].tolist() == probs.argmax(1).tolist()
+    assert np.array_equal(arrays["prob_n_gamma"], probs.astype(np.float32))
+    md = read_metadata(written["root"])
+    assert md["tasks"] == "angle,energy,n_gamma" and md["n_events"] == n and md["epoch"] == 4
+    assert '"energy": "GeV"' in str(md["units"]) and md["scheme_id"] == "new@1"
+
+
+class _Tracker:
+    def __init__(self) -> None:
+        self.logged: list[str] = []
+
+    def log_artifact(self, path: Path, folder: str | None = None) -> None:
+        self.logged.append(path.name)
+
+
+def _best_at(run_dir: Path, epoch: int, keep: int, tracker: _Tracker) -> None:
+    """write_best_artifacts of a new best after `epoch` (a stand-in trainer)."""
+    from types import SimpleNamespace
+
+    from xectrain.runio import write_best_artifacts
+
+    ckpt = SimpleNamespace(save_artifacts=True, best_artifacts_keep=keep)
+    cfg = SimpleNamespace(checkpoint=ckpt, data=SimpleNamespace(val_split="val"))
+    model = SimpleNamespace(scheme_id="new@1", scheme_hash="h", geometry_id="g")
+    tr = SimpleNamespace(cfg=cfg, raw=model, epoch=epoch, best_worst=[])
+    true = np.linspace(0.02, 0.05, 40)[:, None]
+    ev = SimpleNamespace(results={"energy": (true, true * (1 + 0.01 * epoch))}, worst=[],
+                         ids={"event_index": np.arange(40)})  # fmt: skip
+    write_best_artifacts(tr, SimpleNamespace(regressor=ev), run_dir, tracker)  # type: ignore[arg-type]
+
+
+def test_best_epoch_sets_keep_their_suffix_and_the_plain_set_is_the_best(tmp_path: Path) -> None:
+    from xectrain.artifacts import find_prediction_csvs
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    tracker = _Tracker()
+    for epoch in (1, 2, 4):
+        _best_at(run_dir, epoch, 2, tracker)
+    names = sorted(p.name for p in run_dir.iterdir())
+    sets = {e: [f"predictions_energy_run_ep{e}.csv", f"resolution_energy_run_ep{e}.pdf",
+                f"validation_results_run_ep{e}.root"] for e in (2, 4)}  # fmt: skip
+    plain = [
+        "predictions_energy_run.csv",
+        "resolution_energy_run.pdf",
+        "validation_results_run.root",
+    ]
+    assert names == sorted(plain + sets[2] + sets[4])  # ep1 pruned (keep=2)
+    for a, b in zip(plain, sets[4], strict=True):
+        assert (run_dir / a).read_bytes() == (run_dir / b).read_bytes()  # the best is epoch 4
+    assert read_metadata(run_dir / "validation_results_run.root")["epoch"] == 4
+    assert sorted(tracker.logged) == sorted(plain * 3)  # MLflow: the plain set, on each best
+    assert find_prediction_csvs(run_dir)["energy"] == ("run", run_dir / plain[0])
+    (run_dir / plain[0]).unlink()  # without the plain CSV, `xec plots` takes the latest set
+    assert find_prediction_csvs(run_dir)["energy"][0] == "run_ep4"
+    _best_at(run_dir, 5, 0, tracker)  # keep=0: only the plain set remains
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(plain)

@@ -162,3 +162,63 @@ def test_train_on_a_user_scheme_known_only_to_the_store(
     out = CliRunner().invoke(main, _train_args(demo, "--store", str(store), "--set",
                                                "data.scheme=mine@1"))  # fmt: skip
     assert out.exit_code != 0 and "holds mine@2" in out.output
+
+
+def test_train_artifacts_root_epoch_sets_onnx_and_task_subsets(demo: Path) -> None:
+    """A regressor run writes validation_results_<run>.root (the CSV rows), the _ep1 set and
+    <run>.onnx (logged to MLflow); `xec validate` writes the ROOT file too, and its
+    predictions are what `xec infer` gives with the exported model and with a task subset."""
+    from mlflow.tracking import MlflowClient
+
+    from xectrain.artifacts import read_metadata, read_predictions_csv
+    from xectrain.checkpoint import load_checkpoint
+
+    out = _run(*_train_args(demo, "--tasks", "angle,energy", "--run-name", "art", "--set",
+                            "checkpoint.export_onnx=true", "--set",
+                            "checkpoint.onnx_exporter=torchscript"))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    run_dir = demo / "artifacts" / "art"
+    assert (run_dir / "validation_results_art_ep1.root").is_file()
+    with uproot.open(run_dir / "validation_results_art.root") as f:
+        rows = f["predictions"].arrays(library="np")
+    _, cols = read_predictions_csv(run_dir / "predictions_energy_art.csv")
+    assert len(rows["event_index"]) == 2 * 16 and np.array_equal(
+        rows["event_index"], cols["event_index"].astype(np.int64)
+    )
+    for name in ("true_energy", "pred_energy"):
+        assert np.array_equal(rows[name], cols[name].astype(np.float32)), name
+    assert {"true_theta", "pred_phi", "run", "event"} <= set(rows)
+    ckpt = str(run_dir / "checkpoint_best.pth")
+    client = MlflowClient(tracking_uri=f"sqlite:///{demo / 'mlruns.db'}")
+    logged = {a.path for a in client.list_artifacts(load_checkpoint(ckpt)["mlflow_run_id"])}
+    assert {"validation_results_art.root", "art.onnx"} <= logged
+
+    store = str(demo / "store.xec.zarr")
+    out = _run("validate", ckpt, "--store", store, "--max-batches", "1", "--batch-size", "16",
+               "-o", str(demo / "art_val"))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    val_root = demo / "art_val" / "validation_results_art_val.root"
+    with uproot.open(val_root) as f:
+        val = f["predictions"].arrays(library="np")
+    assert read_metadata(val_root)["tasks"] == "angle,energy" and len(val["event_index"]) == 16
+
+    sub = demo / "art_energy.onnx"
+    out = _run("export", "onnx", ckpt, "-o", str(sub), "--tasks", "energy",
+               "--exporter", "torchscript")  # fmt: skip
+    assert out.exit_code == 0, out.output
+    for model, tasks in ((run_dir / "art.onnx", "angle,energy"), (sub, "energy")):
+        pred = demo / f"{model.stem}.root"
+        out = _run("infer", str(model), store, "-o", str(pred), "--batch-size", "128")
+        assert out.exit_code == 0, out.output
+        with uproot.open(pred) as f:
+            got = f["predictions"].arrays(library="np")
+            assert str(f["metadata"]["tasks"].array(library="np")[0]) == tasks
+        assert ("pred_angle" in got) == (model != sub)
+        # the same events in the store: the validated predictions (EMA weights, float32)
+        np.testing.assert_allclose(got["pred_energy"][val["event_index"], 0], val["pred_energy"],
+                                   rtol=1e-4)  # fmt: skip
+    for bad, says in (("timing", "has no task 'timing'; it has angle, energy"),
+                      ("angel", "unknown task 'angel'")):  # fmt: skip
+        out = CliRunner().invoke(main, ["export", "onnx", ckpt, "-o", str(demo / "x.onnx"),
+                                        "--tasks", bad])  # fmt: skip
+        assert out.exit_code != 0 and says in out.output and ckpt in out.output

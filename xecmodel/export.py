@@ -18,6 +18,7 @@ schemas/onnx_metadata.schema.json).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,9 @@ from xecmodel.heads import TaskHead
 from xecmodel.inpainter import XECInpainter
 from xecmodel.mae import XECMAE
 from xecmodel.masking import already_invalid
-from xecmodel.registry import XECModel
+from xecmodel.registry import XECModel, create_model
 from xecmodel.regressor import XECRegressor
+from xecmodel.tasks import TASKS
 
 FORMAT_VERSION = 1
 EXPORTERS = ("dynamo", "torchscript")
@@ -105,6 +107,34 @@ def _graph(model: XECModel, raw_inputs: bool) -> tuple[nn.Module, list[str], lis
     raise TypeError(f"cannot export {type(model).__name__}; build it with xecmodel.create_model")
 
 
+def select_tasks(model: XECModel, tasks: Sequence[str] | None) -> XECModel:
+    """A regressor with only `tasks` (kept in the model's order; same encoder, readout and
+    heads, same weights); the model itself when `tasks` is None. Raises ValueError naming a
+    task that is unknown or that the model lacks, with the model's tasks."""
+    if tasks is None:
+        return model
+    if not isinstance(model, XECRegressor):
+        raise ValueError(f"tasks apply to a regressor; this model is a {type(model).__name__}")
+    have = model.task_names
+    if not tasks:
+        raise ValueError(f"give at least one task; the model has {', '.join(have)}")
+    for name in tasks:
+        if name not in TASKS:
+            raise ValueError(f"unknown task {name!r}; tasks are {', '.join(TASKS)} and this "
+                             f"model has {', '.join(have)}")  # fmt: skip
+        if name not in have:
+            raise ValueError(f"the model has no task {name!r}; it has {', '.join(have)}")
+    if set(tasks) == set(have):
+        return model
+    config = model.model_config
+    config["tasks"] = [t for t in config["tasks"] if t["name"] in tasks]
+    subset = create_model(**config)
+    dropped = tuple(f"heads.{name}." for name in have if name not in tasks)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(dropped)}
+    subset.load_state_dict(state)  # strict: every kept weight has its place
+    return subset.to(next(model.parameters()).device)
+
+
 def example_inputs(model: XECModel, raw_inputs: bool, batch: int = 2) -> tuple[torch.Tensor, ...]:
     """Plausible example inputs for tracing (and tests)."""
     g = torch.Generator().manual_seed(0)
@@ -126,8 +156,10 @@ def export_onnx(
     raw_inputs: bool = False,
     opset: int = 18,
     exporter: str = "dynamo",
+    tasks: Sequence[str] | None = None,
 ) -> Path:
-    """Write `model` (eval mode, fp32) as ONNX with dynamic batch and xec metadata."""
+    """Write `model` (eval mode, fp32) as ONNX with dynamic batch and xec metadata; `tasks`
+    exports only those heads of a regressor (outputs and metadata describe just them)."""
     import onnx
 
     if exporter not in EXPORTERS:
@@ -135,6 +167,7 @@ def export_onnx(
     if opset < 18:
         raise ValueError(f"opset {opset} is too old; use 18 or newer")
     path = Path(path)
+    model = select_tasks(model, tasks)
     was_training = model.training
     model.eval()
     try:

@@ -14,6 +14,7 @@ import torch
 from xecdata.schemes import Scheme
 
 from .artifacts import plot_worst_events, write_regressor_artifacts
+from .artifacts.regressor import copy_set, prune_epoch_sets
 from .checkpoint import (
     make_checkpoint,
     prune_snapshots,
@@ -200,13 +201,28 @@ def restore_trainer(tr: Trainer, ckpt: dict[str, Any], steps_per_epoch: int) -> 
     return run_id
 
 
+def artifact_metadata(model: Any, epoch: int, split: str) -> dict[str, str | int | float]:
+    """Provenance written into the validation ROOT file of a regressor."""
+    return {"scheme_id": model.scheme_id, "scheme_hash": model.scheme_hash,
+            "geometry_id": model.geometry_id, "epoch": epoch, "split": split}  # fmt: skip
+
+
 def write_best_artifacts(tr: Trainer, evaluation: Any, run_dir: Path, tracker: Tracker) -> None:
-    """Regressor: prediction CSVs and resolution PDFs of the new best epoch (logged to MLflow);
-    its worst events are kept for the end of the run."""
+    """Regressor, on a new best (epoch N): prediction CSVs, validation_results ROOT file and
+    resolution PDFs named `..._<run>_ep<N>.*`, copied to the plain `..._<run>.*` names, which
+    are logged to MLflow (replacing the previous best's). The run folder thus holds the plain
+    set (always the best model's, also after a crash) and the `_ep<N>` sets of the
+    checkpoint.best_artifacts_keep latest bests (older ones are deleted; with 0 only the plain
+    set is written). The worst events are kept for the end of the run."""
     if not tr.cfg.checkpoint.save_artifacts or evaluation.regressor is None:
         return
-    ev = evaluation.regressor
-    written = write_regressor_artifacts(run_dir, run_dir.name, ev.results, ev.ids)
+    ev, run, keep = evaluation.regressor, run_dir.name, tr.cfg.checkpoint.best_artifacts_keep
+    meta = artifact_metadata(tr.raw, tr.epoch, tr.cfg.data.val_split)
+    name = f"{run}_ep{tr.epoch}" if keep > 0 else run
+    written = write_regressor_artifacts(run_dir, name, ev.results, ev.ids, meta)
+    if keep > 0:
+        written = copy_set(written, name, run)
+    prune_epoch_sets(run_dir, run, keep)
     for path in written.values():
         tracker.log_artifact(path)
     tr.best_worst = ev.worst
@@ -216,7 +232,8 @@ def write_final_artifacts(
     tr: Trainer, loaders: Loaders, scheme: Scheme, run_dir: Path, tracker: Tracker
 ) -> None:
     """End of the run (rank 0): worst-event displays, saliency and face importance of the best
-    model, the resolved config; everything small in the run folder goes to MLflow."""
+    model, the ONNX export of the best model (checkpoint.export_onnx), the resolved config;
+    everything small in the run folder goes to MLflow."""
     if tr.cfg.checkpoint.save_artifacts and tr.cfg.model.kind == "regressor":
         from .insight import write_insight_plots
 
@@ -224,4 +241,15 @@ def write_final_artifacts(
         paths += write_insight_plots(tr, loaders, scheme, run_dir)
         for path in paths:
             tracker.log_artifact(path, "worst_events" if "worst_" in path.name else None)
+    if tr.cfg.checkpoint.export_onnx:
+        tracker.log_artifact(export_best_onnx(run_dir, tr.cfg.checkpoint.onnx_exporter))
     tracker.log_artifact(run_dir / "config.yaml")
+
+
+def export_best_onnx(run_dir: Path, exporter: str = "dynamo") -> Path:
+    """<run dir>/<run name>.onnx from checkpoint_best (its EMA weights), or from
+    checkpoint_last when no validation ever improved (e.g. no best metric was computed)."""
+    from .serve import export_checkpoint
+
+    source = run_dir / BEST if (run_dir / BEST).is_file() else run_dir / LAST
+    return export_checkpoint(source, run_dir / f"{run_dir.name}.onnx", exporter=exporter)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from xecmodel import create_model, export_onnx
+from xecmodel.export import select_tasks
 
 from .artifacts import plot_worst_events, write_regressor_artifacts
 from .checkpoint import CheckpointError, load_checkpoint
@@ -16,7 +18,7 @@ from .config import config_from_dict
 from .distributed import pick_device
 from .evaluate import validate_reconstruction, validate_regressor
 from .loop import amp_context
-from .runio import ID_TARGETS
+from .runio import ID_TARGETS, artifact_metadata
 from .tasks import StepOps
 from .validation import prediction_writer
 
@@ -36,13 +38,18 @@ def model_from_checkpoint(
 
 def export_checkpoint(
     path: str | Path, out: str | Path, raw_inputs: bool = False, opset: int = 18,
-    exporter: str = "dynamo",
+    exporter: str = "dynamo", tasks: Sequence[str] | None = None,
 ) -> Path:  # fmt: skip
-    """Write the checkpoint's (EMA) model as ONNX with physical outputs and xec metadata."""
+    """Write the checkpoint's (EMA) model as ONNX with physical outputs and xec metadata;
+    `tasks` exports only those of the regressor's tasks."""
     ckpt = load_checkpoint(path)
     if ckpt.get("format") != "xec-checkpoint":
         raise CheckpointError(f"{path} holds only an encoder; export a full checkpoint")
     model = model_from_checkpoint(ckpt)
+    try:
+        model = select_tasks(model, tasks)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     return export_onnx(model, out, raw_inputs=raw_inputs, opset=opset, exporter=exporter)
@@ -68,7 +75,8 @@ def validate_checkpoint(
     device: str = "auto",
 ) -> dict[str, float]:  # fmt: skip
     """Validate a checkpoint on `split` of `store`: metrics (also metrics.json), prediction
-    CSVs and resolution PDFs (regressor) or streamed ROOT predictions (MAE / inpainter)."""
+    CSVs, validation_results ROOT file and resolution PDFs (regressor) or streamed ROOT
+    predictions (MAE / inpainter)."""
     ckpt = load_checkpoint(path)
     cfg = config_from_dict(ckpt["config"])
     dev = pick_device(device)
@@ -84,7 +92,8 @@ def validate_checkpoint(
     if cfg.model.kind == "regressor":
         ev = validate_regressor(model, ops, loader, n, amp, model.scheme,
                                 cfg.checkpoint.worst_events)  # fmt: skip
-        write_regressor_artifacts(out, name, ev.results, ev.ids)
+        meta = artifact_metadata(model, int(ckpt.get("epoch", 0)), split)
+        write_regressor_artifacts(out, name, ev.results, ev.ids, meta)
         plot_worst_events(ev.worst, out, name)
         metrics = ev.metrics
     else:

@@ -1,5 +1,6 @@
 """Run artifacts: prediction CSVs, resolution / importance / saliency PDFs, event displays and
-streamed ROOT predictions. Figures are drawn with matplotlib's Agg canvas (no display needed)."""
+ROOT predictions (streamed MAE / inpainter files, the regressor's validation_results).
+Figures are drawn with matplotlib's Agg canvas (no display needed)."""
 
 from .csvio import TASK_COMPONENTS, csv_path, read_predictions_csv, write_predictions_csv
 from .eventdisplay import EventRecord, plot_event, plot_worst_events
@@ -10,15 +11,17 @@ from .regressor import (
     plot_task,
     regenerate_plots,
     write_regressor_artifacts,
+    write_validation_root,
 )
 from .resolution import energy_resolution_fit
-from .rootio import PredictionRootWriter, read_metadata
+from .rootio import PredictionRootWriter, TableRootWriter, read_metadata
 
 __all__ = [
     "PLOTTED_TASKS",
     "TASK_COMPONENTS",
     "EventRecord",
     "PredictionRootWriter",
+    "TableRootWriter",
     "csv_path",
     "energy_resolution_fit",
     "find_prediction_csvs",
@@ -33,4 +36,5 @@ __all__ = [
     "saliency_by_face",
     "write_predictions_csv",
     "write_regressor_artifacts",
+    "write_validation_root",
 ]

@@ -28,14 +28,9 @@ def csv_path(run_dir: str | Path, task: str, run_name: str) -> Path:
     return Path(run_dir) / f"predictions_{task}_{run_name}.csv"
 
 
-def write_predictions_csv(
-    path: str | Path,
-    task: str,
-    true: np.ndarray,
-    pred: np.ndarray,
-    ids: Mapping[str, np.ndarray] | None = None,
-) -> Path:
-    """Write (N, C) truth and predictions of `task` (C = its components) with event ids."""
+def task_columns(task: str, true: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
+    """{true_<c>, pred_<c>: (N,) float64} of `task` from (N, C) truth and predictions; the
+    column names of the CSVs and of the validation ROOT file (n_gamma scores -> class)."""
     comps = TASK_COMPONENTS[task]
     true = np.asarray(true, np.float64).reshape(len(true), -1)
     pred = np.asarray(pred, np.float64).reshape(len(pred), -1)
@@ -46,30 +41,54 @@ def write_predictions_csv(
             f"{task}: expected (N, {len(comps)}) truth and predictions, "
             f"got {true.shape} and {pred.shape}"
         )
-    n = len(true)
+    return {f"true_{c}": true[:, i] for i, c in enumerate(comps)} | {
+        f"pred_{c}": pred[:, i] for i, c in enumerate(comps)
+    }
+
+
+def id_columns(ids: Mapping[str, np.ndarray] | None, n: int) -> dict[str, np.ndarray]:
+    """event_index, run, event as (n,) int64; -1 where the ids are unknown."""
     ids = ids or {}
-    id_cols = [np.asarray(ids.get(k, np.full(n, -1)), np.int64) for k in ID_COLUMNS]
-    header = [*ID_COLUMNS, *(f"true_{c}" for c in comps), *(f"pred_{c}" for c in comps)]
+    return {k: np.asarray(ids.get(k, np.full(n, -1)), np.int64).reshape(n) for k in ID_COLUMNS}
+
+
+def write_predictions_csv(
+    path: str | Path,
+    task: str,
+    true: np.ndarray,
+    pred: np.ndarray,
+    ids: Mapping[str, np.ndarray] | None = None,
+) -> Path:
+    """Write (N, C) truth and predictions of `task` (C = its components) with event ids."""
+    columns = task_columns(task, true, pred)
+    id_cols = id_columns(ids, len(true))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = np.concatenate([np.stack(id_cols, axis=1).astype(np.float64), true, pred], axis=1)
-    fmt = ["%d"] * len(ID_COLUMNS) + ["%.9g"] * (2 * len(comps))
-    np.savetxt(path, table, fmt=fmt, delimiter=",", header=",".join(header), comments="")
+    table = np.stack([*(c.astype(np.float64) for c in id_cols.values()), *columns.values()], 1)
+    fmt = ["%d"] * len(id_cols) + ["%.9g"] * len(columns)
+    header = ",".join([*id_cols, *columns])
+    np.savetxt(path, table, fmt=fmt, delimiter=",", header=header, comments="")
     return path
+
+
+def csv_task(path: str | Path) -> str:
+    """The task of a predictions CSV, from the components of its header."""
+    with Path(path).open() as fh:
+        header = fh.readline().strip().split(",")
+    comps = tuple(h[len("true_") :] for h in header if h.startswith("true_"))
+    for task, names in TASK_COMPONENTS.items():
+        if names == comps:
+            return task
+    raise ValueError(f"{path}: columns {header} do not match any task's components")
 
 
 def read_predictions_csv(path: str | Path) -> tuple[str, dict[str, np.ndarray]]:
     """(task, columns) of a predictions CSV; the task is taken from the file's columns."""
-    path = Path(path)
-    with path.open() as fh:
+    task = csv_task(path)
+    with Path(path).open() as fh:
         header = fh.readline().strip().split(",")
     data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    cols = {name: data[:, i] for i, name in enumerate(header)}
-    comps = tuple(h[len("true_") :] for h in header if h.startswith("true_"))
-    for task, names in TASK_COMPONENTS.items():
-        if names == comps:
-            return task, cols
-    raise ValueError(f"{path}: columns {header} do not match any task's components")
+    return task, {name: data[:, i] for i, name in enumerate(header)}
 
 
 def task_arrays(cols: Mapping[str, np.ndarray], task: str) -> tuple[np.ndarray, np.ndarray]:

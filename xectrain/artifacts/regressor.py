@@ -1,17 +1,37 @@
-"""Regressor artifacts of a run folder: prediction CSVs and resolution PDFs, and regenerating
-the PDFs from the CSVs alone (`xec plots RUN_DIR`)."""
+"""Regressor artifacts of a run folder: prediction CSVs, the validation ROOT file and
+resolution PDFs, and regenerating the PDFs from the CSVs alone (`xec plots RUN_DIR`).
+
+Every file of one validation ends in `_<name>.<ext>`; training names the set of a best epoch
+`<run>_ep<N>` and copies it to the plain `<run>` names (see xectrain.runio)."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
-from .csvio import csv_path, read_predictions_csv, task_arrays, write_predictions_csv
+from xecmodel import TASKS
+
+from .csvio import (
+    csv_path,
+    csv_task,
+    id_columns,
+    read_predictions_csv,
+    task_arrays,
+    task_columns,
+    write_predictions_csv,
+)
 from .resolution import plot_angle, plot_energy, plot_position, plot_timing
+from .rootio import Metadata, TableRootWriter
 
 PLOTTED_TASKS: tuple[str, ...] = ("angle", "energy", "timing", "uvwFI")
+ROOT_CHUNK = 65_536  # events per basket of the validation ROOT file
+EPOCH_SUFFIX = re.compile(r"_ep(\d+)$")  # `<run>_ep<N>`: the artifact set of best epoch N
 
 
 def plot_path(out_dir: str | Path, task: str, run_name: str) -> Path:
@@ -42,15 +62,62 @@ def plot_task(
     raise ValueError(f"no resolution plot for task {task!r}; plotted: {', '.join(PLOTTED_TASKS)}")
 
 
+def root_path(out_dir: str | Path, run_name: str) -> Path:
+    """`validation_results_{run}.root` inside `out_dir`."""
+    return Path(out_dir) / f"validation_results_{run_name}.root"
+
+
+def _root_rows(
+    results: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    ids: Mapping[str, np.ndarray] | None,
+    start: int,
+    stop: int,
+) -> dict[str, np.ndarray]:
+    """Branches of events [start, stop): ids (int64), then per task the CSV columns (float32)
+    and, for n_gamma, the class probabilities `prob_n_gamma` (stop - start, classes)."""
+    part = {k: np.asarray(v)[start:stop] for k, v in (ids or {}).items()}
+    rows = id_columns(part, stop - start)
+    for task, (true, pred) in results.items():
+        true, pred = np.asarray(true)[start:stop], np.asarray(pred)[start:stop]
+        cols = task_columns(task, true, pred)
+        rows |= {k: v.astype(np.float32) for k, v in cols.items()}
+        if task == "n_gamma" and pred.reshape(len(pred), -1).shape[1] > 1:
+            rows["prob_n_gamma"] = pred.reshape(len(pred), -1).astype(np.float32)
+    return rows
+
+
+def write_validation_root(
+    path: str | Path,
+    results: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    ids: Mapping[str, np.ndarray] | None = None,
+    metadata: Metadata | None = None,
+) -> Path:
+    """Event-by-event truth and predictions of every task in `results` as tree `predictions`
+    (one entry per event, branches as in the CSVs) plus a one-entry `metadata` tree (tasks,
+    units, and whatever `metadata` adds: scheme, geometry, epoch, ...). Written one basket
+    of ROOT_CHUNK events at a time, so only one basket of branches exists at once."""
+    n = len(next(iter(results.values()))[0]) if results else 0
+    units = {t: "class" if t == "n_gamma" else TASKS[t].units for t in results}
+    meta = {"kind": "regressor", "tasks": ",".join(results), "units": json.dumps(units),
+            "n_events": n, **(metadata or {})}  # fmt: skip
+    with TableRootWriter(path, _root_rows(results, ids, 0, min(n, 1)), meta) as writer:
+        for start in range(0, n, ROOT_CHUNK):
+            writer.write(_root_rows(results, ids, start, min(start + ROOT_CHUNK, n)))
+    return Path(path)
+
+
 def write_regressor_artifacts(
     out_dir: str | Path,
     run_name: str,
     results: Mapping[str, tuple[np.ndarray, np.ndarray]],
     ids: Mapping[str, np.ndarray] | None = None,
+    metadata: Metadata | None = None,
 ) -> dict[str, Path]:
     """Write `predictions_{task}_{run}.csv` for every task in `results` ({task: (true, pred)},
-    same events in the same order) and the resolution PDF of each plotted task."""
-    written: dict[str, Path] = {}
+    same events in the same order), `validation_results_{run}.root` with all of them
+    (`metadata` goes into its metadata tree) and the resolution PDF of each plotted task."""
+    written: dict[str, Path] = {"root": write_validation_root(
+        root_path(out_dir, run_name), results, ids, metadata)}  # fmt: skip
     truths = {task: np.asarray(tp[0]).reshape(len(tp[0]), -1) for task, tp in results.items()}
     for task, (true, pred) in results.items():
         written[f"csv_{task}"] = write_predictions_csv(
@@ -64,15 +131,56 @@ def write_regressor_artifacts(
     return written
 
 
+def epoch_of(name: str) -> int | None:
+    """N of an artifact set named `<run>_ep<N>`; None for a plain name."""
+    m = EPOCH_SUFFIX.search(name)
+    return int(m.group(1)) if m else None
+
+
 def find_prediction_csvs(run_dir: str | Path) -> dict[str, tuple[str, Path]]:
-    """{task: (run name, path)} of the prediction CSVs in a run folder."""
+    """{task: (run name, path)} of the prediction CSVs in a run folder: the plain-named file
+    of each task (the best model's), else the one of the latest `_ep<N>` set."""
     found: dict[str, tuple[str, Path]] = {}
+    rank: dict[str, float] = {}
     for path in sorted(Path(run_dir).glob("predictions_*.csv")):
-        task, _ = read_predictions_csv(path)
+        task = csv_task(path)
         prefix = f"predictions_{task}_"
         run = path.stem[len(prefix) :] if path.stem.startswith(prefix) else path.stem
-        found[task] = (run, path)
+        epoch = epoch_of(run)
+        r = float("inf") if epoch is None else float(epoch)
+        if r >= rank.get(task, -1.0):
+            found[task], rank[task] = (run, path), r
     return found
+
+
+def copy_set(written: Mapping[str, Path], name: str, to_name: str) -> dict[str, Path]:
+    """Copy an artifact set named `name` (paths ending in `_<name>.<ext>`) to `to_name`; each
+    copy is written under a temporary name and renamed, so readers never see half a file."""
+    copies: dict[str, Path] = {}
+    for key, path in written.items():
+        stem = path.name[: -len(f"_{name}{path.suffix}")]
+        target = path.with_name(f"{stem}_{to_name}{path.suffix}")
+        tmp = target.with_name(target.name + ".partial")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+        copies[key] = target
+    return copies
+
+
+def prune_epoch_sets(run_dir: str | Path, run_name: str, keep: int) -> list[Path]:
+    """Delete the `<run>_ep<N>` artifact sets of a run folder but the `keep` most recently
+    written (by file time, then N: a run resumed with reset_epoch counts epochs anew)."""
+    pattern = re.compile(rf"^(predictions_.+|resolution_.+|validation_results)_"
+                         rf"{re.escape(run_name)}_ep(\d+)\.(csv|pdf|root)$")  # fmt: skip
+    sets: dict[int, list[Path]] = {}
+    for path in Path(run_dir).iterdir():
+        if m := pattern.match(path.name):
+            sets.setdefault(int(m.group(2)), []).append(path)
+    order = sorted(sets, key=lambda ep: (max(p.stat().st_mtime for p in sets[ep]), ep))
+    doomed = [p for ep in order[: max(len(order) - max(keep, 0), 0)] for p in sets[ep]]
+    for path in doomed:
+        path.unlink()
+    return doomed
 
 
 def regenerate_plots(

@@ -1,14 +1,17 @@
-"""Streaming ROOT output of MAE / inpainter predictions (one basket per batch, bounded memory).
+"""Streaming ROOT output of predictions (one basket per batch, bounded memory).
 
-Two layouts, both with a one-entry `metadata` tree (kind, channels, units, scheme id and hash,
-geometry id, ...):
+Three layouts, each with a one-entry `metadata` tree (kind, channels or tasks, units, scheme id
+and hash, geometry id, ...):
 - `event` (MAE): one entry per event with (4760,) arrays truth_*, pred_*, err_*, mask (randomly
   masked), invalid (already invalid before masking) and masked_npho, masked_time (the model
   input after masking, normalized: masked sensors hold the scheme's sentinels; not physical);
 - `sensor` (inpainter): one entry per masked sensor: event_idx, run, event, sensor_id, face,
-  truth_*, pred_*, error_*.
-Values are physical (photons, ns) unless the metadata says otherwise. The file is written under
-a temporary name and renamed on close, so a crash never leaves a truncated file at `path`.
+  truth_*, pred_*, error_*;
+- regressor validation (`validation_results_<run>.root`, TableRootWriter): one entry per event:
+  event_index, run, event, then true_<c> / pred_<c> per component of each task, the CSV columns.
+Values are physical (photons, ns; deg, GeV, cm) unless the metadata says otherwise. The file is
+written under a temporary name and renamed on close, so a crash never leaves a truncated file
+at `path`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import awkward as ak
 import numpy as np
@@ -25,9 +29,81 @@ import uproot
 from xecdata.geometry import N_SENSORS, sensor_table
 
 CHANNEL_INDEX = {"npho": 0, "time": 1}
+Metadata = Mapping[str, str | int | float]
+W = TypeVar("W", bound="RootTreeFile")
 
 
-class PredictionRootWriter:
+class RootTreeFile:
+    """Tree `predictions` written batch by batch with `extend`; `close()` adds the one-entry
+    `metadata` tree and moves `<path>.partial` to `path`, `abort()` drops it."""
+
+    def __init__(self, path: str | Path, branch_types: Mapping[str, object],
+                 metadata: Metadata) -> None:  # fmt: skip
+        self.path = Path(path)
+        self.metadata = dict(metadata)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(self.path.name + ".partial")
+        self._file = uproot.recreate(self._tmp)
+        self._file.mktree("predictions", dict(branch_types))
+        self.entries = 0
+
+    def extend(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Append one basket; every array has the same length (nothing is written for 0)."""
+        n = len(next(iter(arrays.values())))
+        if n:
+            self._file["predictions"].extend(dict(arrays))
+            self.entries += n
+
+    def close(self) -> Path:
+        """Write the metadata tree and move the file to its final name."""
+        meta = {
+            k: ak.Array([v]) if isinstance(v, str) else np.asarray([v])
+            for k, v in self.metadata.items()
+        }
+        self._file["metadata"] = meta
+        self._file.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the partial file (after an error)."""
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self: W) -> W:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class TableRootWriter(RootTreeFile):
+    """One entry per row: scalar branches from (N,) arrays, fixed-size arrays from (N, K);
+    the branch set and dtypes are those of `example` (e.g. the first batch)."""
+
+    def __init__(self, path: str | Path, example: Mapping[str, np.ndarray],
+                 metadata: Metadata | None = None) -> None:  # fmt: skip
+        types = {k: np.dtype((v.dtype, v.shape[1:])) for k, v in example.items()}
+        super().__init__(path, types, metadata or {})
+        self.branches = tuple(types)
+
+    def write(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """One batch: the same branches as the example."""
+        if set(arrays) != set(self.branches):
+            raise ValueError(f"{self.path}: batch has branches {sorted(arrays)}, "
+                             f"the tree {sorted(self.branches)}")  # fmt: skip
+        self.extend({k: arrays[k] for k in self.branches})
+
+
+class PredictionRootWriter(RootTreeFile):
     """Append batches with `write(...)`; `close()` adds the metadata tree and renames the file."""
 
     def __init__(
@@ -42,19 +118,10 @@ class PredictionRootWriter:
         unknown = set(channels) - set(CHANNEL_INDEX)
         if unknown or not channels:
             raise ValueError(f"channels {list(channels)} must be a non-empty subset of npho, time")
-        self.path = Path(path)
         self.layout, self.channels = layout, tuple(channels)
-        self.metadata = {
-            "layout": layout,
-            "predict_channels": ",".join(self.channels),
-            **(metadata or {}),
-        }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(self.path.name + ".partial")
-        self._file = uproot.recreate(self._tmp)
-        self._file.mktree("predictions", self._branch_types())
+        meta = {"layout": layout, "predict_channels": ",".join(self.channels), **(metadata or {})}
+        super().__init__(path, self._branch_types(), meta)
         self._face = sensor_table().face.astype(np.int8)
-        self.entries = 0
 
     def _branch_types(self) -> dict[str, object]:
         per_sensor = np.dtype((np.float32, (N_SENSORS,)))
@@ -119,39 +186,7 @@ class PredictionRootWriter:
                 c = CHANNEL_INDEX[ch]
                 t, p = truth[ev, sensor, c], pred[ev, sensor, c]
                 arrays |= {f"truth_{ch}": t, f"pred_{ch}": p, f"error_{ch}": p - t}
-        if len(arrays["event_idx"]):
-            self._file["predictions"].extend(arrays)
-            self.entries += len(arrays["event_idx"])
-
-    def close(self) -> Path:
-        """Write the metadata tree and move the file to its final name."""
-        meta = {
-            k: ak.Array([v]) if isinstance(v, str) else np.asarray([v])
-            for k, v in self.metadata.items()
-        }
-        self._file["metadata"] = meta
-        self._file.close()
-        os.replace(self._tmp, self.path)
-        return self.path
-
-    def abort(self) -> None:
-        """Drop the partial file (after an error)."""
-        self._file.close()
-        self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> PredictionRootWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+        self.extend(arrays)
 
 
 def read_metadata(path: str | Path) -> dict[str, object]:

@@ -225,6 +225,13 @@ class CheckpointConfig:
     """On resume: open a new MLflow run instead of continuing the recorded one."""
     save_artifacts: bool = True
     """Write prediction CSVs and plots after validation of a new best and at the end."""
+    best_artifacts_keep: int = 3
+    """Regressor: also keep the CSVs, ROOT file and PDFs of the N latest best epochs (*_ep<N>.*)
+    beside the plain-named ones of the best; 0 keeps only the plain-named ones."""
+    export_onnx: bool = False
+    """At the end, export the best model to <run dir>/<run name>.onnx (as `xec export onnx`)."""
+    onnx_exporter: Literal["dynamo", "torchscript"] = "dynamo"
+    """torch.onnx exporter of export_onnx (torchscript: the legacy one, faster to run)."""
     predictions_every: int = 10
     """MAE/inpainter: stream validation predictions to ROOT every N epochs (and at the end)."""
     worst_events: int = 5

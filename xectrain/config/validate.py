@@ -142,6 +142,7 @@ def _checkpoint(cfg: RunConfig, report: Report) -> None:
     c = cfg.checkpoint
     _positive(report, "checkpoint.every", c.every)
     _positive(report, "checkpoint.keep", c.keep, allow_zero=True)
+    _positive(report, "checkpoint.best_artifacts_keep", c.best_artifacts_keep, allow_zero=True)
     _positive(report, "checkpoint.predictions_every", c.predictions_every)
     _positive(report, "checkpoint.worst_events", c.worst_events, allow_zero=True)
     if not c.best_metric.startswith("val/"):
