@@ -173,3 +173,14 @@ def test_augment_section_matches_the_loader_augmenter() -> None:
     ours = {f.name: f.default for f in dataclasses.fields(AugmentConfig)}
     theirs = {f.name: f.default for f in dataclasses.fields(LoaderAugment)}
     assert ours == theirs
+
+
+def test_readout_threshold_reaches_the_model_and_is_range_checked() -> None:
+    from xecdata.schemes import get_scheme
+    from xectrain.tasks import build_model
+
+    cfg = load_config("regressor", overrides=["model.readout_dim=4", "model.readout_threshold=0.3"])
+    model = build_model(cfg, get_scheme(cfg.data.scheme))
+    assert model.readout is not None and model.readout.threshold == 0.3
+    with pytest.raises(ConfigError, match=r"model\.readout_threshold: must lie in \[0, 1\)"):
+        load_config("regressor", overrides=["model.readout_threshold=1.5"])

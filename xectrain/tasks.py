@@ -40,7 +40,8 @@ def model_options(cfg: RunConfig) -> dict[str, Any]:
         "drop_path_rate": m.drop_path,
     }
     if m.kind == "regressor":
-        return opts | ({"readout_dim": m.readout_dim} if m.readout_dim else {})
+        readout = {"readout_dim": m.readout_dim, "readout_threshold": m.readout_threshold}
+        return opts | (readout if m.readout_dim else {})
     opts |= {
         "mask_ratio": m.mask_ratio,
         "mask_pool": m.mask_pool,

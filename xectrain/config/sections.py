@@ -72,6 +72,9 @@ class ModelConfig:
     """Position embedding of the face tokens in the fusion transformer."""
     readout_dim: int | None = None
     """Regressor: width of the learned weighted-pooling readout over sensors; null disables."""
+    readout_threshold: float = 0.1
+    """Regressor readout: sensors with a learned weight at or above this (0-1) enter the max/min
+    pooling (the weighted mean and sum use every live sensor)."""
     drop_path: float = 0.0
     """Stochastic depth rate of the encoder blocks."""
     encoder_from: str | None = None

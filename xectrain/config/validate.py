@@ -66,6 +66,7 @@ def _model(cfg: RunConfig, report: Report) -> None:
             f"{list(FINE_SHAPE)} (e.g. [3, 3], [5, 4], [1, 1])"
         )
     _fraction(report, "model.drop_path", m.drop_path)
+    _fraction(report, "model.readout_threshold", m.readout_threshold)
     if m.kind in ("mae", "inpainter"):
         _fraction(report, "model.mask_ratio", m.mask_ratio, low_open=True)
         _positive(report, "model.time_mask_ratio_scale", m.time_mask_ratio_scale)
