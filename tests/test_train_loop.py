@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from tests.trainhelpers import ListLoader, tiny_config, toy_events, toy_loaders
 from xectrain.artifacts import read_metadata, read_predictions_csv
 from xectrain.artifacts.csvio import task_arrays
-from xectrain.checkpoint import load_checkpoint
+from xectrain.checkpoint import encoder_state, load_checkpoint
 from xectrain.metrics import angle_metrics, energy_metrics
 from xectrain.run import train
 from xectrain.runio import Loaders
@@ -148,6 +148,10 @@ def test_mae_then_inpainter_with_the_mae_encoder(tmp_path: Path) -> None:
         assert f["predictions"].num_entries == 8
     assert read_metadata(root)["scheme_id"] == "new@1"
     source = mae.run_dir / "checkpoint_best.pth"
+    per_epoch = load_checkpoint(mae.run_dir / "mae_encoder_epoch_001.pth")  # every=1, 1 epoch
+    assert per_epoch["kind"] == "encoder" and per_epoch["source_kind"] == "mae"
+    assert all(torch.equal(v, per_epoch["encoder"][k]) for k, v in encoder_state(
+        load_checkpoint(mae.run_dir / "checkpoint_last.pth")).items())  # fmt: skip
     inp = train(
         tiny_config("inpainter", tmp_path, "tracking.enabled=false", "training.epochs=1",
                     "tracking.run_name=inp", f"checkpoint.resume_from={source}",

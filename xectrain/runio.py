@@ -155,7 +155,9 @@ def save_epoch_checkpoints(
     tr: Trainer, loader: Any, scheme: Scheme, run_dir: Path, run_id: str | None, improved: bool
 ) -> None:
     """checkpoint_last every checkpoint.every epochs and at the end, checkpoint_best on a new
-    best (plus the MAE encoder), and the last checkpoint.keep per-epoch snapshots."""
+    best (plus the MAE encoder), and the last checkpoint.keep per-epoch snapshots. An MAE also
+    writes its (EMA) encoder as mae_encoder_epoch_NNN.pth whenever checkpoint_last is written,
+    a small file per epoch to fine-tune from (mae_encoder_best.pth: the best one)."""
     c = tr.cfg.checkpoint
     last = tr.epoch >= tr.cfg.training.epochs
     if not (improved or last or tr.epoch % c.every == 0 or c.keep):
@@ -163,6 +165,8 @@ def save_epoch_checkpoints(
     ckpt = trainer_checkpoint(tr, loader, scheme, run_id)
     if last or tr.epoch % c.every == 0:
         save_checkpoint(run_dir / LAST, ckpt)
+        if tr.cfg.model.kind == "mae":
+            save_encoder(run_dir / f"mae_encoder_epoch_{tr.epoch:03d}.pth", ckpt)
     if improved:
         save_checkpoint(run_dir / BEST, ckpt)
         if tr.cfg.model.kind == "mae":
