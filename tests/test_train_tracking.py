@@ -105,3 +105,26 @@ def test_gpu_memory_metrics_from_the_allocator(monkeypatch: pytest.MonkeyPatch) 
     assert m["system/gpu_memory_used_pct"] == pytest.approx(5.0)
     assert m["system/gpu_utilization_pct"] == pytest.approx(3.75)
     assert m["system/memory_fragmentation"] == pytest.approx(0.25)
+
+
+def test_tensorboard_scalars_even_without_mlflow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = TrackingConfig(enabled=False, tensorboard=str(tmp_path / "tb"))
+    tracker = Tracker(cfg)
+    assert tracker.start("run-tb") is None  # no MLflow run
+    tracker.log_metrics({"val/total_loss": 0.5, "train/lr": 1e-4}, step=0)
+    tracker.log_metrics({"val/total_loss": 0.25, "bad": float("nan")}, step=1)
+    tracker.end()
+    acc = EventAccumulator(str(tmp_path / "tb" / "run-tb"))
+    acc.Reload()
+    assert sorted(acc.Tags()["scalars"]) == ["train/lr", "val/total_loss"]
+    loss = [(e.step, e.value) for e in acc.Scalars("val/total_loss")]
+    assert loss == [(0, 0.5), (1, 0.25)]
+    assert Tracker(cfg, rank=1).start("other") is None and not (tmp_path / "tb" / "other").exists()
+
+    monkeypatch.setitem(__import__("sys").modules, "torch.utils.tensorboard", None)
+    with pytest.raises(RuntimeError, match=r"pip install tensorboard"):
+        Tracker(cfg).start("run-2")

@@ -1,4 +1,6 @@
 """MLflow tracking: params once per run, metrics per epoch, system metrics, artifacts; rank 0 only.
+With tracking.tensorboard set, the metrics also go to TensorBoard event files (even with MLflow
+off), for users who follow loss curves there.
 
 The default backend is an embedded SQLite file (`sqlite:///mlruns.db`) with artifacts in a
 local folder, so nothing needs a server; any tracking URI works by option. The client API is
@@ -45,6 +47,20 @@ class Tracker:
         self.active = cfg.enabled and rank == 0
         self.run_id: str | None = None
         self._client: Any = None
+        self._tb: Any = None  # TensorBoard SummaryWriter (rank 0, tracking.tensorboard set)
+        self._rank = rank
+
+    def _open_tensorboard(self, run_name: str) -> None:
+        if not self.cfg.tensorboard or self._rank != 0:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise RuntimeError(
+                "tracking.tensorboard is set but the tensorboard package is missing: "
+                "pip install tensorboard (or xec[tensorboard]), or unset tracking.tensorboard"
+            ) from None
+        self._tb = SummaryWriter(log_dir=str(Path(self.cfg.tensorboard) / run_name))
 
     @property
     def client(self) -> Any:
@@ -70,6 +86,7 @@ class Tracker:
         tags: Mapping[str, str] | None = None,
     ) -> str | None:
         """Open a new run (logging `params` once, flattened) or reopen `resume_run_id`."""
+        self._open_tensorboard(run_name)
         if not self.active:
             return None
         if resume_run_id is not None:
@@ -90,16 +107,21 @@ class Tracker:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Log finite metrics at `step` (the epoch) in one batch."""
-        if not self.active or self.run_id is None or not metrics:
+        finite = {
+            _key(k): float(v)
+            for k, v in metrics.items()
+            if v is not None and float(v) == float(v) and abs(float(v)) != float("inf")
+        }
+        if self._tb is not None:
+            for k, v in finite.items():
+                self._tb.add_scalar(k, v, step)
+            self._tb.flush()
+        if not self.active or self.run_id is None or not finite:
             return
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [
-            Metric(_key(k), float(v), now, step)
-            for k, v in metrics.items()
-            if v is not None and float(v) == float(v) and abs(float(v)) != float("inf")
-        ]
+        items = [Metric(k, v, now, step) for k, v in finite.items()]
         for i in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
 
@@ -115,6 +137,9 @@ class Tracker:
 
     def end(self, status: str = "FINISHED") -> None:
         """Close the run (FINISHED, FAILED or KILLED)."""
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
         if self.active and self.run_id is not None:
             self.client.set_terminated(self.run_id, status=status)
 

@@ -257,6 +257,9 @@ class TrackingConfig:
     """Folder for MLflow artifacts of a new experiment (local path or URI)."""
     system_metrics: bool = True
     """Log throughput, data-wait fraction, GPU and host memory each epoch."""
+    tensorboard: str | None = None
+    """Also write every metric as TensorBoard scalars under <folder>/<run name> (rank 0; needs
+    the tensorboard package: pip install 'xec[tensorboard]'); null: MLflow only."""
 
 
 def _default_tasks() -> dict[str, TaskConfig]:
