@@ -20,16 +20,20 @@ import click
 @click.option(
     "--device", default="auto", show_default=True, type=click.Choice(["auto", "cuda", "cpu"])
 )
+@click.option("--tasks", help="Regressor: validate and plot only these of its tasks, "
+              "comma-separated (e.g. energy,angle); default all.")  # fmt: skip
 def validate(checkpoint: Path, store: str, split: str, output_dir: Path | None, batch_size: int,
-             max_batches: int | None, backend: str, device: str) -> None:  # fmt: skip
+             max_batches: int | None, backend: str, device: str,
+             tasks: str | None) -> None:  # fmt: skip
     """Validate CHECKPOINT (its EMA weights) on a store split: metrics.json, prediction CSVs and
     resolution PDFs (regressor) or streamed ROOT predictions (MAE / inpainter)."""
     from xectrain.checkpoint import CheckpointError
     from xectrain.serve import validate_checkpoint
 
+    names = None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()]
     try:
         metrics = validate_checkpoint(checkpoint, store, split, output_dir, batch_size,
-                                      max_batches, backend, device)  # fmt: skip
+                                      max_batches, backend, device, names)  # fmt: skip
     except (CheckpointError, KeyError, ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from None
     for key in sorted(metrics):

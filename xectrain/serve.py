@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,18 +70,31 @@ def _open_val_loader(store: str, scheme_id: str, split: str, batch: int, device:
         return open_loader(store, targets=targets, **kw)  # type: ignore[arg-type]
 
 
+def _only_tasks(path: str | Path, model: Any, cfg: Any, tasks: Sequence[str]) -> tuple[Any, Any]:
+    """The regressor and its run config reduced to `tasks` (refused naming the model's)."""
+    try:
+        model = select_tasks(model, tasks)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    keep = set(model.task_names)
+    only = {n: dataclasses.replace(t, enabled=n in keep) for n, t in cfg.tasks.items()}
+    return model, dataclasses.replace(cfg, tasks=only)
+
+
 def validate_checkpoint(
     path: str | Path, store: str, split: str = "val", out_dir: str | Path | None = None,
     batch_size: int = 256, max_batches: int | None = None, backend: str = "auto",
-    device: str = "auto",
+    device: str = "auto", tasks: Sequence[str] | None = None,
 ) -> dict[str, float]:  # fmt: skip
     """Validate a checkpoint on `split` of `store`: metrics (also metrics.json), prediction
     CSVs, validation_results ROOT file and resolution PDFs (regressor) or streamed ROOT
-    predictions (MAE / inpainter)."""
+    predictions (MAE / inpainter); `tasks` validates only those of the regressor's tasks."""
     ckpt = load_checkpoint(path)
     cfg = config_from_dict(ckpt["config"])
     dev = pick_device(device)
     model = model_from_checkpoint(ckpt, dev)
+    if tasks is not None:
+        model, cfg = _only_tasks(path, model, cfg, tasks)
     ops = StepOps(cfg)
     loader = _open_val_loader(store, model.scheme.id, split, batch_size, dev, backend,
                               ops.targets())  # fmt: skip
