@@ -49,7 +49,17 @@ def _write(path: Path, n: int = 400, kind: str = "regressor") -> dict[str, np.nd
     return cols
 
 
-def test_against_reco_and_truth(tmp_path: Path) -> None:
+def test_against_reco_and_truth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xectrain.artifacts import resolution
+
+    labels: list[str] = []
+    real_save = resolution.save
+
+    def save(fig, path):  # records the axis labels of every figure
+        labels.extend(a.get_xlabel() for a in fig.axes)
+        return real_save(fig, path)
+
+    monkeypatch.setattr(resolution, "save", save)
     cols = _write(tmp_path / "pred.root")
     out = _run("analyze", str(tmp_path / "pred.root"), "--against", "reco", "--json",
                "-o", str(tmp_path / "a"), "--suffix", "_r")  # fmt: skip
@@ -71,6 +81,9 @@ def test_against_reco_and_truth(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "analysis_energy_r.pdf").read_bytes().startswith(b"%PDF")
     assert (tmp_path / "a" / "analysis_angle_r.pdf").is_file()
     assert json.loads((tmp_path / "a" / "analysis_r.json").read_text()) == rep
+    assert "reco θ [deg]" in labels and "θ_pred − θ_reco [deg]" in labels
+    assert "E_pred − E_reco [MeV]" in labels and not any("true" in x for x in labels)
+    labels.clear()
 
     out = _run("analyze", str(tmp_path / "pred.root"), "--tasks", "angle", "--json",
                "-o", str(tmp_path / "b"))  # fmt: skip
@@ -79,6 +92,7 @@ def test_against_reco_and_truth(tmp_path: Path) -> None:
         list(rep["tasks"]) == ["angle"] and rep["tasks"]["angle"]["reference"] == "truth (emiAng)"
     )
     assert rep["tasks"]["angle"]["metrics"]["theta_bias"] == pytest.approx(0.3, abs=1e-4)
+    assert "true θ [deg]" in labels
 
 
 def test_refusals(tmp_path: Path) -> None:

@@ -127,8 +127,10 @@ def analyze_inference(
         entry["metrics"] = task_metrics(task, pred[ok], ref[ok])
         if task in PLOTTED_TASKS and ok.sum() > 1:
             ctx = {k: v[ok] for k, v in context.items()}
+            pdf = out_dir / f"analysis_{task}{suffix}.pdf"
+            label = what.split(" ")[0]  # truth / reco, for the axis labels
             pdf, fit = plot_task(
-                task, ref[ok], pred[ok], out_dir / f"analysis_{task}{suffix}.pdf", ctx
+                task, ref[ok], pred[ok], pdf, ctx, "true" if label == "truth" else label
             )
             entry["plot"], entry["metrics"] = str(pdf), entry["metrics"] | fit
         report["tasks"][task] = entry

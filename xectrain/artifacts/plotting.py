@@ -82,11 +82,13 @@ def profile(
     ax.grid(alpha=0.3)
 
 
-def scatter_true_pred(ax: Axes, true: np.ndarray, pred: np.ndarray, label: str) -> None:
-    """2D histogram of prediction vs truth with the diagonal."""
+def scatter_true_pred(
+    ax: Axes, true: np.ndarray, pred: np.ndarray, label: str, ref: str = "true"
+) -> None:
+    """2D histogram of prediction vs the reference (`ref`: truth, or reco) with the diagonal."""
     lo, hi = robust_range(np.concatenate([true, pred]), q=0.2)
     ax.hist2d(true, pred, bins=60, range=[[lo, hi], [lo, hi]], cmap="viridis", cmin=1)
     ax.plot([lo, hi], [lo, hi], "r--", lw=0.8)
-    ax.set_xlabel(f"true {label}")
+    ax.set_xlabel(f"{ref} {label}")
     ax.set_ylabel(f"predicted {label}")
     ax.set_aspect("equal")

@@ -45,20 +45,22 @@ def plot_task(
     pred: np.ndarray,
     path: Path,
     context: Mapping[str, np.ndarray] | None = None,
+    ref: str = "true",
 ) -> tuple[Path, dict[str, float]]:
     """Resolution PDF of one task; `context` may hold truth of other tasks of the same events
-    (uvwFI for the energy profiles, energy for timing). Returns the path and fit results."""
+    (uvwFI for the energy profiles, energy for timing); `ref` names the reference in the
+    labels (true, or reco on real data). Returns the path and fit results."""
     context = context or {}
     if task == "angle":
-        return plot_angle(true, pred, path), {}
+        return plot_angle(true, pred, path, ref), {}
     if task == "energy":
-        out, fit = plot_energy(true, pred, path, uvw=context.get("uvwFI"))
+        out, fit = plot_energy(true, pred, path, uvw=context.get("uvwFI"), ref=ref)
         return out, ({} if fit is None else {"calo_a": fit.a, "calo_b": fit.b, "calo_c": fit.c})
     if task == "timing":
         energy = context.get("energy")
-        return plot_timing(true, pred, path, None if energy is None else energy[:, 0]), {}
+        return plot_timing(true, pred, path, None if energy is None else energy[:, 0], ref), {}
     if task == "uvwFI":
-        return plot_position(true, pred, path), {}
+        return plot_position(true, pred, path, ref), {}
     raise ValueError(f"no resolution plot for task {task!r}; plotted: {', '.join(PLOTTED_TASKS)}")
 
 
