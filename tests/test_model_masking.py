@@ -125,3 +125,17 @@ def test_regressor_takes_mae_weights() -> None:
     frozen.loss(out, {"angle": torch.zeros(2, 2)})[0].backward()
     assert all(p.grad is None for p in frozen.encoder.parameters())
     assert all(p.grad is not None for p in frozen.heads.parameters())
+
+
+def test_the_inpainter_masks_with_the_time_preference_too() -> None:
+    x = events(SCHEME, 4, seed=5)
+    timed = x[..., 1] != SCHEME.time_sentinel
+    inp = create_model("inpainter", "tiny", scheme=SCHEME, mask_ratio=0.3, mask_pool="valid_npho",
+                       time_mask_ratio_scale=4.0)  # fmt: skip
+    torch.manual_seed(0)
+    mask = inp.make_mask(x)
+    frac_timed = (mask & timed).sum() / timed.sum()
+    frac_dark = (mask & ~timed).sum() / (~timed).sum()
+    assert frac_timed > 2 * frac_dark
+    with pytest.raises(ValueError, match="valid_npho"):
+        create_model("inpainter", "tiny", scheme=SCHEME, time_mask_ratio_scale=4.0)

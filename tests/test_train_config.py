@@ -184,3 +184,14 @@ def test_readout_threshold_reaches_the_model_and_is_range_checked() -> None:
     assert model.readout is not None and model.readout.threshold == 0.3
     with pytest.raises(ConfigError, match=r"model\.readout_threshold: must lie in \[0, 1\)"):
         load_config("regressor", overrides=["model.readout_threshold=1.5"])
+
+
+def test_time_mask_preference_for_the_inpainter_needs_the_npho_pool() -> None:
+    over = ["model.time_mask_ratio_scale=3"]
+    with pytest.raises(ConfigError, match=r"only with model.mask_pool=valid_npho"):
+        load_config("inpainter", overrides=over)
+    cfg = load_config("inpainter", overrides=[*over, "model.mask_pool=valid_npho"])
+    from xecdata.schemes import get_scheme
+    from xectrain.tasks import build_model
+
+    assert build_model(cfg, get_scheme(cfg.data.scheme)).time_mask_ratio_scale == 3.0

@@ -34,6 +34,7 @@ class XECInpainter(nn.Module):
         hex_head_dim: int = 96,
         hex_head_depth: int = 3,
         mask_ratio: float = 0.05,
+        time_mask_ratio_scale: float = 1.0,
         mask_pool: str = "valid_time",
         freeze_encoder: bool = False,
         predict_time: bool = True,
@@ -44,7 +45,9 @@ class XECInpainter(nn.Module):
         self.scheme_id, self.scheme_hash = encoder.scheme_id, encoder.scheme_hash
         self.geometry_id = encoder.geometry_id
         self.mask_ratio, self.mask_pool, self.predict_time = mask_ratio, mask_pool, predict_time
-        random_mask(torch.zeros(1, 1, 2), self.scheme, mask_ratio, pool=mask_pool)  # validate
+        self.time_mask_ratio_scale = time_mask_ratio_scale
+        random_mask(torch.zeros(1, 1, 2), self.scheme, mask_ratio,  # validate the options
+                    time_mask_ratio_scale=time_mask_ratio_scale, pool=mask_pool)  # fmt: skip
         out_ch = 2 if predict_time else 1
         self.heads = FaceHeads(
             encoder, head_dim, head_depth, hex_head_dim, hex_head_depth, out_ch, image=True
@@ -66,7 +69,8 @@ class XECInpainter(nn.Module):
         """(B, 4760) bool: random over valid sensors, or the given mask restricted to them."""
         invalid = already_invalid(x, self.scheme, self.mask_pool)
         if mask is None:
-            mask = random_mask(x, self.scheme, self.mask_ratio, pool=self.mask_pool)
+            mask = random_mask(x, self.scheme, self.mask_ratio, pool=self.mask_pool,
+                               time_mask_ratio_scale=self.time_mask_ratio_scale)  # fmt: skip
         else:
             mask = mask.bool()
         self.last_ratio = {

@@ -54,9 +54,8 @@ def model_options(cfg: RunConfig) -> dict[str, Any]:
         "learn_channel_logvars": r.learn_channel_logvars,
         "predict_time": r.predict_time,
     }
-    if m.kind == "mae":
-        return opts | {"time_mask_ratio_scale": m.time_mask_ratio_scale}
-    return opts | {"freeze_encoder": m.freeze_encoder}
+    opts["time_mask_ratio_scale"] = m.time_mask_ratio_scale
+    return opts | ({} if m.kind == "mae" else {"freeze_encoder": m.freeze_encoder})
 
 
 def build_model(cfg: RunConfig, scheme: Scheme) -> Any:

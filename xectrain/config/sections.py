@@ -84,7 +84,7 @@ class ModelConfig:
     mask_ratio: float = 0.6
     """MAE/inpainter: fraction of valid sensors masked per event (MAE 0.5-0.75, inpainter ~0.05)."""
     time_mask_ratio_scale: float = 1.0
-    """MAE: >1 prefers sensors with a valid time (needs mask_pool valid_npho)."""
+    """MAE/inpainter: >1 prefers sensors with a valid time (needs mask_pool valid_npho)."""
     mask_pool: str = choice("valid_time", MASK_POOLS)
     """Maskable sensors: valid_time (time not sentinel) or valid_npho (dark sensors too)."""
 

@@ -70,9 +70,9 @@ def _model(cfg: RunConfig, report: Report) -> None:
     if m.kind in ("mae", "inpainter"):
         _fraction(report, "model.mask_ratio", m.mask_ratio, low_open=True)
         _positive(report, "model.time_mask_ratio_scale", m.time_mask_ratio_scale)
-        if m.time_mask_ratio_scale != 1.0 and (m.kind != "mae" or m.mask_pool != "valid_npho"):
+        if m.time_mask_ratio_scale != 1.0 and m.mask_pool != "valid_npho":
             report(
-                "model.time_mask_ratio_scale: only the MAE with model.mask_pool=valid_npho can "
+                "model.time_mask_ratio_scale: only with model.mask_pool=valid_npho can masking "
                 "prefer sensors with a valid time (with valid_time every candidate has one)"
             )
         _recon(cfg, report)
