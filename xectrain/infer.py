@@ -13,21 +13,20 @@ plus a one-entry `metadata` tree. Written in batches under a temporary name, the
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import awkward as ak
 import numpy as np
-import uproot
 from tqdm import tqdm
 
 from xecdata.geometry import geometry_id
 from xecdata.schemes import Scheme
 from xecmodel import read_onnx_metadata
+
+from .artifacts.rootio import TableRootWriter
 
 
 class InferenceError(ValueError):
@@ -144,37 +143,37 @@ def input_batches(
 
 
 class _Writer:
-    """Streams output batches into `predictions`; the branch set is fixed by the first batch."""
+    """Streams output batches into `predictions` (a TableRootWriter: temporary name, renamed
+    on close); the branch set is fixed by the first batch."""
 
     def __init__(self, out: Path) -> None:
-        self.out, self.tmp = out, out.with_name(out.name + ".partial")
-        self.file = uproot.recreate(self.tmp)
-        self.types: dict[str, Any] | None = None
-        self.entries = 0
+        self.out = out
+        self.table: TableRootWriter | None = None
+
+    @property
+    def entries(self) -> int:
+        return 0 if self.table is None else self.table.entries
 
     def write(self, arrays: dict[str, np.ndarray], source: str) -> None:
-        if self.types is None:
-            self.types = {k: np.dtype((v.dtype, v.shape[1:])) for k, v in arrays.items()}
-            self.file.mktree("predictions", self.types)
-        missing = sorted(set(self.types) - set(arrays))
+        if self.table is None:
+            self.table = TableRootWriter(self.out, arrays)
+        missing = sorted(set(self.table.branches) - set(arrays))
         if missing:
             raise InferenceError(
                 f"input {source} lacks branches {missing} that earlier inputs have; "
                 "run inputs with different branches separately"
             )
-        self.file["predictions"].extend({k: arrays[k] for k in self.types})
-        self.entries += len(next(iter(arrays.values())))
+        self.table.write({k: arrays[k] for k in self.table.branches})
 
     def close(self, meta: dict[str, Any]) -> Path:
-        self.file["metadata"] = {k: ak.Array([v]) if isinstance(v, str) else np.asarray([v])
-                                 for k, v in meta.items()}  # fmt: skip
-        self.file.close()
-        os.replace(self.tmp, self.out)
-        return self.out
+        if self.table is None:
+            raise InferenceError("the inputs hold no events; nothing was written")
+        self.table.metadata = dict(meta)
+        return self.table.close()
 
     def abort(self) -> None:
-        self.file.close()
-        self.tmp.unlink(missing_ok=True)
+        if self.table is not None:
+            self.table.abort()
 
 
 def run_inference(
