@@ -166,8 +166,9 @@ def test_train_on_a_user_scheme_known_only_to_the_store(
 
 def test_train_artifacts_root_epoch_sets_onnx_and_task_subsets(demo: Path) -> None:
     """A regressor run writes validation_results_<run>.root (the CSV rows), the _ep1 set and
-    <run>.onnx (logged to MLflow); `xec validate` writes the ROOT file too, and its
-    predictions are what `xec infer` gives with the exported model and with a task subset."""
+    the ONNX model (checkpoint.onnx_filename; logged to MLflow); `xec validate` writes the ROOT
+    file too, and its predictions are what `xec infer` gives with the exported model and with a
+    task subset."""
     from mlflow.tracking import MlflowClient
 
     from xectrain.artifacts import read_metadata, read_predictions_csv
@@ -175,7 +176,8 @@ def test_train_artifacts_root_epoch_sets_onnx_and_task_subsets(demo: Path) -> No
 
     out = _run(*_train_args(demo, "--tasks", "angle,energy", "--run-name", "art", "--set",
                             "checkpoint.export_onnx=true", "--set",
-                            "checkpoint.onnx_exporter=torchscript"))  # fmt: skip
+                            "checkpoint.onnx_exporter=torchscript", "--set",
+                            "checkpoint.onnx_filename=model_art.onnx"))  # fmt: skip
     assert out.exit_code == 0, out.output
     run_dir = demo / "artifacts" / "art"
     assert (run_dir / "validation_results_art_ep1.root").is_file()
@@ -191,7 +193,7 @@ def test_train_artifacts_root_epoch_sets_onnx_and_task_subsets(demo: Path) -> No
     ckpt = str(run_dir / "checkpoint_best.pth")
     client = MlflowClient(tracking_uri=f"sqlite:///{demo / 'mlruns.db'}")
     logged = {a.path for a in client.list_artifacts(load_checkpoint(ckpt)["mlflow_run_id"])}
-    assert {"validation_results_art.root", "art.onnx"} <= logged
+    assert {"validation_results_art.root", "model_art.onnx"} <= logged
 
     store = str(demo / "store.xec.zarr")
     out = _run("validate", ckpt, "--store", store, "--max-batches", "1", "--batch-size", "16",
@@ -206,7 +208,7 @@ def test_train_artifacts_root_epoch_sets_onnx_and_task_subsets(demo: Path) -> No
     out = _run("export", "onnx", ckpt, "-o", str(sub), "--tasks", "energy",
                "--exporter", "torchscript")  # fmt: skip
     assert out.exit_code == 0, out.output
-    for model, tasks in ((run_dir / "art.onnx", "angle,energy"), (sub, "energy")):
+    for model, tasks in ((run_dir / "model_art.onnx", "angle,energy"), (sub, "energy")):
         pred = demo / f"{model.stem}.root"
         out = _run("infer", str(model), store, "-o", str(pred), "--batch-size", "128")
         assert out.exit_code == 0, out.output

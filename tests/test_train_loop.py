@@ -17,7 +17,7 @@ from xectrain.artifacts import read_metadata, read_predictions_csv
 from xectrain.artifacts.csvio import task_arrays
 from xectrain.checkpoint import encoder_state, load_checkpoint
 from xectrain.metrics import angle_metrics, energy_metrics
-from xectrain.run import train
+from xectrain.run import RunResult, train
 from xectrain.runio import Loaders
 
 
@@ -129,6 +129,9 @@ def test_regressor_artifacts_and_mlflow_metrics(tmp_path: Path) -> None:
         expected["energy_res_68pct"], rel=1e-5
     )
     assert run.data.params["training.lr"] == "0.0003"
+    m = run.data.metrics
+    assert m["system/compute_efficiency"] == pytest.approx(1 - m["system/data_wait_fraction"])
+    assert 0 <= m["system/avg_data_load_sec"] <= m["system/epoch_duration_sec"]
     artifacts = {a.path for a in client.list_artifacts(res.mlflow_run_id)}
     assert {"predictions_angle_t.csv", "config.yaml", "saliency_t.pdf"} <= artifacts
 
@@ -208,3 +211,28 @@ def test_loader_options_follow_the_config(tmp_path: Path) -> None:
     assert reweight.angle == (20, 20) and reweight.uvw == (10, 10, 10)
     assert reweight.energy is None and reweight.eps == 1e-6
     assert loader_options(tiny_config("regressor", tmp_path))[1] is None
+
+
+def test_system_metrics_can_be_switched_off(tmp_path: Path) -> None:
+    cfg = tiny_config("regressor", tmp_path, "training.epochs=1", "tracking.system_metrics=false")
+    res = train(cfg, toy_loaders(8, 8))
+    logged = MlflowClient(tracking_uri=cfg.tracking.uri).get_run(res.mlflow_run_id).data.metrics
+    assert "val/total_loss" in logged and not any(k.startswith("system/") for k in logged)
+
+
+def test_deterministic_training_repeats_bit_for_bit(tmp_path: Path) -> None:
+    from xectrain.distributed import set_deterministic
+
+    def run(i: int) -> RunResult:
+        over = ("training.epochs=1", "tracking.enabled=false", "training.deterministic=true")
+        return train(tiny_config("regressor", tmp_path, *over, f"tracking.run_name=d{i}"),
+                     toy_loaders(8, 8))  # fmt: skip
+
+    try:
+        runs = [run(0), run(1)]
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        set_deterministic(False)
+    a, b = (_weights(r.run_dir) for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert runs[0].metrics["val/total_loss"] == runs[1].metrics["val/total_loss"]

@@ -80,9 +80,10 @@ def test_flatten_and_system_metrics() -> None:
         "a.c": "[1, 2]",
         "d": "{}",
     }
-    m = system_metrics(events=1000, seconds=2.0, wait_seconds=0.5)
+    m = system_metrics(events=1000, seconds=2.0, wait_seconds=0.5, batches=10)
     assert m["system/throughput_events_per_sec"] == 500.0
     assert m["system/data_wait_fraction"] == 0.25
+    assert m["system/avg_data_load_sec"] == 0.05 and m["system/compute_efficiency"] == 0.75
     assert 0.0 < m["system/ram_used_gb"] < 1024
     assert "system/memory_allocated_GB" not in m  # CPU: no GPU memory metrics
 
@@ -98,6 +99,8 @@ def test_gpu_memory_metrics_from_the_allocator(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda d: 5 * gb)
     props = type("Props", (), {"total_memory": 80 * gb})()
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: props)
+    resets: list[object] = []
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", resets.append)
     m = system_metrics(events=10, seconds=1.0, wait_seconds=0.0, device=torch.device("cuda", 0))
     assert m["system/memory_allocated_GB"] == 3.0
     assert m["system/memory_reserved_GB"] == 4.0
@@ -105,6 +108,7 @@ def test_gpu_memory_metrics_from_the_allocator(monkeypatch: pytest.MonkeyPatch) 
     assert m["system/gpu_memory_used_pct"] == pytest.approx(5.0)
     assert m["system/gpu_utilization_pct"] == pytest.approx(3.75)
     assert m["system/memory_fragmentation"] == pytest.approx(0.25)
+    assert resets == [torch.device("cuda", 0)]  # the next epoch's peak starts afresh
 
 
 def test_tensorboard_scalars_even_without_mlflow(

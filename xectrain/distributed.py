@@ -60,6 +60,16 @@ def setup_world(device_preference: str = "auto") -> World:
     return World(rank, world_size, local_rank, device)
 
 
+def set_deterministic(on: bool) -> None:
+    """Deterministic kernels for this process (training.deterministic): cuBLAS needs a fixed
+    workspace, set before its first use; ops without a deterministic version warn."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    torch.backends.cudnn.deterministic = on
+    torch.backends.cudnn.benchmark = False if on else torch.backends.cudnn.benchmark
+
+
 def teardown_world() -> None:
     """Leave the process group (end of training)."""
     if dist.is_initialized():

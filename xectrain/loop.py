@@ -124,6 +124,7 @@ class EpochStats:
     events: int
     seconds: float
     wait_seconds: float
+    batches: int = 0  # this rank's
 
 
 def _timed(batches: Iterator[Any], clock: list[float]) -> Iterator[Any]:
@@ -196,4 +197,4 @@ def _epoch_stats(
     metrics["train/skipped_steps"] = values[-1] / tr.world.world_size
     metrics["train/lr"] = tr.schedule.lr(max(tr.step - 1, 0))
     seconds = time.perf_counter() - start
-    return EpochStats(metrics, events * tr.world.world_size, seconds, wait)
+    return EpochStats(metrics, events * tr.world.world_size, seconds, wait, batches)

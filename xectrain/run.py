@@ -22,7 +22,7 @@ from xecdata.schemes import Scheme, UnknownSchemeError, get_scheme, parse_scheme
 
 from .checkpoint import checkpoint_role, load_checkpoint
 from .config import RunConfig, save_config, to_dict
-from .distributed import World, barrier, setup_world, teardown_world
+from .distributed import World, barrier, set_deterministic, setup_world, teardown_world
 from .ema import ModelEMA
 from .loop import Trainer, train_epoch
 from .optim import build_optimizer
@@ -147,6 +147,8 @@ def _make_trainer(
 
 def _train(cfg: RunConfig, world: World, loaders: Loaders | None) -> RunResult:
     torch.manual_seed(cfg.training.seed)  # identical initial weights on every rank
+    if cfg.training.deterministic:
+        set_deterministic(True)
     scheme = resolve_scheme(cfg)
     ckpt, role = _resume_source(cfg, scheme)
     cfg, run_dir = run_directory(cfg, ckpt if role == "resume" else None, world.main)
@@ -186,9 +188,11 @@ def _epochs(
         epoch = tr.epoch
         loaders.train.set_epoch(epoch)
         stats = train_epoch(tr, loaders.train, loaders.n_train)
-        metrics = stats.metrics | system_metrics(
-            stats.events, stats.seconds, stats.wait_seconds, tr.device
-        )
+        metrics = dict(stats.metrics)
+        if cfg.tracking.system_metrics:
+            metrics |= system_metrics(
+                stats.events, stats.seconds, stats.wait_seconds, tr.device, stats.batches
+            )
         last = epoch + 1 == cfg.training.epochs
         evaluation = None
         if (epoch + 1) % cfg.training.val_every == 0 or last:

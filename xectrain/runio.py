@@ -246,14 +246,16 @@ def write_final_artifacts(
         for path in paths:
             tracker.log_artifact(path, "worst_events" if "worst_" in path.name else None)
     if tr.cfg.checkpoint.export_onnx:
-        tracker.log_artifact(export_best_onnx(run_dir, tr.cfg.checkpoint.onnx_exporter))
+        c = tr.cfg.checkpoint
+        tracker.log_artifact(export_best_onnx(run_dir, c.onnx_exporter, c.onnx_filename))
     tracker.log_artifact(run_dir / "config.yaml")
 
 
-def export_best_onnx(run_dir: Path, exporter: str = "dynamo") -> Path:
-    """<run dir>/<run name>.onnx from checkpoint_best (its EMA weights), or from
-    checkpoint_last when no validation ever improved (e.g. no best metric was computed)."""
+def export_best_onnx(run_dir: Path, exporter: str = "dynamo", filename: str | None = None) -> Path:
+    """<run dir>/<filename> (default <run name>.onnx) from checkpoint_best (its EMA weights),
+    or from checkpoint_last when no validation ever improved (e.g. no best metric was computed)."""
     from .serve import export_checkpoint
 
     source = run_dir / BEST if (run_dir / BEST).is_file() else run_dir / LAST
-    return export_checkpoint(source, run_dir / f"{run_dir.name}.onnx", exporter=exporter)
+    out = run_dir / (filename or f"{run_dir.name}.onnx")
+    return export_checkpoint(source, out, exporter=exporter)

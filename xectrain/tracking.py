@@ -163,12 +163,17 @@ def host_ram_gb() -> float:
 
 
 def system_metrics(
-    events: int, seconds: float, wait_seconds: float, device: Any = None
+    events: int, seconds: float, wait_seconds: float, device: Any = None, batches: int = 0
 ) -> dict[str, float]:
-    """Throughput, data-wait fraction and memory of one epoch (GPU memory when on CUDA)."""
+    """Throughput, data wait (share of the epoch, seconds per batch), compute efficiency (the
+    share not spent waiting) and memory of one epoch; GPU memory on CUDA, with the peak of this
+    epoch (the peak counter restarts after each call)."""
+    wait = wait_seconds / seconds if seconds > 0 else 0.0
     out = {
         "system/throughput_events_per_sec": events / seconds if seconds > 0 else 0.0,
-        "system/data_wait_fraction": wait_seconds / seconds if seconds > 0 else 0.0,
+        "system/data_wait_fraction": wait,
+        "system/avg_data_load_sec": wait_seconds / batches if batches else 0.0,
+        "system/compute_efficiency": 1.0 - wait,
         "system/epoch_duration_sec": seconds,
         "system/ram_used_gb": host_ram_gb(),
     }
@@ -188,4 +193,5 @@ def system_metrics(
             "system/gpu_utilization_pct": 100.0 * allocated / total,
             "system/memory_fragmentation": 1.0 - allocated / reserved if reserved else 0.0,
         }
+        torch.cuda.reset_peak_memory_stats(device)  # the next call reports its own epoch
     return out

@@ -194,6 +194,9 @@ class TrainingConfig:
     """Wrap the model in torch.compile."""
     seed: int = 0
     """Seed of weights, shuffling, masking and augmentation."""
+    deterministic: bool = False
+    """Deterministic kernels (torch.use_deterministic_algorithms, cuDNN without autotuning):
+    bit-reproducible runs on one machine, at some speed; ops without one warn."""
     device: Literal["auto", "cuda", "cpu"] = "auto"
     """Device: auto uses CUDA when available."""
     log_every: int = 20
@@ -235,6 +238,8 @@ class CheckpointConfig:
     """At the end, export the best model to <run dir>/<run name>.onnx (as `xec export onnx`)."""
     onnx_exporter: Literal["dynamo", "torchscript"] = "dynamo"
     """torch.onnx exporter of export_onnx (torchscript: the legacy one, faster to run)."""
+    onnx_filename: str | None = None
+    """File name of export_onnx's model inside the run folder; null: <run name>.onnx."""
     predictions_every: int = 10
     """MAE/inpainter: stream validation predictions to ROOT every N epochs (and at the end)."""
     worst_events: int = 5
