@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from .names import split_names
+
 
 @click.command("analyze")
 @click.argument(
@@ -48,12 +50,17 @@ def analyze(
     first = predictions[0]
     out = output_dir or first.with_name(f"{first.stem}_analysis")
     if _is_reconstruction(first):
+        if against != "auto" or tasks:
+            raise click.UsageError(
+                "--against and --tasks apply to xec infer outputs; MAE / inpainter prediction "
+                "files are analysed per face and channel (drop those options)"
+            )
         _reconstruction(predictions, out, suffix, as_json)
         return
     if len(predictions) > 1:
         raise click.UsageError("give one xec infer output at a time (several: MAE / inpainter)")
     predictions_file = first
-    subset = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    subset = split_names(tasks)
     try:
         report = analyze_inference(predictions_file, out, against, subset, suffix)
     except AnalysisError as exc:

@@ -63,6 +63,7 @@ def display(
     from xecdata.rootio import InputError
     from xecdata.store import StoreError
     from xectrain.artifacts.eventdisplay import plot_event
+    from xectrain.evaluate import NS_PER_S
 
     if not entries and not ids:
         raise click.UsageError("name events with --entry N or --id RUN:EVENT")
@@ -79,6 +80,6 @@ def display(
         cols = {name: v[k] for name, v in ev.columns.items()}
         by_id = k >= len(entries) and "run" in cols and "event" in cols
         name = f"event_{int(cols['run'])}_{int(cols['event'])}" if by_id else f"event_{entry}"
-        path = plot_event(ev.npho[k], 1e9 * ev.time[k], output_dir / f"{name}.pdf",
+        path = plot_event(ev.npho[k], NS_PER_S * ev.time[k], output_dir / f"{name}.pdf",
                           _title(ev.source, int(entry), cols, ev.how))  # fmt: skip
         click.echo(f"wrote {path}")

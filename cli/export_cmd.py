@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from .names import split_names
+
 
 @click.group()
 def export() -> None:
@@ -31,7 +33,7 @@ def onnx(checkpoint: Path, output: Path, raw_inputs: bool, opset: int, exporter:
     from xectrain.checkpoint import CheckpointError
     from xectrain.serve import export_checkpoint
 
-    names = None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()]
+    names = split_names(tasks)
     try:
         path = export_checkpoint(checkpoint, output, raw_inputs, opset, exporter, names)
     except (CheckpointError, ValueError) as err:

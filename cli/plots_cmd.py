@@ -8,17 +8,19 @@ import click
 
 from xectrain.artifacts import PLOTTED_TASKS, regenerate_plots
 
+from .names import split_names
+
 
 def parse_tasks(values: tuple[str, ...], known: tuple[str, ...], option: str) -> list[str]:
     """Task names from a repeated and/or comma-separated option, checked against `known`."""
-    tasks = [t.strip() for v in values for t in v.split(",") if t.strip()]
+    tasks = split_names(*values) or []
     unknown = [t for t in tasks if t not in known]
     if unknown:
         raise click.BadParameter(
             f"unknown task {', '.join(map(repr, unknown))}; choose from {', '.join(known)}",
             param_hint=option,
         )
-    return list(dict.fromkeys(tasks))  # in the order given, once each
+    return tasks
 
 
 @click.command()

@@ -8,6 +8,8 @@ import click
 
 from xecmodel import TASKS
 
+from .names import split_names
+
 COMMON_FLAGS = {  # flag -> config key it sets
     "epochs": "training.epochs",
     "lr": "training.lr",
@@ -33,7 +35,7 @@ def overrides_from_flags(flags: dict[str, object], tasks: str | None) -> list[st
     out = [f"{key}={flags[name]}" for name, key in COMMON_FLAGS.items() if flags[name] is not None]
     out += [f"{key}=true" for name, key in SWITCHES.items() if flags[name]]
     if tasks is not None:
-        wanted = [t.strip() for t in tasks.split(",") if t.strip()]
+        wanted = split_names(tasks) or []
         unknown = [t for t in wanted if t not in TASKS]
         if unknown:
             raise click.BadParameter(f"unknown task(s) {unknown}; choose from {', '.join(TASKS)}")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from .names import split_names
+
 
 @click.command()
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -30,7 +32,7 @@ def validate(checkpoint: Path, store: str, split: str, output_dir: Path | None, 
     from xectrain.checkpoint import CheckpointError
     from xectrain.serve import validate_checkpoint
 
-    names = None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()]
+    names = split_names(tasks)
     try:
         metrics = validate_checkpoint(checkpoint, store, split, output_dir, batch_size,
                                       max_batches, backend, device, names)  # fmt: skip

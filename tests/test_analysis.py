@@ -28,22 +28,31 @@ def _write(path: Path, n: int = 400, kind: str = "regressor") -> dict[str, np.nd
     energy = rng.uniform(0.02, 0.055, n)
     reco = energy * (1 + rng.normal(0, 0.02, n))
     reco[[3, 50, 77]] = 1e10  # reconstruction failed
+    fi = vtx + 70 * direction
+    fi[[10, 11]] = 1e10  # no first-interaction point: no reco angle either
+    uvw = rng.normal(0, 10, (n, 3))
+    uvw_reco = uvw + rng.normal(0, 0.5, (n, 3))
+    uvw_reco[[5, 6]] = 1e10
     cols = {
         "entry": np.arange(n, dtype=np.int64),
         "energyTruth": energy.astype(np.float32),
         "energyReco": reco.astype(np.float32),
         "xyzVTX": vtx.astype(np.float32),
-        "xyzRecoFI": (vtx + 70 * direction).astype(np.float32),
+        "xyzRecoFI": fi.astype(np.float32),
+        "uvwTruth": uvw.astype(np.float32),
+        "uvwRecoFI": uvw_reco.astype(np.float32),
+        "timeReco": np.full(n, 1e10, np.float32),  # never reconstructed
+        "pred_timing": rng.normal(0, 1, (n, 1)).astype(np.float32),
         "emiAng": (emission_angles(direction) + np.array([0.2, 0.0])).astype(np.float32),
         "pred_energy": (energy * (1 + rng.normal(0, 0.01, n)))[:, None].astype(np.float32),
         "pred_angle": (emission_angles(direction) + np.array([0.5, -0.25])).astype(np.float32),
-        "pred_uvwFI": rng.normal(0, 10, (n, 3)).astype(np.float32),
+        "pred_uvwFI": (uvw + rng.normal(0, 1, (n, 3))).astype(np.float32),
     }
     with uproot.recreate(path) as f:
         f["predictions"] = cols
         f["metadata"] = {
             "model_kind": np.array([kind]),
-            "tasks": np.array(["angle,energy,uvwFI"]),
+            "tasks": np.array(["angle,energy,timing,uvwFI"]),
             "n_events": np.array([n]),
         }
     return cols
@@ -77,7 +86,10 @@ def test_against_reco_and_truth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert a["reference"].startswith("reco (direction xyzVTX -> xyzRecoFI)")
     assert a["metrics"]["theta_bias"] == pytest.approx(0.5, abs=1e-3)  # float32 positions
     assert a["metrics"]["phi_bias"] == pytest.approx(-0.25, abs=1e-3)
-    assert rep["tasks"]["uvwFI"] == {"skipped": "no reco reference in the file"}
+    assert a["events"] == 398 and a["left_out"] == 2  # the two without a first interaction
+    u = rep["tasks"]["uvwFI"]
+    assert u["reference"] == "reco (uvwRecoFI)" and u["left_out"] == 2
+    assert rep["tasks"]["timing"] == {"skipped": "all 400 reco (timeReco) references are invalid"}
     assert (tmp_path / "a" / "analysis_energy_r.pdf").read_bytes().startswith(b"%PDF")
     assert (tmp_path / "a" / "analysis_angle_r.pdf").is_file()
     assert json.loads((tmp_path / "a" / "analysis_r.json").read_text()) == rep
@@ -100,8 +112,8 @@ def test_refusals(tmp_path: Path) -> None:
     out = _run("analyze", str(tmp_path / "inp.root"))
     assert out.exit_code != 0 and "holds inpainter outputs" in out.output
     _write(tmp_path / "pred.root")
-    out = _run("analyze", str(tmp_path / "pred.root"), "--tasks", "timing")
-    assert out.exit_code != 0 and "['timing'] not predicted" in out.output
+    out = _run("analyze", str(tmp_path / "pred.root"), "--tasks", "n_gamma")
+    assert out.exit_code != 0 and "['n_gamma'] not predicted" in out.output
     (tmp_path / "junk.root").write_bytes(b"junk")
     out = _run("analyze", str(tmp_path / "junk.root"))
     assert out.exit_code != 0 and "not a readable ROOT file" in out.output
@@ -155,3 +167,5 @@ def test_reconstruction_files_per_face_and_channel(tmp_path: Path) -> None:
     assert rep["faces"]["inner"]["npho"]["bias"] == pytest.approx(10.0)
     out = _run("analyze", str(tmp_path / "r0.root"), str(tmp_path / "s.root"))
     assert out.exit_code != 0 and "differ in kind/layout/channels" in out.output
+    out = _run("analyze", str(tmp_path / "r0.root"), "--against", "reco")
+    assert out.exit_code != 0 and "--against and --tasks apply to xec infer outputs" in out.output

@@ -264,3 +264,16 @@ def test_best_epoch_sets_keep_their_suffix_and_the_plain_set_is_the_best(tmp_pat
     assert find_prediction_csvs(run_dir)["energy"][0] == "run_ep4"
     _best_at(run_dir, 5, 0, tracker)  # keep=0: only the plain set remains
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(plain)
+
+
+def test_validation_root_file_of_no_events(tmp_path: Path) -> None:
+    """A split with no events gives a valid file with empty branches, not a crash."""
+    from xectrain.artifacts.regressor import write_validation_root
+
+    empty = {"energy": (np.zeros((0, 1)), np.zeros((0, 1)))}
+    path = write_validation_root(tmp_path / "v.root", empty, {"event_index": np.zeros(0, np.int64)})
+    with uproot.open(path) as f:
+        assert f["predictions"].num_entries == 0
+        keys = {"true_energy", "pred_energy", "event_index", "run", "event"}
+        assert set(f["predictions"].keys()) == keys
+        assert int(f["metadata"]["n_events"].array(library="np")[0]) == 0

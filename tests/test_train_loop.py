@@ -151,7 +151,7 @@ def test_mae_then_inpainter_with_the_mae_encoder(tmp_path: Path) -> None:
         assert f["predictions"].num_entries == 8
     assert read_metadata(root)["scheme_id"] == "new@1"
     source = mae.run_dir / "checkpoint_best.pth"
-    per_epoch = load_checkpoint(mae.run_dir / "mae_encoder_epoch_001.pth")  # every=1, 1 epoch
+    per_epoch = load_checkpoint(mae.run_dir / "mae_encoder_epoch_001.pth")  # the last epoch
     assert per_epoch["kind"] == "encoder" and per_epoch["source_kind"] == "mae"
     assert all(torch.equal(v, per_epoch["encoder"][k]) for k, v in encoder_state(
         load_checkpoint(mae.run_dir / "checkpoint_last.pth")).items())  # fmt: skip
@@ -236,3 +236,26 @@ def test_deterministic_training_repeats_bit_for_bit(tmp_path: Path) -> None:
     a, b = (_weights(r.run_dir) for r in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert runs[0].metrics["val/total_loss"] == runs[1].metrics["val/total_loss"]
+
+
+def test_mae_encoder_files_every_n_epochs_and_a_failed_export_keeps_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import xectrain.runio as runio
+
+    over = ("tracking.enabled=false", "training.epochs=3", "checkpoint.encoder_every=2")
+    mae = train(tiny_config("mae", tmp_path, *over, "tracking.run_name=m"), toy_loaders(8, 8))
+    names = sorted(p.name for p in mae.run_dir.glob("mae_encoder_epoch_*.pth"))
+    assert names == ["mae_encoder_epoch_002.pth", "mae_encoder_epoch_003.pth"]
+
+    def boom(*args: object) -> Path:
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(runio, "export_best_onnx", boom)
+    over = ("tracking.enabled=false", "training.epochs=1", "checkpoint.export_onnx=true")
+    with pytest.warns(UserWarning, match=r"export_onnx failed \(RuntimeError: exporter exploded"):
+        res = train(tiny_config("regressor", tmp_path, *over, "tracking.run_name=x"),
+                    toy_loaders(8, 8))  # fmt: skip
+    assert (res.run_dir / "checkpoint_best.pth").is_file() and (
+        res.run_dir / "config.yaml"
+    ).is_file()

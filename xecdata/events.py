@@ -101,12 +101,15 @@ def root_events(
 ) -> Events:
     """Entries of an input ROOT file by number or by (run, event), as read."""
     t = open_tree(path, tree)
-    info = inspect_file(path, tree, npho_branch, time_branch, t=t)
-    if ids:
-        arrays = t.arrays(["run", "event"], library="np")
-        entries = [*entries, *find_ids(arrays["run"], arrays["event"], ids)]
-    idx = _check_entries(entries, info.entries, f"{path} (tree {tree})")
-    blocks = [read_block(t, info, int(i), int(i) + 1) for i in idx]
+    try:
+        info = inspect_file(path, tree, npho_branch, time_branch, t=t)
+        if ids:
+            arrays = t.arrays(["run", "event"], library="np")
+            entries = [*entries, *find_ids(arrays["run"], arrays["event"], ids)]
+        idx = _check_entries(entries, info.entries, f"{path} (tree {tree})")
+        blocks = [read_block(t, info, int(i), int(i) + 1) for i in idx]
+    finally:
+        t.file.close()
     npho, time = _as_physical(
         np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
     )

@@ -30,13 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from xecdata.markers import valid_rows
+
 TASK_ARRAYS: dict[str, str] = {
     "angle": "emiAng",
     "energy": "energyTruth",
     "timing": "timeTruth",
     "uvw": "uvwTruth",
 }
-INVALID_ABOVE = 9e9  # truth beyond this is the files' invalid marker
 CACHE_GROUP = "cache/reweight"
 _READ_BLOCK = 1 << 20  # events per truth read while fitting
 
@@ -116,7 +117,7 @@ class Reweighter:
         out: np.ndarray | None = None
         for task, table in self.tables.items():
             x = _as_2d(truth[TASK_ARRAYS[task]])
-            f = table.factor.ravel()[table.bin_index(x)] * _valid(x)
+            f = table.factor.ravel()[table.bin_index(x)] * valid_rows(x)
             out = f if out is None else out * f
         assert out is not None
         return out
@@ -156,11 +157,6 @@ def _as_2d(x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1)
 
 
-def _valid(x: np.ndarray) -> np.ndarray:
-    """(n, D) -> (n,) True where every component is finite and below the invalid marker."""
-    return np.all(np.isfinite(x) & (np.abs(x) < INVALID_ABOVE), axis=1)
-
-
 def fit(config: ReweightConfig, blocks: Any) -> Reweighter:
     """Fit from a zero-argument callable returning an iterator of truth dicts (three passes:
     ranges, histograms, normalization), so arrays larger than memory can be streamed."""
@@ -171,14 +167,14 @@ def fit(config: ReweightConfig, blocks: Any) -> Reweighter:
     for block in blocks():
         for t in bins:
             x = _as_2d(block[names[t]])
-            x = x[_valid(x)]
+            x = x[valid_rows(x)]
             if len(x):
                 lo[t], hi[t] = np.minimum(lo[t], x.min(0)), np.maximum(hi[t], x.max(0))
     counts = {t: np.zeros(b, np.int64) for t, b in bins.items()}
     for block in blocks():
         for t in bins:
             x = _as_2d(block[names[t]])
-            x = x[_valid(x)]
+            x = x[valid_rows(x)]
             probe = TaskTable(lo[t], hi[t], counts[t], counts[t])
             counts[t] += np.bincount(probe.bin_index(x), minlength=counts[t].size).reshape(bins[t])
     for t in bins:

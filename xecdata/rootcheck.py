@@ -56,6 +56,15 @@ def describe_root_file(
     a content problem (NaN truth, a wrong-length jagged row) is reported under 'problem'.
     """
     t = open_tree(path, tree)
+    try:
+        return _describe(t, path, tree, npho_branch, time_branch, sample)
+    finally:
+        t.file.close()
+
+
+def _describe(
+    t: Any, path: str | Path, tree: str, npho_branch: str | None, time_branch: str, sample: int
+) -> dict[str, Any]:
     info = inspect_file(path, tree, npho_branch, time_branch, t=t)
     problem = None
     try:

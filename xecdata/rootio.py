@@ -27,6 +27,9 @@ TRUTH_BRANCHES = (
     "emiAng", "energyTruth", "timeTruth", "uvwTruth", "xyzTruth", "emiVec", "xyzVTX", "nGamma",
 )  # fmt: skip
 RECO_BRANCHES = ("uvwRecoFI", "xyzRecoFI", "energyReco", "timeReco")
+# the conventional reconstruction of a regressor task's quantity, in the truth branch's units
+# (the angle has none: on real data it is the direction from xyzVTX to xyzRecoFI)
+RECO_OF_TASK = {"energy": "energyReco", "timing": "timeReco", "uvwFI": "uvwRecoFI"}
 ID_BRANCHES = ("run", "event")
 DEFAULT_TREE = "tree"
 DEFAULT_NPHO = "npho"

@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from xecdata.schemes import DEAD_ABOVE
+from xecdata.markers import valid_rows
+from xecdata.rootio import RECO_OF_TASK
 from xecdata.sim.kinematics import emission_angles
 from xecmodel import TASKS
 
 from .metrics import task_metrics
 
-RECO_BRANCHES = {"energy": "energyReco", "timing": "timeReco", "uvwFI": "uvwRecoFI"}
 REFERENCES = ("auto", "truth", "reco")
 
 
@@ -37,11 +37,15 @@ def _column(cols: Mapping[str, np.ndarray], name: str, dim: int) -> np.ndarray:
 
 
 def reco_direction(cols: Mapping[str, np.ndarray]) -> np.ndarray | None:
-    """(N, 3) unit vectors from the vertex to the reconstructed first interaction."""
+    """(N, 3) unit vectors from the vertex to the reconstructed first interaction; NaN where
+    either point is missing (the 1e10 marker) or they coincide."""
     if "xyzRecoFI" not in cols or "xyzVTX" not in cols:
         return None
-    v = _column(cols, "xyzRecoFI", 3) - _column(cols, "xyzVTX", 3)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    fi, vtx = _column(cols, "xyzRecoFI", 3), _column(cols, "xyzVTX", 3)
+    v = fi - vtx
+    norm = np.linalg.norm(v, axis=1, keepdims=True)
+    ok = valid_rows(fi) & valid_rows(vtx) & (norm[:, 0] > 0)
+    return np.where(ok[:, None], v / np.where(norm > 0, norm, 1.0), np.nan)
 
 
 def reference(
@@ -53,17 +57,13 @@ def reference(
         return _column(cols, info.branch, info.target_dim), f"truth ({info.branch})"
     if against == "truth":
         return None
-    if task in RECO_BRANCHES and RECO_BRANCHES[task] in cols:
-        return _column(cols, RECO_BRANCHES[task], info.dim), f"reco ({RECO_BRANCHES[task]})"
+    if task in RECO_OF_TASK and RECO_OF_TASK[task] in cols:
+        return _column(cols, RECO_OF_TASK[task], info.dim), f"reco ({RECO_OF_TASK[task]})"
     direction = reco_direction(cols) if task in ("angle", "angleVec") else None
     if direction is None:
         return None
     values = emission_angles(direction) if task == "angle" else direction
     return values, "reco (direction xyzVTX -> xyzRecoFI)"
-
-
-def _valid(ref: np.ndarray) -> np.ndarray:
-    return np.all(np.isfinite(ref) & (np.abs(ref) <= DEAD_ABOVE), axis=1)
 
 
 def read_inference(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -100,9 +100,12 @@ def analyze_inference(
         raise AnalysisError(f"unknown reference {against!r}; use one of {', '.join(REFERENCES)}")
     cols, meta = read_inference(path)
     if meta.get("model_kind") != "regressor":
+        what = meta.get("model_kind") or meta.get("kind") or "unknown"
         raise AnalysisError(
-            f"{path} holds {meta.get('model_kind')} outputs; xec analyze compares regressor "
-            "predictions (pred_<task>) with truth or reconstruction"
+            f"{path} is not an `xec infer` output of a regressor (it holds {what} outputs); "
+            "xec analyze compares the pred_<task> of such a file with truth or reconstruction "
+            "(validation_results files are summarised by training and `xec plots`; MAE / "
+            "inpainter prediction files are analysed directly)"
         )
     predicted = [t for t in str(meta.get("tasks", "")).split(",") if t]
     unknown = sorted(set(tasks or ()) - set(predicted))
@@ -121,12 +124,16 @@ def analyze_inference(
             continue
         ref, what = found
         pred = _column(cols, f"pred_{task}", TASKS[task].dim)
-        ok = _valid(ref) & np.all(np.isfinite(pred), axis=1)
+        ok = valid_rows(ref) & np.all(np.isfinite(pred), axis=1)
+        if not ok.any():
+            report["tasks"][task] = {"skipped": f"all {len(ok)} {what} references are invalid"}
+            continue
         entry: dict[str, Any] = {"reference": what, "events": int(ok.sum())}
         entry["left_out"] = int((~ok).sum())
         entry["metrics"] = task_metrics(task, pred[ok], ref[ok])
         if task in PLOTTED_TASKS and ok.sum() > 1:
-            ctx = {k: v[ok] for k, v in context.items()}
+            # another task's reference: its invalid rows are NaN (left out of its profiles)
+            ctx = {k: np.where(valid_rows(v)[:, None], v, np.nan)[ok] for k, v in context.items()}
             pdf = out_dir / f"analysis_{task}{suffix}.pdf"
             label = what.split(" ")[0]  # truth / reco, for the axis labels
             pdf, fit = plot_task(

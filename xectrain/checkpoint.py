@@ -122,6 +122,14 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Read a checkpoint (or encoder file) and check it against this geometry and `scheme`
     ({id, hash} the caller trains or serves with); refuse mismatches with a clear message."""
+    ckpt = read_checkpoint(path, map_location)
+    check_compatible(ckpt, path, scheme)
+    return ckpt
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint or encoder file as written, refused only when it is not one (no geometry
+    or scheme check: `xec inspect` describes files of any geometry)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -134,7 +142,6 @@ def load_checkpoint(
             f"{path}: not an xec checkpoint (no '{FORMAT}' header); checkpoints of the earlier "
             "tool must be converted, or retrain"
         )
-    check_compatible(ckpt, path, scheme)
     return ckpt
 
 

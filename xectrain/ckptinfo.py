@@ -16,22 +16,10 @@ import torch
 
 from xecdata.geometry import geometry_id
 
-from .checkpoint import ENCODER_FORMAT, FORMAT, CheckpointError
+from .checkpoint import FORMAT, read_checkpoint
 
 # what `resume` needs besides the weights (runio.restore_trainer)
 _RESUME_FIELDS = ("optimizer", "scheduler", "loader", "rng")
-
-
-def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises several types for foreign or torn files
-        raise CheckpointError(f"{path}: not a readable checkpoint ({err})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") not in (FORMAT, ENCODER_FORMAT):
-        raise CheckpointError(f"{path}: not an xec checkpoint (no '{FORMAT}' header)")
-    return ckpt
 
 
 def parameter_counts(state: Mapping[str, Any]) -> dict[str, int]:
@@ -47,7 +35,7 @@ def parameter_counts(state: Mapping[str, Any]) -> dict[str, int]:
 def describe_checkpoint(path: str | Path) -> dict[str, Any]:
     """A JSON-ready description of the checkpoint or encoder file at `path`."""
     path = Path(path)
-    ckpt = _read(path)
+    ckpt = read_checkpoint(path)
     weights = ckpt.get("model") if ckpt.get("format") == FORMAT else ckpt.get("encoder")
     config = ckpt.get("config") or {}
     tasks = config.get("tasks") or {}

@@ -191,6 +191,10 @@ def run_inference(
                 arrays: dict[str, np.ndarray] = {"input_file": np.full(n, k, np.int32),
                           "entry": np.arange(first, first + n, dtype=np.int64)}  # fmt: skip
                 writer.write(arrays | cols | run_batch(model, x), str(path))
+        if writer.entries == 0:
+            raise InferenceError(
+                f"the inputs ({', '.join(map(str, inputs))}) hold no events; nothing to write"
+            )
         meta = _metadata(model, inputs, writer.entries)
         writer.close(meta)
     except BaseException:

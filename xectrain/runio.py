@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,17 +157,19 @@ def save_epoch_checkpoints(
 ) -> None:
     """checkpoint_last every checkpoint.every epochs and at the end, checkpoint_best on a new
     best (plus the MAE encoder), and the last checkpoint.keep per-epoch snapshots. An MAE also
-    writes its (EMA) encoder as mae_encoder_epoch_NNN.pth whenever checkpoint_last is written,
-    a small file per epoch to fine-tune from (mae_encoder_best.pth: the best one)."""
+    writes its (EMA) encoder as mae_encoder_epoch_NNN.pth every checkpoint.encoder_every epochs
+    and at the end, to fine-tune from (mae_encoder_best.pth: the best one)."""
     c = tr.cfg.checkpoint
     last = tr.epoch >= tr.cfg.training.epochs
-    if not (improved or last or tr.epoch % c.every == 0 or c.keep):
+    encoder_due = tr.cfg.model.kind == "mae" and c.encoder_every > 0
+    encoder_due = encoder_due and (last or tr.epoch % c.encoder_every == 0)
+    if not (improved or last or tr.epoch % c.every == 0 or c.keep or encoder_due):
         return
     ckpt = trainer_checkpoint(tr, loader, scheme, run_id)
     if last or tr.epoch % c.every == 0:
         save_checkpoint(run_dir / LAST, ckpt)
-        if tr.cfg.model.kind == "mae":
-            save_encoder(run_dir / f"mae_encoder_epoch_{tr.epoch:03d}.pth", ckpt)
+    if encoder_due:
+        save_encoder(run_dir / f"mae_encoder_epoch_{tr.epoch:03d}.pth", ckpt)
     if improved:
         save_checkpoint(run_dir / BEST, ckpt)
         if tr.cfg.model.kind == "mae":
@@ -245,10 +248,19 @@ def write_final_artifacts(
         paths += write_insight_plots(tr, loaders, scheme, run_dir)
         for path in paths:
             tracker.log_artifact(path, "worst_events" if "worst_" in path.name else None)
+    tracker.log_artifact(run_dir / "config.yaml")
     if tr.cfg.checkpoint.export_onnx:
         c = tr.cfg.checkpoint
-        tracker.log_artifact(export_best_onnx(run_dir, c.onnx_exporter, c.onnx_filename))
-    tracker.log_artifact(run_dir / "config.yaml")
+        try:
+            tracker.log_artifact(export_best_onnx(run_dir, c.onnx_exporter, c.onnx_filename))
+        except Exception as err:  # the trained run stands; the export can be redone by hand
+            warnings.warn(
+                f"checkpoint.export_onnx failed ({type(err).__name__}: {err}); the run and its "
+                f"checkpoints are complete. Export by hand: xec export onnx "
+                f"{run_dir / BEST} -o {run_dir / (c.onnx_filename or run_dir.name + '.onnx')} "
+                f"--exporter {'torchscript' if c.onnx_exporter == 'dynamo' else 'dynamo'}",
+                stacklevel=1,
+            )
 
 
 def export_best_onnx(run_dir: Path, exporter: str = "dynamo", filename: str | None = None) -> Path:

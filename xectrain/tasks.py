@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xecdata.reweight import INVALID_ABOVE
+from xecdata.markers import valid_rows
 from xecdata.schemes import Scheme
 from xecmodel import TASKS, TaskSpec, create_model
 
@@ -120,6 +120,5 @@ def collect_targets(loader: Any, ops: StepOps, max_batches: int) -> dict[str, np
     out = {}
     for task, parts in got.items():
         values = np.concatenate(parts) if parts else np.zeros((0, 1))
-        ok = np.isfinite(values).all(axis=1) & (np.abs(values) < INVALID_ABOVE).all(axis=1)
-        out[task] = values[ok]  # real data mark missing truth with 1e10
+        out[task] = values[valid_rows(values)]  # real data mark missing truth with 1e10
     return out

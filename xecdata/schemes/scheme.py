@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xecdata.markers import INVALID_ABOVE
 from xecdata.schemes import kernels
 from xecdata.schemes.transforms import Transform, get_transform
 
 if TYPE_CHECKING:
     import torch
 
-DEAD_ABOVE = 9e9  # raw npho above this is dead (input files write 1e10 for invalid values)
-TIME_INVALID_ABOVE = 9e9  # |raw time| above this is invalid (same marker)
+DEAD_ABOVE = INVALID_ABOVE  # raw npho above this is dead (input files write 1e10 for no value)
+TIME_INVALID_ABOVE = INVALID_ABOVE  # |raw time| above this is invalid (same marker)
 NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_.-]*"
 # Parameters that define the numbers a scheme produces; the content hash covers exactly these.
 PARAMETER_FIELDS: tuple[str, ...] = (

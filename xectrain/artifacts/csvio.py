@@ -28,12 +28,17 @@ def csv_path(run_dir: str | Path, task: str, run_name: str) -> Path:
     return Path(run_dir) / f"predictions_{task}_{run_name}.csv"
 
 
+def _rows(x: np.ndarray, width: int) -> np.ndarray:
+    """(N, ...) -> (N, K) float64; no events -> (0, width)."""
+    x = np.asarray(x, np.float64)
+    return x.reshape(len(x), -1) if x.size else x.reshape(0, width)
+
+
 def task_columns(task: str, true: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
     """{true_<c>, pred_<c>: (N,) float64} of `task` from (N, C) truth and predictions; the
     column names of the CSVs and of the validation ROOT file (n_gamma scores -> class)."""
     comps = TASK_COMPONENTS[task]
-    true = np.asarray(true, np.float64).reshape(len(true), -1)
-    pred = np.asarray(pred, np.float64).reshape(len(pred), -1)
+    true, pred = _rows(true, len(comps)), _rows(pred, len(comps))
     if task == "n_gamma" and pred.shape[1] > 1:
         pred = pred.argmax(axis=1)[:, None].astype(np.float64)  # class scores -> class
     if true.shape[1] != len(comps) or pred.shape != true.shape:

@@ -44,7 +44,7 @@ from xecdata.geometry import (
     hex_plane_coords,
     sensor_table,
 )
-from xecdata.reweight import INVALID_ABOVE
+from xecdata.markers import valid_rows
 from xecmodel import TASKS
 
 from .plotting import save
@@ -215,7 +215,7 @@ def _display_order(values: dict[str, np.ndarray]) -> list[str]:
 def _fmt(key: str, v: np.ndarray, pred: bool = False) -> str:
     """One quantity in display units; the files' invalid marker (1e10) shows as n/a."""
     v = np.asarray(v, np.float64)
-    if not (np.isfinite(v).all() and (np.abs(v) < INVALID_ABOVE).all()):
+    if not valid_rows(v.reshape(1, -1))[0]:
         return f"{key} = n/a"
     if key == "energy":
         return f"E = {MEV_PER_GEV * v[0]:.2f} MeV"

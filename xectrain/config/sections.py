@@ -240,6 +240,9 @@ class CheckpointConfig:
     """torch.onnx exporter of export_onnx (torchscript: the legacy one, faster to run)."""
     onnx_filename: str | None = None
     """File name of export_onnx's model inside the run folder; null: <run name>.onnx."""
+    encoder_every: int = 10
+    """MAE: also write the (EMA) encoder as mae_encoder_epoch_NNN.pth every N epochs and after
+    the last (0: never); mae_encoder_best.pth follows the best model either way."""
     predictions_every: int = 10
     """MAE/inpainter: stream validation predictions to ROOT every N epochs (and at the end)."""
     worst_events: int = 5

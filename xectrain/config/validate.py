@@ -145,6 +145,7 @@ def _checkpoint(cfg: RunConfig, report: Report) -> None:
     _positive(report, "checkpoint.keep", c.keep, allow_zero=True)
     _positive(report, "checkpoint.best_artifacts_keep", c.best_artifacts_keep, allow_zero=True)
     _positive(report, "checkpoint.predictions_every", c.predictions_every)
+    _positive(report, "checkpoint.encoder_every", c.encoder_every, allow_zero=True)
     _positive(report, "checkpoint.worst_events", c.worst_events, allow_zero=True)
     if not c.best_metric.startswith("val/"):
         report(f"checkpoint.best_metric: {c.best_metric!r} must be a validation metric (val/...)")
