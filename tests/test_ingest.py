@@ -252,3 +252,16 @@ def test_a_stored_scheme_that_this_installation_defines_otherwise_is_refused(
         st.scheme("new@1")
     with pytest.raises(SchemeMismatchError, match="xec renormalize"):
         st.check_scheme("nope@1")
+
+
+def test_read_rows_gathers_any_order_across_blocks(store_path):
+    st = open_store(store_path)
+    full = st.read_array("uvwTruth", 0, st.n_events)
+    index = np.random.default_rng(0).integers(0, st.n_events, 50)
+    index[:3] = [st.n_events - 1, 0, 0]  # the ends, and a repeat
+    for block in (7, 1 << 18):
+        got = st.read_rows("uvwTruth", index, block=block)
+        assert got.dtype == full.dtype and np.array_equal(got, full[index])
+    assert st.read_rows("uvwTruth", np.zeros(0, np.int64)).shape == (0, 3)
+    with pytest.raises(IndexError, match=r"has events 0\.\."):
+        st.read_rows("uvwTruth", np.array([st.n_events]))

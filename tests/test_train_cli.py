@@ -190,6 +190,12 @@ def test_train_artifacts_root_epoch_sets_onnx_and_task_subsets(demo: Path) -> No
     for name in ("true_energy", "pred_energy"):
         assert np.array_equal(rows[name], cols[name].astype(np.float32)), name
     assert {"true_theta", "pred_phi", "run", "event"} <= set(rows)
+    from xecdata.store import open_store
+
+    st = open_store(demo / "store.xec.zarr")  # every truth branch, also of untrained tasks
+    for name in ("uvwTruth", "xyzVTX", "timeTruth"):
+        want = st.read_rows(name, rows["event_index"]).astype(np.float32)
+        assert np.array_equal(rows[name], want), name
     ckpt = str(run_dir / "checkpoint_best.pth")
     client = MlflowClient(tracking_uri=f"sqlite:///{demo / 'mlruns.db'}")
     logged = {a.path for a in client.list_artifacts(load_checkpoint(ckpt)["mlflow_run_id"])}

@@ -40,6 +40,7 @@ class RegressorEval:
     results: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     ids: dict[str, np.ndarray] = field(default_factory=dict)
     worst: list[EventRecord] = field(default_factory=list)
+    store: str | None = None  # the store the events came from (None: an in-memory loader)
 
 
 def _reduce_means(sums: dict[str, torch.Tensor], events: int, device: torch.device) -> dict:
@@ -146,8 +147,22 @@ def validate_regressor(
         out.metrics |= {f"val/{k}": v for k, v in task_metrics(task, pred, true).items()}
     out.ids = {k: gathered[k] for k in ("event_index", *ID_TARGETS) if k in gathered}
     out.worst = worst.records(scheme)  # rank 0's own worst events
-    add_store_truth(out.worst, getattr(getattr(loader, "info", None), "store", None))
+    out.store = getattr(getattr(loader, "info", None), "store", None)
+    add_store_truth(out.worst, out.store)
     return out
+
+
+def store_columns(ev: RegressorEval) -> dict[str, np.ndarray]:
+    """Every truth and reco array of the store at the validated events (event_index), for the
+    validation ROOT file; empty without a store (in-memory loaders)."""
+    index = ev.ids.get("event_index")
+    if ev.store is None or index is None:
+        return {}
+    from xecdata.store import open_store
+
+    st = open_store(ev.store)
+    names = [n for n, kind in st.arrays.items() if kind in ("truth", "reco")]
+    return {name: st.read_rows(name, index) for name in names}
 
 
 def host_copy(t: torch.Tensor) -> np.ndarray:

@@ -26,6 +26,7 @@ from .checkpoint import (
 from .config import RunConfig, to_dict
 from .distributed import World, broadcast_from_main
 from .ema import ModelEMA
+from .evaluate import store_columns
 from .loop import Trainer
 from .schedule import LRSchedule, build_schedule
 from .tasks import StepOps
@@ -226,7 +227,8 @@ def write_best_artifacts(tr: Trainer, evaluation: Any, run_dir: Path, tracker: T
     ev, run, keep = evaluation.regressor, run_dir.name, tr.cfg.checkpoint.best_artifacts_keep
     meta = artifact_metadata(tr.raw, tr.epoch, tr.cfg.data.val_split)
     name = f"{run}_ep{tr.epoch}" if keep > 0 else run
-    written = write_regressor_artifacts(run_dir, name, ev.results, ev.ids, meta)
+    extra = store_columns(ev)
+    written = write_regressor_artifacts(run_dir, name, ev.results, ev.ids, meta, extra)
     if keep > 0:
         written = copy_set(written, name, run)
     prune_epoch_sets(run_dir, run, keep)

@@ -17,7 +17,7 @@ from .artifacts import plot_worst_events, write_regressor_artifacts
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import config_from_dict
 from .distributed import pick_device
-from .evaluate import validate_reconstruction, validate_regressor
+from .evaluate import store_columns, validate_reconstruction, validate_regressor
 from .loop import amp_context
 from .runio import ID_TARGETS, artifact_metadata
 from .tasks import StepOps
@@ -107,7 +107,7 @@ def validate_checkpoint(
         ev = validate_regressor(model, ops, loader, n, amp, model.scheme,
                                 cfg.checkpoint.worst_events)  # fmt: skip
         meta = artifact_metadata(model, int(ckpt.get("epoch", 0)), split)
-        write_regressor_artifacts(out, name, ev.results, ev.ids, meta)
+        write_regressor_artifacts(out, name, ev.results, ev.ids, meta, store_columns(ev))
         plot_worst_events(ev.worst, out, name)
         metrics = ev.metrics
     else:

@@ -223,6 +223,23 @@ class Store:
         block = self._array(col["array"]).read(start, stop)[:, col["start"] : col["stop"]]
         return block.reshape(len(block), *col["shape"]).astype(col["dtype"], copy=False)
 
+    def read_rows(self, name: str, index: np.ndarray, block: int = 1 << 18) -> np.ndarray:
+        """Branch `name` at the store event indices `index` (any order, repeats allowed),
+        read `block` events at a time so memory stays bounded by the block and the output."""
+        index = np.asarray(index, np.int64)
+        if index.size and (index.min() < 0 or index.max() >= self.n_events):
+            raise IndexError(f"store {self.path} has events 0..{self.n_events - 1}")
+        order = np.argsort(index, kind="stable")
+        sorted_idx = index[order]
+        out: np.ndarray | None = None
+        for start in np.unique(sorted_idx // block) * block:
+            lo, hi = np.searchsorted(sorted_idx, [start, start + block])
+            part = self.read_array(name, int(start), int(min(start + block, self.n_events)))
+            if out is None:
+                out = np.empty((len(index), *part.shape[1:]), part.dtype)
+            out[order[lo:hi]] = part[sorted_idx[lo:hi] - start]
+        return out if out is not None else self.read_array(name, 0, 0)
+
     def read_raw(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw float32 (npho, time) (n, 4760) of a store ingested with --keep-raw."""
         if not self.metadata["raw"]["kept"]:

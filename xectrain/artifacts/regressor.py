@@ -74,11 +74,16 @@ def _root_rows(
     ids: Mapping[str, np.ndarray] | None,
     start: int,
     stop: int,
+    extra: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Branches of events [start, stop): ids (int64), then per task the CSV columns (float32)
-    and, for n_gamma, the class probabilities `prob_n_gamma` (stop - start, classes)."""
+    and, for n_gamma, the class probabilities `prob_n_gamma` (stop - start, classes); then the
+    `extra` per-event arrays under their own names (store truth / reco branches)."""
     part = {k: np.asarray(v)[start:stop] for k, v in (ids or {}).items()}
     rows = id_columns(part, stop - start)
+    for name, values in (extra or {}).items():
+        v = np.asarray(values)[start:stop]
+        rows[name] = v.astype(np.int64 if v.dtype.kind in "iu" else np.float32)
     for task, (true, pred) in results.items():
         true, pred = np.asarray(true)[start:stop], np.asarray(pred)[start:stop]
         cols = task_columns(task, true, pred)
@@ -93,18 +98,20 @@ def write_validation_root(
     results: Mapping[str, tuple[np.ndarray, np.ndarray]],
     ids: Mapping[str, np.ndarray] | None = None,
     metadata: Metadata | None = None,
+    extra: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """Event-by-event truth and predictions of every task in `results` as tree `predictions`
-    (one entry per event, branches as in the CSVs) plus a one-entry `metadata` tree (tasks,
-    units, and whatever `metadata` adds: scheme, geometry, epoch, ...). Written one basket
-    of ROOT_CHUNK events at a time, so only one basket of branches exists at once."""
+    (one entry per event, branches as in the CSVs, plus the `extra` per-event arrays: every
+    truth / reco branch of the store, named as in the input files) and a one-entry `metadata`
+    tree (tasks, units, and whatever `metadata` adds: scheme, geometry, epoch, ...). Written
+    one basket of ROOT_CHUNK events at a time, so only one basket of branches exists at once."""
     n = len(next(iter(results.values()))[0]) if results else 0
     units = {t: "class" if t == "n_gamma" else TASKS[t].units for t in results}
     meta = {"kind": "regressor", "tasks": ",".join(results), "units": json.dumps(units),
             "n_events": n, **(metadata or {})}  # fmt: skip
-    with TableRootWriter(path, _root_rows(results, ids, 0, min(n, 1)), meta) as writer:
+    with TableRootWriter(path, _root_rows(results, ids, 0, min(n, 1), extra), meta) as writer:
         for start in range(0, n, ROOT_CHUNK):
-            writer.write(_root_rows(results, ids, start, min(start + ROOT_CHUNK, n)))
+            writer.write(_root_rows(results, ids, start, min(start + ROOT_CHUNK, n), extra))
     return Path(path)
 
 
@@ -114,12 +121,14 @@ def write_regressor_artifacts(
     results: Mapping[str, tuple[np.ndarray, np.ndarray]],
     ids: Mapping[str, np.ndarray] | None = None,
     metadata: Metadata | None = None,
+    extra: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Path]:
     """Write `predictions_{task}_{run}.csv` for every task in `results` ({task: (true, pred)},
-    same events in the same order), `validation_results_{run}.root` with all of them
-    (`metadata` goes into its metadata tree) and the resolution PDF of each plotted task."""
+    same events in the same order), `validation_results_{run}.root` with all of them and the
+    `extra` per-event arrays (`metadata` goes into its metadata tree) and the resolution PDF
+    of each plotted task."""
     written: dict[str, Path] = {"root": write_validation_root(
-        root_path(out_dir, run_name), results, ids, metadata)}  # fmt: skip
+        root_path(out_dir, run_name), results, ids, metadata, extra)}  # fmt: skip
     truths = {task: np.asarray(tp[0]).reshape(len(tp[0]), -1) for task, tp in results.items()}
     for task, (true, pred) in results.items():
         written[f"csv_{task}"] = write_predictions_csv(
