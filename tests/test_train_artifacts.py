@@ -234,7 +234,7 @@ def _best_at(run_dir: Path, epoch: int, keep: int, tracker: _Tracker) -> None:
     tr = SimpleNamespace(cfg=cfg, raw=model, epoch=epoch, best_worst=[])
     true = np.linspace(0.02, 0.05, 40)[:, None]
     ev = SimpleNamespace(results={"energy": (true, true * (1 + 0.01 * epoch))}, worst=[],
-                         ids={"event_index": np.arange(40)})  # fmt: skip
+                         ids={"event_index": np.arange(40)}, store=None)  # fmt: skip
     write_best_artifacts(tr, SimpleNamespace(regressor=ev), run_dir, tracker)  # type: ignore[arg-type]
 
 
@@ -277,3 +277,15 @@ def test_validation_root_file_of_no_events(tmp_path: Path) -> None:
         keys = {"true_energy", "pred_energy", "event_index", "run", "event"}
         assert set(f["predictions"].keys()) == keys
         assert int(f["metadata"]["n_events"].array(library="np")[0]) == 0
+
+
+def test_worst_events_of_all_ranks_are_merged_worst_first() -> None:
+    from xectrain.artifacts import EventRecord
+    from xectrain.evaluate import merge_worst
+
+    def rec(loss: float, index: int) -> EventRecord:
+        return EventRecord(np.zeros(4760), np.zeros(4760), 1, index, loss, {}, {}, index)
+
+    ranks = [[rec(0.9, 1), rec(0.2, 2)], [rec(1.5, 10), rec(0.8, 11)], [rec(0.85, 20)]]
+    assert [r.index for r in merge_worst(ranks, 3)] == [10, 1, 20]
+    assert merge_worst([[], []], 3) == [] and len(merge_worst(ranks, 10)) == 5

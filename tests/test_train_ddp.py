@@ -84,11 +84,11 @@ def _train_rank(rank: int, world: int, ports: tuple[int, int], tmp: str, store: 
     torch.set_num_threads(1)
     common = ("tracking.enabled=false", "training.epochs=1", "checkpoint.save_artifacts=true",
               f"data.store={store}", "data.max_train_batches=1", "data.loader_threads=1",
-              "data.val_batch_size=32", "checkpoint.worst_events=0")  # fmt: skip
+              "data.val_batch_size=32")  # fmt: skip
     train(tiny_config("mae", Path(tmp), *common, "tracking.run_name=mae"))
     os.environ["MASTER_PORT"] = str(ports[1])  # a fresh rendezvous for the second run
     train(tiny_config("regressor", Path(tmp), *common, "tracking.run_name=reg",
-                      "tasks.energy.enabled=true"))  # fmt: skip
+                      "tasks.energy.enabled=true", "checkpoint.worst_events=2"))  # fmt: skip
 
 
 def test_ddp_validation_counts_every_event_once(tmp_path: Path) -> None:
@@ -118,3 +118,5 @@ def test_ddp_validation_counts_every_event_once(tmp_path: Path) -> None:
     with open(tmp_path / "artifacts" / "reg" / "predictions_energy_reg.csv") as f:
         index = [int(row["event_index"]) for row in csv.DictReader(f)]
     assert sorted(index) == val.tolist()
+    shown = sorted(p.name for p in (tmp_path / "artifacts" / "reg" / "worst_events").iterdir())
+    assert shown == ["worst_01_reg.pdf", "worst_02_reg.pdf"]  # merged from the three ranks

@@ -90,6 +90,11 @@ class _Worst:
         return out
 
 
+def merge_worst(parts: list[list[EventRecord]], k: int) -> list[EventRecord]:
+    """The k highest-loss records of all ranks' lists (each rank's own k worst), worst first."""
+    return sorted((r for part in parts for r in part), key=lambda r: -r.loss)[:k]
+
+
 def _batch_truth(batch: Any, i: int, have: dict[str, Any]) -> dict[str, np.ndarray]:
     """Truth of event i for the tasks not trained whose branch the loader still delivered."""
     return {task: host_copy(batch.targets[info.branch][i]) for task, info in TASKS.items()
@@ -138,6 +143,7 @@ def validate_regressor(
         worst.offer(ops.per_event_loss(model, outputs, targets), batch, _worst_info(chunk))
     metrics = _reduce_means(sums, events, device)
     gathered = concat_gathered(gather_to_main({k: np.concatenate(v) for k, v in rows.items()}))
+    worst_of_ranks = gather_to_main(worst.records(scheme))  # each rank's k worst, on rank 0
     out = RegressorEval(metrics)
     if not gathered:
         return out
@@ -146,7 +152,7 @@ def validate_regressor(
         out.results[task] = (true, pred)
         out.metrics |= {f"val/{k}": v for k, v in task_metrics(task, pred, true).items()}
     out.ids = {k: gathered[k] for k in ("event_index", *ID_TARGETS) if k in gathered}
-    out.worst = worst.records(scheme)  # rank 0's own worst events
+    out.worst = merge_worst(worst_of_ranks, worst.k)  # the k worst of the whole split
     out.store = getattr(getattr(loader, "info", None), "store", None)
     add_store_truth(out.worst, out.store)
     return out
