@@ -63,12 +63,18 @@ class ChannelStats:
 
 def _batches(paths: Sequence[Path], channels: Sequence[str], layout: str) -> Iterator[dict]:
     import uproot
+    from tqdm import tqdm
 
     names = [f"truth_{c}" for c in channels] + [f"pred_{c}" for c in channels]
     names += ["mask", "invalid"] if layout == "event" else ["face"]
-    for path in paths:
-        with uproot.open(path) as f:
-            yield from f["predictions"].iterate(names, step_size=STEP, library="np")
+    with tqdm(desc="analyze", unit="entry", leave=False) as bar:
+        for path in paths:
+            with uproot.open(path) as f:
+                tree = f["predictions"]
+                bar.total = (bar.total or 0) + tree.num_entries
+                for batch in tree.iterate(names, step_size=STEP, library="np"):
+                    bar.update(len(batch[names[0]]))
+                    yield batch
 
 
 def _selected(b: dict, layout: str, faces: np.ndarray) -> tuple[dict, np.ndarray]:
