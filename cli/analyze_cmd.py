@@ -93,7 +93,7 @@ def _reconstruction(paths: tuple[Path, ...], out: Path, suffix: str, as_json: bo
     from xectrain.recon_analysis import analyze_reconstruction
 
     try:
-        report = analyze_reconstruction(paths, out, suffix)
+        report = analyze_reconstruction(paths, out, suffix, progress=not as_json)
     except (ValueError, KeyError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

@@ -61,13 +61,15 @@ class ChannelStats:
                 "rmse": float(np.sqrt(self.s2 / self.n))}  # fmt: skip
 
 
-def _batches(paths: Sequence[Path], channels: Sequence[str], layout: str) -> Iterator[dict]:
+def _batches(
+    paths: Sequence[Path], channels: Sequence[str], layout: str, progress: bool
+) -> Iterator[dict]:
     import uproot
     from tqdm import tqdm
 
     names = [f"truth_{c}" for c in channels] + [f"pred_{c}" for c in channels]
     names += ["mask", "invalid"] if layout == "event" else ["face"]
-    with tqdm(desc="analyze", unit="entry", leave=False) as bar:
+    with tqdm(desc="analyze", unit="entry", leave=False, disable=not progress) as bar:
         for path in paths:
             with uproot.open(path) as f:
                 tree = f["predictions"]
@@ -101,7 +103,7 @@ def read_kind(paths: Sequence[Path]) -> tuple[str, str, list[str]]:
 
 
 def analyze_reconstruction(
-    paths: Sequence[str | Path], out_dir: str | Path, suffix: str = ""
+    paths: Sequence[str | Path], out_dir: str | Path, suffix: str = "", progress: bool = True
 ) -> dict[str, Any]:
     """Per-face, per-channel residual statistics of reconstructed sensors; writes
     `recon_analysis{suffix}.json` and `recon_analysis{suffix}.pdf` into `out_dir`."""
@@ -109,7 +111,7 @@ def analyze_reconstruction(
     kind, layout, channels = read_kind(files)
     faces = sensor_table().face.astype(np.int64)
     stats = {(f, c): ChannelStats() for f in range(len(FACE_NAMES)) for c in channels}
-    for batch in _batches(files, channels, layout):
+    for batch in _batches(files, channels, layout, progress):
         flat, face = _selected(batch, layout, faces)
         true_npho = flat["truth_npho"]
         for c in channels:
