@@ -37,9 +37,28 @@ def epoch(path: Path, **kw: Any) -> list[Batch]:
     out = []
     for b in open_loader(path, **opts):
         assert b.sensors.device.type == torch.device(opts.get("device", "cpu")).type
-        cpu = {k: v.cpu() for k, v in b.targets.items()}
-        out.append(Batch(b.sensors.cpu(), cpu, b.weights.cpu(), b.index.cpu()))
+        # clone: the loaders reuse their output buffers (and .cpu() of a CPU tensor is itself)
+        cpu = {k: v.clone().cpu() for k, v in b.targets.items()}
+        out.append(Batch(b.sensors.clone().cpu(), cpu, b.weights.clone().cpu(),
+                         b.index.clone().cpu()))  # fmt: skip
     return out
+
+
+def lagging_epoch(path: Path, backend: str) -> list[Batch]:
+    """The consumer's stream lags far behind the loader (a long sleep kernel per batch) and the
+    batches are cloned on the device without a host sync: a loader that refilled an output
+    slot before the consumer's stream had read it would show here as different values."""
+    kept = []
+    loader = open_loader(path, scheme="new@1", batch_size=100, seed=5, shuffle_window=128,
+                         targets=TARGETS, drop_last=False, backend=backend,
+                         device="cuda", threads=2)  # fmt: skip
+    for b in loader:
+        torch.cuda._sleep(20_000_000)  # ~10 ms of GPU time before the clones run
+        kept.append(Batch(b.sensors.clone(), {k: v.clone() for k, v in b.targets.items()},
+                          b.weights.clone(), b.index.clone()))  # fmt: skip
+    torch.cuda.synchronize()
+    return [Batch(k.sensors.cpu(), {n: v.cpu() for n, v in k.targets.items()}, k.weights.cpu(),
+                  k.index.cpu()) for k in kept]  # fmt: skip
 
 
 def same(a: list[Batch], b: list[Batch]) -> None:
@@ -54,6 +73,21 @@ def same(a: list[Batch], b: list[Batch]) -> None:
 def test_gpu_backends_equal_cpu(store_path: Path, backend: str) -> None:
     ref = epoch(store_path, backend="cpu")
     same(ref, epoch(store_path, backend=backend, device="cuda", threads=2))
+
+
+@pytest.mark.parametrize("backend", ["pinned", "resident", "dali"])
+def test_a_lagging_consumer_still_gets_its_own_batches(store_path: Path, backend: str) -> None:
+    reweight = {"reweight": None}
+    ref = epoch(store_path, backend="cpu", **reweight)
+    got = lagging_epoch(store_path, backend)
+    assert len(got) == len(ref)
+    for x, y in zip(ref, got, strict=True):
+        assert torch.equal(x.index, y.index) and torch.equal(x.sensors, y.sensors)
+
+
+def test_auto_picks_a_device_backend(store_path: Path) -> None:
+    loader = open_loader(store_path, scheme="new@1", batch_size=64, device="cuda")
+    assert loader.info.backend in ("resident", "pinned")
 
 
 def test_pinned_bf16_and_two_epochs(store_path: Path) -> None:

@@ -4,6 +4,7 @@ non-finite steps, artifacts and MLflow metrics, MAE -> inpainter encoder transfe
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -259,3 +260,22 @@ def test_mae_encoder_files_every_n_epochs_and_a_failed_export_keeps_the_run(
     assert (res.run_dir / "checkpoint_best.pth").is_file() and (
         res.run_dir / "config.yaml"
     ).is_file()
+
+
+def test_wait_clock_counts_the_time_spent_getting_batches() -> None:
+    import time
+
+    from xectrain.loop import WaitClock
+
+    def slow() -> Iterator[int]:
+        for i in range(4):
+            time.sleep(0.02)  # the loader is late
+            yield i
+
+    clock = WaitClock(torch.device("cpu"))
+    got = []
+    for b in clock.timed(slow()):
+        got.append(b)
+        time.sleep(0.01)  # the step's own work is not waiting
+    assert got == [0, 1, 2, 3] and not clock.cuda
+    assert 0.08 <= clock.seconds() < 0.08 + 0.03

@@ -56,7 +56,9 @@ def setup_world(device_preference: str = "auto") -> World:
     if world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            dist.init_process_group("nccl", device_id=device)  # bound: no guessing per call
+        else:
+            dist.init_process_group("gloo")
     return World(rank, world_size, local_rank, device)
 
 

@@ -127,15 +127,48 @@ class EpochStats:
     batches: int = 0  # this rank's
 
 
-def _timed(batches: Iterator[Any], clock: list[float]) -> Iterator[Any]:
-    """Yield batches, adding the time spent waiting for each to clock[0]."""
-    while True:
-        t0 = time.perf_counter()
-        batch = next(batches, None)
-        clock[0] += time.perf_counter() - t0
-        if batch is None:
-            return
-        yield batch
+class WaitClock:
+    """Time an epoch waits for data.
+
+    On the CPU: host time spent inside next(loader). On CUDA the host runs ahead of the GPU
+    and also blocks in next() when the loader's output slots are all in use, which is
+    back-pressure from a busy GPU, not waiting for data; so there the wait is measured on the
+    GPU: the time the compute stream stalls between the end of one step's work and the start
+    of the next, which is the wait for the batch event the loader hands over. Timing events
+    are read only where the loop syncs anyway (progress logs, the end of the epoch).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.host = 0.0
+        self.gpu = 0.0
+        self._pairs: list[tuple[Any, Any]] = []
+        self._end: Any = None
+
+    def timed(self, batches: Iterator[Any]) -> Iterator[Any]:
+        """Yield batches, timing the wait for each."""
+        while True:
+            if self.cuda:
+                self._end = torch.cuda.Event(enable_timing=True)
+                self._end.record()
+            t0 = time.perf_counter()
+            batch = next(batches, None)
+            self.host += time.perf_counter() - t0
+            if batch is None:
+                return
+            if self.cuda:
+                start = torch.cuda.Event(enable_timing=True)
+                start.record()  # after the loader made this stream wait for the batch
+                self._pairs.append((self._end, start))
+            yield batch
+
+    def seconds(self) -> float:
+        """The wait so far; on CUDA call it after a sync (every recorded event completed)."""
+        if not self.cuda:
+            return self.host
+        self.gpu += sum(end.elapsed_time(start) for end, start in self._pairs) / 1000.0
+        self._pairs.clear()
+        return self.gpu
 
 
 def train_epoch(tr: Trainer, loader: Any, n_batches: int) -> EpochStats:
@@ -144,11 +177,11 @@ def train_epoch(tr: Trainer, loader: Any, n_batches: int) -> EpochStats:
     tr.model.train()
     accum = cfg.grad_accum_steps
     sums: dict[str, torch.Tensor] = {}
-    events, batches, clock, start = 0, 0, [0.0], time.perf_counter()
+    events, batches, clock, start = 0, 0, WaitClock(tr.device), time.perf_counter()
     bar = tqdm(
         total=n_batches, desc=f"epoch {tr.epoch + 1}", disable=not tr.world.main, leave=False
     )
-    for i, batch in enumerate(_timed(itertools.islice(loader, n_batches), clock)):
+    for i, batch in enumerate(clock.timed(itertools.islice(loader, n_batches))):
         group_start = (i // accum) * accum
         group = min(accum, n_batches - group_start)  # the last group may be short
         last_of_group = i + 1 == group_start + group
@@ -163,17 +196,20 @@ def train_epoch(tr: Trainer, loader: Any, n_batches: int) -> EpochStats:
         if last_of_group:
             optimizer_step(tr)
             if tr.step % cfg.log_every == 0:
-                _log_progress(tr, bar, sums, i + 1, events, clock[0], start)
+                _log_progress(tr, bar, sums, i + 1, events, clock, start)
     bar.close()
-    return _epoch_stats(tr, sums, batches, events, clock[0], start)
+    return _epoch_stats(tr, sums, batches, events, clock, start)
 
 
 def _log_progress(
     tr: Trainer, bar: Any, sums: dict[str, torch.Tensor], batches: int, events: int,
-    wait: float, start: float,
+    clock: WaitClock, start: float,
 ) -> None:  # fmt: skip
     """The loop's only host sync: running loss, events/s and data-wait fraction."""
     means = _means({"total_loss": sums["total_loss"]}, batches)
+    if clock.cuda:
+        torch.cuda.current_stream(tr.device).synchronize()  # the timing events are done
+    wait = clock.seconds()
     tr.history.append((tr.step, means["total_loss"]))
     elapsed = max(time.perf_counter() - start, 1e-9)
     bar.set_postfix(
@@ -184,14 +220,17 @@ def _log_progress(
 
 
 def _epoch_stats(
-    tr: Trainer, sums: dict[str, torch.Tensor], batches: int, events: int, wait: float,
+    tr: Trainer, sums: dict[str, torch.Tensor], batches: int, events: int, clock: WaitClock,
     start: float,
 ) -> EpochStats:  # fmt: skip
     """Means over all ranks (every rank runs the same number of batches)."""
     keys = sorted(sums)
     packed = torch.stack([sums[k].float() for k in keys] + [tr.skipped.float().to(tr.device)])
     all_reduce_sum(packed)
-    values = packed.tolist()
+    values = packed.tolist()  # syncs: every timing event of the epoch has completed
+    if clock.cuda:
+        torch.cuda.current_stream(tr.device).synchronize()
+    wait = clock.seconds()
     n = batches * tr.world.world_size
     metrics = {f"train/{k}": v / max(n, 1) for k, v in zip(keys, values, strict=False)}
     metrics["train/skipped_steps"] = values[-1] / tr.world.world_size

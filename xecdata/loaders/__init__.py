@@ -161,6 +161,8 @@ def open_loader(
 
     st, scheme_id = open_checked(store, scheme)
     dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:  # streams and DALI need the card's number
+        dev = torch.device("cuda", torch.cuda.current_device())
     if dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"dtype must be torch.float32 or torch.bfloat16, got {dtype}")
     ce = int(st.chunk_events)

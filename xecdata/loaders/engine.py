@@ -107,11 +107,14 @@ class Prefetcher:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                yield item
-                # the consumer asked for the next batch: it is done with this one
-                if self._release is not None:
-                    self._release(item % self._n_out)
-                self._out_free.release()
+                try:
+                    yield item
+                finally:
+                    # the consumer asked for the next batch (or stopped): it is done with this
+                    # one, as far as its host side knows; release marks it on its stream
+                    if self._release is not None:
+                        self._release(item % self._n_out)
+                    self._out_free.release()
         finally:
             self.close()
 

@@ -81,7 +81,10 @@ class ChunkCallback:
 
 
 def _copy_out(tensor: Any, dst: torch.Tensor, stream: Any = None) -> None:
-    """DALI tensor -> preallocated torch memory (host ring: raw copy; device: on `stream`)."""
+    """DALI sample -> preallocated torch memory of the same shape (host ring: raw copy;
+    device: on `stream`); the shapes are checked on both paths."""
+    if tensor.shape() != list(dst.shape):
+        raise ValueError(f"DALI sample of shape {tensor.shape()} for a slot of {list(dst.shape)}")
     if stream is None:
         tensor.copy_to_external(ctypes.c_void_p(dst.data_ptr()))
     else:
@@ -141,7 +144,7 @@ class DaliBackend:
         pipe = Pipeline(
             batch_size=1,
             num_threads=1,
-            device_id=(self.device.index or 0) if cuda else None,
+            device_id=self.device.index if cuda else None,  # open_loader gives an index
             py_num_workers=self.threads,
             py_start_method="spawn" if cuda or torch.cuda.is_initialized() else "fork",
             prefetch_queue_depth=self.prefetch,
@@ -168,6 +171,8 @@ class DaliBackend:
                 if cuda
                 else HostRing(slots, self.source)
             )
+            if cuda:  # see PinnedBackend.batches: no upload into memory still being read
+                torch.cuda.current_stream(self.device).synchronize()
         return self.ring
 
     def _load(self, pipe: Any, ring: Any) -> Callable[[int, int], None]:
@@ -178,16 +183,18 @@ class DaliBackend:
             if self._stream is not None and self._last_gather is not None:
                 self._stream.wait_event(self._last_gather)  # the slot's last reader is done
             sensors, targets, weights = ring.views(slot)
-            raw = outs[0].as_tensor()
+            # the pipeline's batch is one sample, the chunk: take the sample (n, ...) itself,
+            # not the list as a tensor (1, n, ...), whose shape the device copy refuses
+            raw = outs[0][0]
             n = raw.shape()[0]
             dst = torch.from_numpy(sensors) if isinstance(sensors, np.ndarray) else sensors
             _copy_out(raw, dst[:n], self._stream)
             w = torch.from_numpy(weights) if isinstance(weights, np.ndarray) else weights
-            _copy_out(outs[1].as_tensor(), w[:n], self._stream)
+            _copy_out(outs[1][0], w[:n], self._stream)
             for k, o in zip(names, outs[2:], strict=True):
                 t = targets[k]
                 _copy_out(
-                    o.as_tensor(),
+                    o[0],
                     (torch.from_numpy(t) if isinstance(t, np.ndarray) else t)[:n],
                     self._stream,
                 )

@@ -180,7 +180,7 @@ def hand_over(out: DeviceOut, slot: int) -> Batch:
     """The batch in `slot`, with the consumer's current stream waiting for its event."""
     ev = out.ready[slot]
     if ev is not None:
-        torch.cuda.current_stream().wait_event(ev)
+        torch.cuda.current_stream(out.sensors.device).wait_event(ev)
     return out.batch(slot)
 
 
@@ -189,7 +189,7 @@ def give_back(out: DeviceOut, slot: int) -> None:
     if out.stream is None:
         return
     ev = torch.cuda.Event()
-    ev.record(torch.cuda.current_stream())
+    ev.record(torch.cuda.current_stream(out.sensors.device))
     out.given_back[slot] = ev
 
 
@@ -254,6 +254,9 @@ class PinnedBackend:
         if self.ring is None or self.ring.slots < slots:
             self.ring = None
             self.ring = DeviceRing(slots, self.source, self.device)
+            # the side streams' uploads must not write memory that kernels still queued on
+            # the consumer's stream read before the allocator handed it to the ring
+            torch.cuda.current_stream(self.device).synchronize()
         ring, out = self.ring, self.out
 
         def assemble(j: int, slot: int, seg_slot: np.ndarray) -> None:

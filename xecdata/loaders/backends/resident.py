@@ -32,7 +32,10 @@ from xecdata.loaders.sampler import EpochPlan, SplitLayout
 from xecdata.loaders.source import ChunkSource
 
 FIT_FRACTION = 0.9  # explicit `resident`: the ring may take this much of the free memory
-AUTO_FRACTION = 0.5  # `auto` picks resident only below this ("comfortably")
+# `auto` picks resident only below this share of the free memory, judged when the loader is
+# opened, before the model, optimizer, EMA copy and activations exist: training's train and
+# val loaders together then take at most ~58 % of the card, leaving the rest to the model
+AUTO_FRACTION = 0.35
 
 
 def resident_bytes(source: ChunkSource, layout: SplitLayout) -> int:
@@ -132,8 +135,10 @@ class ResidentBackend:
             slot = j % self.n_out
             if cuda:
                 assemble_device(plan, j, slot, seg_slot, self.ring, self.out, self.source.decoder)
-                yield hand_over(self.out, slot)
-                give_back(self.out, slot)
+                try:
+                    yield hand_over(self.out, slot)
+                finally:  # also when the consumer stops early: the slot's last reader
+                    give_back(self.out, slot)
             else:
                 assemble_host(
                     plan, j, slot, seg_slot, self.ring, self.out, self.source.decoder, self.gather
