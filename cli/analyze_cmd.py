@@ -77,6 +77,8 @@ def analyze(
         shown = ", ".join(f"{k} {v:.4g}" for k, v in list(m.items())[:4])
         left = f", {entry['left_out']} left out" if entry["left_out"] else ""
         click.echo(f"  {task:<9} vs {entry['reference']}: {entry['events']} events{left}; {shown}")
+        if "warning" in entry:
+            click.echo(f"  {'':<9} WARNING: {entry['warning']}")
 
 
 def _is_reconstruction(path: Path) -> bool:

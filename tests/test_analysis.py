@@ -90,6 +90,8 @@ def test_against_reco_and_truth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     u = rep["tasks"]["uvwFI"]
     assert u["reference"] == "reco (uvwRecoFI)" and u["left_out"] == 2
     assert rep["tasks"]["timing"] == {"skipped": "all 400 reco (timeReco) references are invalid"}
+    assert "warning" not in e and "warning" not in a
+
     assert (tmp_path / "a" / "analysis_energy_r.pdf").read_bytes().startswith(b"%PDF")
     assert (tmp_path / "a" / "analysis_angle_r.pdf").is_file()
     assert json.loads((tmp_path / "a" / "analysis_r.json").read_text()) == rep
@@ -169,3 +171,15 @@ def test_reconstruction_files_per_face_and_channel(tmp_path: Path) -> None:
     assert out.exit_code != 0 and "differ in kind/layout/channels" in out.output
     out = _run("analyze", str(tmp_path / "r0.root"), "--against", "reco")
     assert out.exit_code != 0 and "--against and --tasks apply to xec infer outputs" in out.output
+
+
+def test_a_reference_in_other_units_is_flagged(tmp_path: Path) -> None:
+    cols = _write(tmp_path / "pred.root")
+    with uproot.update(tmp_path / "pred.root") as f:
+        del f["predictions"]
+        f["predictions"] = cols | {"energyReco": cols["energyReco"] * 1000}  # MeV, not GeV
+    out = _run("analyze", str(tmp_path / "pred.root"), "--against", "reco", "--tasks", "energy",
+               "-o", str(tmp_path / "a"))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "WARNING: the reference is ~1e+03 times the predictions: different units?" in out.output
+    assert "reco (energyReco) should be in the task's GeV" in out.output

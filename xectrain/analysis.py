@@ -66,6 +66,16 @@ def reference(
     return values, "reco (direction xyzVTX -> xyzRecoFI)"
 
 
+def units_mismatch(pred: np.ndarray, ref: np.ndarray, factor: float = 100.0) -> float | None:
+    """The ratio of the references' to the predictions' typical magnitude when it is beyond
+    `factor` either way (e.g. a reco time in s against predictions in ns), else None."""
+    p, r = np.median(np.abs(pred)), np.median(np.abs(ref))
+    if p == 0 or r == 0:
+        return None
+    ratio = float(r / p)
+    return ratio if ratio > factor or ratio < 1 / factor else None
+
+
 def read_inference(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Columns of the `predictions` tree and the one-entry `metadata` of an `xec infer` file."""
     import uproot
@@ -130,6 +140,12 @@ def analyze_inference(
             continue
         entry: dict[str, Any] = {"reference": what, "events": int(ok.sum())}
         entry["left_out"] = int((~ok).sum())
+        scale = units_mismatch(pred[ok], ref[ok])
+        if scale is not None:
+            entry["warning"] = (
+                f"the reference is ~{scale:.0e} times the predictions: different units? "
+                f"({what} should be in the task's {TASKS[task].units})"
+            )
         entry["metrics"] = task_metrics(task, pred[ok], ref[ok])
         if task in PLOTTED_TASKS and ok.sum() > 1:
             # another task's reference: its invalid rows are NaN (left out of its profiles)
