@@ -18,18 +18,25 @@ def _parse_id(text: str) -> tuple[int, int]:
         raise click.BadParameter(msg, param_hint="--id") from None
 
 
-def _title(source: str, entry: int, columns: dict[str, np.ndarray], how: str) -> str:
+def _title(source: str, entry: int, columns: dict[str, np.ndarray], kinds: dict[str, str],
+           how: str) -> str:  # fmt: skip
+    """Source, entry and ids, then the event's truth and reconstruction in display units
+    (branches of a task shown as that task: E in MeV, θ/φ in deg, ...)."""
+    from xecdata.rootio import RECO_OF_TASK
+    from xecmodel import TASKS
+    from xectrain.artifacts.eventdisplay import titled
+
     ids = " ".join(f"{k} {int(columns[k])}" for k in ("run", "event") if k in columns)
-    lines = [f"{Path(source).name}  entry {entry}  {ids}  ({how})"]
-    for kind in ("Truth", "Reco", "VTX", "Vec", "Ang", "nGamma"):
-        parts = [
-            f"{k} = " + ", ".join(f"{v:.4g}" for v in np.ravel(columns[k]))
-            for k in sorted(columns)
-            if kind in k and k not in ("run", "event")
-        ]
-        if parts:
-            lines.append("; ".join(parts))
-    return "\n".join(dict.fromkeys(lines))  # a branch matching two kinds is shown once
+    head = f"{Path(source).name}  entry {entry}  {ids}  ({how})"
+    task_of = {info.branch: t for t, info in TASKS.items()} | {
+        b: t for t, b in RECO_OF_TASK.items()
+    }
+    groups: dict[str, dict[str, np.ndarray]] = {"truth": {}, "reco": {}}
+    for name, value in columns.items():
+        kind = kinds.get(name)
+        if kind in groups:
+            groups[kind][task_of.get(name, name)] = value
+    return titled(head, groups)
 
 
 @click.command("display")
@@ -81,5 +88,5 @@ def display(
         by_id = k >= len(entries) and "run" in cols and "event" in cols
         name = f"event_{int(cols['run'])}_{int(cols['event'])}" if by_id else f"event_{entry}"
         path = plot_event(ev.npho[k], NS_PER_S * ev.time[k], output_dir / f"{name}.pdf",
-                          _title(ev.source, int(entry), cols, ev.how))  # fmt: skip
+                          _title(ev.source, int(entry), cols, ev.kinds, ev.how))  # fmt: skip
         click.echo(f"wrote {path}")

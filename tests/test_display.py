@@ -47,6 +47,11 @@ def test_events_in_physical_units_from_every_source(files: tuple[Path, dict]) ->
     assert np.array_equal(raw.npho, ev.npho, equal_nan=True)
     assert np.array_equal(raw.time, ev.time, equal_nan=True)
     assert np.array_equal(raw.columns["uvwTruth"], ev.columns["uvwTruth"])
+    from xec_cli.display_cmd import _title
+
+    title = _title(raw.source, 5, {k: v[0] for k, v in raw.columns.items()}, raw.kinds, raw.how)
+    assert title.startswith("raw.xec.zarr  entry 5  run 1004 event 5  (raw arrays)\ntruth: ")
+    assert f"E = {1000 * data['energyTruth'][5]:.2f} MeV" in title and "xyzVTX = (" in title
 
     inv = store_events(root / "codes.xec.zarr", ids=[(1004, 5), (1004, 17)])
     assert inv.how == "scheme new@1, inverted" and list(inv.entries) == [5, 17]

@@ -9,7 +9,7 @@ marker turned into NaN. Per-event branches (truth, reconstruction, ids) come wit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ class Events:
     time: np.ndarray  # (n, 4760) s, NaN = no value
     columns: dict[str, np.ndarray]  # name -> (n, ...)
     how: str  # where the sensor values come from (raw arrays, scheme inverse, file)
+    kinds: dict[str, str] = field(default_factory=dict)  # name -> truth / reco / ids
 
 
 def _as_physical(npho: np.ndarray, time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +89,7 @@ def store_events(
         x = np.concatenate([store.read_sensors(sid, int(i), int(i) + 1) for i in idx])
         npho, time = s.denormalize(x)
         how = f"scheme {sid}, inverted"
-    return Events(str(path), idx, npho, time, cols, how)
+    return Events(str(path), idx, npho, time, cols, how, dict(store.arrays))
 
 
 def root_events(
@@ -114,6 +115,5 @@ def root_events(
         np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
     )
     cols = {c.name: np.concatenate([b[2][c.name] for b in blocks]) for c in info.columns}
-    return Events(
-        str(path), idx, npho, time, cols, f"file, branches {info.npho_branch}/{info.time_branch}"
-    )
+    how = f"file, branches {info.npho_branch}/{info.time_branch}"
+    return Events(str(path), idx, npho, time, cols, how, {c.name: c.kind for c in info.columns})

@@ -186,8 +186,15 @@ def event_title(
     """Run/event and loss (x1000), then every truth the event has (keyed by task, or by store
     array for truth no task uses) and the predictions of the trained tasks, in display units
     (energy MeV, position cm, angles deg, time ns); long lines are wrapped."""
-    lines = [f"Run {run}  Event {event}  loss×1000 = {1000 * loss:.3g}"]
-    for name, values in (("truth", truth), ("pred", pred)):
+    head = f"Run {run}  Event {event}  loss×1000 = {1000 * loss:.3g}"
+    return titled(head, {"truth": truth, "pred": pred})
+
+
+def titled(head: str, groups: dict[str, dict[str, np.ndarray]]) -> str:
+    """`head`, then one wrapped line group per non-empty group ("truth", "reco", "pred", ...)
+    of quantities keyed by task (formatted in display units) or by branch name."""
+    lines = [head]
+    for name, values in groups.items():
         parts = [_fmt(k, np.ravel(values[k]), name == "pred") for k in _display_order(values)]
         lines += _wrap([f"{name}:", *parts]) if parts else []
     return "\n".join(lines)
