@@ -33,6 +33,19 @@ CASES = {
         {"outer_mode": "split", "readout_dim": 4, "pos_embed": "geometric"},
         None,
     ),
+    "regressor-per-component-transform": (
+        "regressor",
+        {},
+        [
+            TaskSpec(
+                "uvwFI",
+                transform="standardize,inverse,log+standardize",
+                mean=[0.0, 0.0, 1.0],
+                std=[10.0, 1.0, 0.5],
+                transform_eps=0.5,
+            )
+        ],
+    ),
     "mae": ("mae", {}, None),
     "inpainter": ("inpainter", {"predict_time": False}, None),
 }
@@ -84,7 +97,10 @@ def test_onnx_parity_and_metadata(case: str, raw_inputs: bool, tmp_path: Path) -
     meta = check_metadata(model, path, raw_inputs)
     if kind == "regressor":
         assert meta["outputs"] == meta["tasks"] == model.task_names
-        assert meta["output_units"]["angle"] == "deg"
+        assert meta["output_units"].get("angle", "deg") == "deg"
+        if case == "regressor-per-component-transform":
+            tt = meta["target_transforms"]["uvwFI"]
+            assert tt["name"] == "standardize,inverse,log+standardize" and tt["std"] == [10, 1, 0.5]
         if case == "regressor":
             assert meta["target_transforms"]["angle"]["mean"] == [90.0, 0.0]
             assert meta["output_units"]["n_gamma"] == "probability"

@@ -138,3 +138,33 @@ def test_head_predicts_physical_units_and_weights_losses() -> None:
     assert head.loss(raw, torch.tensor([0.05])).item() == pytest.approx(0.0, abs=1e-6)
     vec = TaskHead(TaskSpec("angleVec"), 4, 8).predict(torch.tensor([[3.0, 0.0, 4.0]]))
     torch.testing.assert_close(vec, torch.tensor([[0.6, 0.0, 0.8]]))
+
+
+def test_one_transform_per_component() -> None:
+    """uvwFI with log+standardize on w only: u, v standardized, w = log then standardized."""
+    rng = np.random.default_rng(3)
+    y = np.stack([rng.normal(0, 10, 500), rng.normal(5, 30, 500), rng.exponential(4, 500) + 0.1], 1)
+    t = TargetTransform("standardize,standardize,log+standardize", 3)
+    assert t.base == "mixed" and t.standardize and t.needs_fit
+    t.fit(y)
+    z = t(torch.from_numpy(y))
+    want_w = (np.log(y[:, 2]) - np.log(y[:, 2]).mean()) / np.log(y[:, 2]).std()
+    np.testing.assert_allclose(z[:, 2].numpy(), want_w, rtol=1e-5, atol=1e-6)  # fp32 stats
+    want_u = (y[:, 0] - y[:, 0].mean()) / y[:, 0].std()
+    np.testing.assert_allclose(z[:, 0].numpy(), want_u, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(t.inverse(z), torch.from_numpy(y))
+    partial = TargetTransform("identity,identity,log", 3)  # no standardization: nothing fitted
+    partial.fit(y)
+    assert partial.mean.tolist() == [0, 0, 0] and partial.is_fitted
+    torch.testing.assert_close(
+        partial(torch.from_numpy(y))[:, 2], torch.log(torch.from_numpy(y[:, 2]))
+    )
+
+    bad = y.copy()
+    bad[7, 2] = -1.0
+    with pytest.raises(ValueError, match=r"task uvwFI \(component 2\): the log transform"):
+        t.fit(bad, where="task uvwFI")
+    with pytest.raises(ValueError, match="names 2 transforms for 3 components"):
+        TaskSpec("uvwFI", transform="log,standardize")
+    with pytest.raises(ValueError, match="unknown target transform 'lg'"):
+        TaskSpec("uvwFI", transform="standardize,lg,log")

@@ -279,3 +279,15 @@ def test_wait_clock_counts_the_time_spent_getting_batches() -> None:
         time.sleep(0.01)  # the step's own work is not waiting
     assert got == [0, 1, 2, 3] and not clock.cuda
     assert 0.08 <= clock.seconds() < 0.08 + 0.03
+
+
+def test_per_component_transform_trains_and_predicts_in_physical_units(tmp_path: Path) -> None:
+    over = ("training.epochs=1", "tracking.enabled=false", "tasks.uvwFI.enabled=true",
+            "tasks.uvwFI.transform=standardize,standardize,log+standardize")  # fmt: skip
+    res = train(tiny_config("regressor", tmp_path, *over), toy_loaders(8, 8))
+    spec = load_checkpoint(res.run_dir / "checkpoint_last.pth")["model_config"]["tasks"]
+    uvw = next(t for t in spec if t["name"] == "uvwFI")
+    assert uvw["transform"] == "standardize,standardize,log+standardize"
+    w = toy_events(64, 0)["uvwTruth"][:, 2]  # what the loaders' training events look like
+    assert abs(uvw["mean"][2] - np.log(w).mean()) < 0.5  # fitted on log(w), not on w
+    assert np.isfinite(res.metrics["val/uvw_dist_68pct"])

@@ -144,7 +144,7 @@ class XECRegressor(nn.Module):
     def fit_transforms(self, targets: dict[str, np.ndarray]) -> None:
         """Fit every head's transform statistics from training targets {task: (N, D)}."""
         for name, head in self.task_heads().items():
-            if head.transform.standardize or head.transform.base == "log":
+            if head.transform.needs_fit:
                 if name not in targets:
                     raise KeyError(f"fit_transforms: no targets for task {name}")
                 head.transform.fit(targets[name], where=f"task {name} ({head.info.branch})")

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from xecmodel.losses import CLASSIFICATION, DIRECTION, REGRESSION, get_loss
-from xecmodel.transforms import parse_transform
+from xecmodel.transforms import parse_transforms
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,10 @@ class TaskSpec:
         loss = get_loss(self.loss, self.loss_kwargs, where=where)
         if info.kind not in loss.kinds:
             raise ValueError(f"{where}: loss {self.loss!r} does not serve {info.kind} tasks")
-        parse_transform(self.transform)
+        try:
+            parse_transforms(self.transform, info.dim)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
         if info.kind != REGRESSION and self.transform != "identity":
             raise ValueError(f"{where}: a {info.kind} task takes only the identity transform")
         if not self.weight >= 0:

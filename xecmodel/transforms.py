@@ -6,8 +6,11 @@
     standardize   z = (y - mean) / std             (mean, std fitted on training targets)
     log+standardize, inverse+standardize           (the base transform, then standardize)
 
-Losses run in transformed space; `inverse` brings predictions back to physical units. All
-fitted numbers are buffers, so checkpoints and ONNX exports carry them.
+A task may also name one transform per component, comma-separated in component order
+(e.g. uvwFI "standardize,standardize,log+standardize": log of the depth w only); a component
+without standardization keeps mean 0 and std 1. Losses run in transformed space; `inverse`
+brings predictions back to physical units. All fitted numbers are buffers, so checkpoints and
+ONNX exports carry them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,18 @@ def parse_transform(name: str) -> tuple[str, bool]:
     return ("identity", True) if base == "standardize" else (base, name.endswith("standardize"))
 
 
+def parse_transforms(name: str, dim: int) -> list[tuple[str, bool]]:
+    """One (base, standardize) per component: a single name for all `dim` components, or a
+    comma-separated name per component; raises naming the count or the unknown name."""
+    names = [n.strip() for n in name.split(",")]
+    if len(names) not in (1, dim):
+        raise ValueError(
+            f"target transform {name!r} names {len(names)} transforms for {dim} components; "
+            f"give one for all, or one per component in order"
+        )
+    return [parse_transform(n) for n in (names * dim if len(names) == 1 else names)]
+
+
 class TargetTransform(nn.Module):
     """Physical (..., D) <-> transformed (..., D) for one task."""
 
@@ -48,7 +63,13 @@ class TargetTransform(nn.Module):
     ) -> None:
         super().__init__()
         self.name, self.dim, self.eps = name, dim, float(eps)
-        self.base, self.standardize = parse_transform(name)
+        self.parts = parse_transforms(name, dim)
+        self.bases = [b for b, _ in self.parts]
+        self.uniform = len(set(self.bases)) == 1
+        self.base = self.bases[0] if self.uniform else "mixed"
+        self.standardize = any(st for _, st in self.parts)
+        # components without standardization keep mean 0 / std 1 (fit leaves them alone)
+        self._std_mask = np.array([st for _, st in self.parts])
         if self.eps < 0:
             raise ValueError(f"transform eps must be >= 0, got {eps}")
         self.register_buffer("mean", torch.zeros(dim))
@@ -72,16 +93,24 @@ class TargetTransform(nn.Module):
         y = np.asarray(y, np.float64).reshape(len(y), self.dim)
         if not np.isfinite(y).all():
             raise ValueError(f"{where}: non-finite target values; filter them before fitting")
-        if self.base == "log" and (y <= 0).any():
-            raise ValueError(
-                f"{where}: the log transform needs positive targets, found min {y.min():.4g}; "
-                "use 'inverse' or 'standardize' for signed quantities"
-            )
+        for c, base in enumerate(self.bases):
+            if base == "log" and (y[:, c] <= 0).any():
+                part = f" (component {c})" if self.dim > 1 else ""
+                raise ValueError(
+                    f"{where}{part}: the log transform needs positive targets, found min "
+                    f"{y[:, c].min():.4g}; use 'inverse' or 'standardize' for signed quantities"
+                )
         if not self.standardize:
             return
         z = self._base_forward(torch.from_numpy(y)).numpy()
-        std = z.std(axis=0)
-        self.set_stats(z.mean(axis=0), np.where(std > 0, std, 1.0))
+        std = np.where(z.std(axis=0) > 0, z.std(axis=0), 1.0)
+        mask = self._std_mask
+        self.set_stats(np.where(mask, z.mean(axis=0), 0.0), np.where(mask, std, 1.0))
+
+    @property
+    def needs_fit(self) -> bool:
+        """Fitting checks or learns something: standardization, or a log domain to check."""
+        return self.standardize or "log" in self.bases
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
         super()._load_from_state_dict(state_dict, prefix, *args)
@@ -96,17 +125,29 @@ class TargetTransform(nn.Module):
             )
 
     def _base_forward(self, y: torch.Tensor) -> torch.Tensor:
-        if self.base == "log":
+        if self.uniform:
+            return self._forward_one(self.base, y)
+        parts = [self._forward_one(b, y[..., c]) for c, b in enumerate(self.bases)]
+        return torch.stack(parts, dim=-1)  # (..., D), each component its own base
+
+    def _base_inverse(self, z: torch.Tensor) -> torch.Tensor:
+        if self.uniform:
+            return self._inverse_one(self.base, z)
+        parts = [self._inverse_one(b, z[..., c]) for c, b in enumerate(self.bases)]
+        return torch.stack(parts, dim=-1)
+
+    def _forward_one(self, base: str, y: torch.Tensor) -> torch.Tensor:
+        if base == "log":
             return torch.log(y)
-        if self.base == "inverse":
+        if base == "inverse":
             z = torch.sign(y) / (y.abs() + self.eps).clamp_min(_TINY)
             return torch.where(y == 0, torch.zeros_like(z), z)
         return y
 
-    def _base_inverse(self, z: torch.Tensor) -> torch.Tensor:
-        if self.base == "log":
+    def _inverse_one(self, base: str, z: torch.Tensor) -> torch.Tensor:
+        if base == "log":
             return torch.exp(z)
-        if self.base == "inverse":
+        if base == "inverse":
             return torch.sign(z) * (1.0 / z.abs().clamp_min(_TINY) - self.eps)
         return z
 

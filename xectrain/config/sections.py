@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from xecdata.loaders import BACKENDS
-from xecmodel import LOSSES, SIZES, TASKS, TRANSFORMS
+from xecmodel import LOSSES, SIZES, TASKS
 from xecmodel.encoder import POS_EMBEDS
 from xecmodel.faces import OUTER_MODES
 from xecmodel.masking import MASK_POOLS
@@ -101,9 +101,11 @@ class TaskConfig:
     """Extra loss arguments, e.g. {beta: 1.0} for smooth_l1."""
     weight: float = 1.0
     """Weight of this task's loss in the total loss."""
-    transform: str = choice("standardize", TRANSFORMS)
-    """Target transform (log / inverse, then standardization fitted on training targets);
-    predictions and metrics come back in physical units."""
+    transform: str = "standardize"
+    """Target transform (identity, log, inverse, standardize, log+standardize,
+    inverse+standardize; standardization fitted on training targets), or one per component,
+    comma-separated (e.g. uvwFI: standardize,standardize,log+standardize); predictions and
+    metrics come back in physical units."""
 
 
 @dataclass
