@@ -1,8 +1,9 @@
 """`xec demo`: the whole path on embedded defaults, one `xec` verb after another.
 
 simulate -> ingest -> train the regressor -> validate with plots -> export ONNX -> simulate a
-fresh file and run `xec infer` on it. Each step is printed as the command a user would type, so
-the demo doubles as a walk-through; everything lands in one folder (default ./xec-demo).
+fresh file, run `xec infer` on it and `xec analyze` its predictions against the truth. Each
+step is printed as the command a user would type, so the demo doubles as a walk-through;
+everything lands in one folder (default ./xec-demo).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def demo_steps(out: Path, events: int, epochs: int, batch_size: int) -> list[lis
         ["simulate", "-n", "256", "-o", str(out / "fresh.root"), "--seed", "2", "--energy", "flat"],
         ["infer", str(out / "model.onnx"), str(out / "fresh.root"), "-o",
          str(out / "inference.root")],
+        ["analyze", str(out / "inference.root"), "-o", str(out / "analysis")],
     ]  # fmt: skip
 
 
@@ -83,6 +85,7 @@ def demo(out: Path, events: int, epochs: int, batch_size: int) -> None:
     click.echo(f"  plots and prediction CSVs   {out / 'validation'}")
     click.echo(f"  checkpoints                 {out / 'runs'}")
     click.echo(f"  ONNX model / inference      {out / 'model.onnx'}, {out / 'inference.root'}")
+    click.echo(f"  analysis of the inference   {out / 'analysis'}")
     click.echo(
         f"  MLflow UI                   mlflow ui --backend-store-uri sqlite:///{out / 'mlruns.db'}"
         " --port 5000   (then open http://localhost:5000)"
