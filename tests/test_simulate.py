@@ -1,6 +1,7 @@
 """Toy simulator: solid angles against numerical integration, photoelectron statistics, and the
 physics every task relies on (energy linearity, position, timing, dead channels, pile-up),
-reproducibility, and the ROOT layout."""
+reproducibility, and the ROOT layout. The detector effects have their own tests
+(test_sim_effects.py)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ TRUTH_SHAPES = {"emiAng": (2,), "energyTruth": (), "timeTruth": (), "uvwTruth": 
 
 @pytest.fixture(scope="module")
 def events() -> dict[str, np.ndarray]:
-    return simulate_events(256, seed=7)
+    """The ideal detector (no detector effects): what truth-recovery tests check."""
+    return simulate_events(256, seed=7, config=SimConfig(effects=()))
 
 
 # ---- solid angles ------------------------------------------------------------------------------
