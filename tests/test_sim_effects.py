@@ -14,6 +14,7 @@ from xecdata.sim.effects import sensor_calibration
 from xecdata.sim.generate import _deposits, _gammas, _light, block_rng
 from xecdata.sim.kinematics import MOLIERE_RADIUS, inside_xenon
 from xecdata.sim.optics import light_and_first_time, sensor_optics
+from xecdata.sim.response import NPHE_STEP, NPHO_STEP
 from xecdata.sim.scattering import MARGIN, mirror_inner_face, rayleigh_sources, scatter_distance
 from xecdata.sim.shower import gflash_deposits, radial_parameters, spot_count
 
@@ -54,7 +55,8 @@ def test_noise_adds_gaussian_charge_and_nothing_else(ideal):
     diff = (ev["nphe"] - ideal["nphe"]).ravel()
     assert diff.std() == pytest.approx(1.5, rel=0.01) and abs(diff.mean()) < 0.01
     eff = sensor_optics().efficiency
-    np.testing.assert_allclose(ev["npho"], ev["nphe"] / eff, rtol=1e-6)
+    np.testing.assert_allclose(ev["npho"], ev["nphe"] / eff, rtol=1e-6, atol=NPHO_STEP / 2)
+    assert np.all(ev["nphe"] / NPHE_STEP == np.rint(ev["nphe"] / NPHE_STEP))  # digitized
     both = (ev["time"] < 1e9) & (ideal["time"] < 1e9)
     assert both.sum() > 0.9 * (ideal["time"] < 1e9).sum()  # only near-threshold ones move
     assert np.array_equal(ev["time"][both], ideal["time"][both])  # same photons, same times

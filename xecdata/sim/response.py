@@ -10,6 +10,9 @@ Parameters and their sources:
 - Measured photoelectrons: nphe plus the Gaussian charge noise (effect ``noise``); photon
   counts npho = measured nphe / the calibrated efficiency of the sensor (its type's detection
   efficiency, times the true spread and the calibration error with the effect ``gain``).
+  With noise, the measured charge is continuous and is written digitized, nphe in steps of
+  ``NPHE_STEP`` = 1/64 pe and npho in steps of ``NPHO_STEP`` = 1/16 photon (both far below
+  the noise; full float32 mantissas of noise would double the size of the files).
 - Time of a sensor hit by at least one photoelectron: the first-light time plus (a) the
   scintillation delay of the first of its nphe photoelectrons, exponential with mean
   ``TAU_SCINT`` / nphe, TAU_SCINT = 45 ns (the recombination component that dominates gamma
@@ -42,6 +45,7 @@ TAU_SCINT = 45.0  # ns
 SIGMA_1PE = 0.5  # ns
 SIGMA_FLOOR = 0.03  # ns
 TIME_MIN_NPHE = 2.0
+NPHE_STEP, NPHO_STEP = 1.0 / 64.0, 1.0 / 16.0  # digitization with the noise effect
 REF_MIN_NPHE = 50.0
 
 
@@ -88,11 +92,7 @@ def sensor_response(
     n_ev = mu.shape[0]
     mu[:, dead] = 0.0
     nphe = poisson_counts(rngs["response"], mu)
-    if readout.noise_pe > 0:
-        noise = rngs["noise"].standard_normal(nphe.shape, dtype=np.float32)
-        measured = nphe + np.float32(readout.noise_pe) * noise
-    else:
-        measured = nphe
+    measured = _measured_charge(rngs, nphe, readout.noise_pe)
     lit = np.flatnonzero((nphe >= 1) & (t_first < np.inf))  # sensors hit by a photon
     t = _sensor_times(rngs, t_first.reshape(-1)[lit], nphe.reshape(-1)[lit], readout)
     if readout.time_offset is not None:
@@ -108,9 +108,22 @@ def sensor_response(
     relative = time - (t_ref * np.float32(1e-9))[:, None]
     relative[np.isnan(t_ref)] = INVALID
     npho = measured / readout.efficiency
+    if readout.noise_pe > 0:  # digitized: steps far below the noise keep the files small
+        np.multiply(np.rint(npho * np.float32(1 / NPHO_STEP)), np.float32(NPHO_STEP), out=npho)
     npho[:, dead] = INVALID
     measured[:, dead] = INVALID
     return {"npho": npho, "nphe": measured, "time": time, "relative_time": relative}, t_ref
+
+
+def _measured_charge(
+    rngs: dict[str, np.random.Generator], nphe: np.ndarray, noise_pe: float
+) -> np.ndarray:
+    """Measured photoelectrons: nphe plus Gaussian noise, digitized in NPHE_STEP (a copy)."""
+    if noise_pe <= 0:
+        return nphe.copy()
+    noise = rngs["noise"].standard_normal(nphe.shape, dtype=np.float32)
+    out = nphe + np.float32(noise_pe) * noise
+    return np.multiply(np.rint(out * np.float32(1 / NPHE_STEP)), np.float32(NPHE_STEP), out=out)
 
 
 def _sensor_times(
