@@ -109,7 +109,9 @@ def sensor_response(
     relative[np.isnan(t_ref)] = INVALID
     npho = measured / readout.efficiency
     if readout.noise_pe > 0:  # digitized: steps far below the noise keep the files small
-        np.multiply(np.rint(npho * np.float32(1 / NPHO_STEP)), np.float32(NPHO_STEP), out=npho)
+        npho *= np.float32(1 / NPHO_STEP)
+        np.rint(npho, out=npho)
+        npho *= np.float32(NPHO_STEP)
     npho[:, dead] = INVALID
     measured[:, dead] = INVALID
     return {"npho": npho, "nphe": measured, "time": time, "relative_time": relative}, t_ref
@@ -121,9 +123,12 @@ def _measured_charge(
     """Measured photoelectrons: nphe plus Gaussian noise, digitized in NPHE_STEP (a copy)."""
     if noise_pe <= 0:
         return nphe.copy()
-    noise = rngs["noise"].standard_normal(nphe.shape, dtype=np.float32)
-    out = nphe + np.float32(noise_pe) * noise
-    return np.multiply(np.rint(out * np.float32(1 / NPHE_STEP)), np.float32(NPHE_STEP), out=out)
+    out = rngs["noise"].standard_normal(nphe.shape, dtype=np.float32)
+    out *= np.float32(noise_pe / NPHE_STEP)
+    out += nphe * np.float32(1 / NPHE_STEP)
+    np.rint(out, out=out)
+    out *= np.float32(NPHE_STEP)
+    return out
 
 
 def _sensor_times(
