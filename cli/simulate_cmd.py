@@ -46,6 +46,15 @@ def effect_options(fn: Callable[..., None]) -> Callable[..., None]:
         default = getattr(_DEFAULTS, field)
         fn = click.option(option, field, type=click.FloatRange(min=0.0), default=default,
                           show_default=True, help=text)(fn)  # fmt: skip
+    fn = click.option(
+        "--detector-seed",
+        "detector_seed",
+        type=click.IntRange(min=0),
+        default=_DEFAULTS.detector_seed,
+        show_default=True,
+        help="Seed of the detector's fixed sensor constants (gain spread, calibration "
+        "errors, time offsets), the same in every run; another value is another detector.",
+    )(fn)
     return click.option(
         "--effects",
         default="all",

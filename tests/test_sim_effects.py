@@ -67,7 +67,7 @@ def test_noise_adds_gaussian_charge_and_nothing_else(ideal):
 def test_calibration_error_scales_npho_per_sensor(ideal):
     ev = _sim("gain", gain_spread=0.0, calibration_error=0.05)
     assert np.array_equal(ev["nphe"], ideal["nphe"])  # true efficiencies unchanged
-    cal = sensor_calibration(21, 0.0, 0.05, 0.0).calibration_factor
+    cal = sensor_calibration(0, 0.0, 0.05, 0.0).calibration_factor
     lit = ideal["nphe"] > 0
     ratio = np.where(lit, ideal["npho"] / np.where(lit, ev["npho"], 1), 1.0)
     np.testing.assert_allclose(ratio[lit], np.broadcast_to(cal, ratio.shape)[lit], rtol=1e-5)
@@ -75,7 +75,7 @@ def test_calibration_error_scales_npho_per_sensor(ideal):
 
 
 def test_gain_spread_changes_the_true_efficiencies():
-    cal = sensor_calibration(21, 0.1, 0.0, 0.0)
+    cal = sensor_calibration(0, 0.1, 0.0, 0.0)
     assert cal.efficiency_factor.std() == pytest.approx(0.1, rel=0.05)
     assert np.all(cal.calibration_factor == 1) and np.all(cal.time_offset == 0)
     gam = _gammas(block_rng(21, 0), SimConfig())
@@ -104,7 +104,7 @@ def test_time_calibration_offsets_are_fixed_per_channel(ideal):
     ev = _sim("time_calibration", time_calibration_error=0.05)
     ok = (ev["time"] < 1e9) & (ideal["time"] < 1e9)
     dt = np.where(ok, (ev["time"] - ideal["time"]) * 1e9, np.nan)
-    offsets = sensor_calibration(21, 0.0, 0.0, 0.05).time_offset
+    offsets = sensor_calibration(0, 0.0, 0.0, 0.05).time_offset
     seen = ok.any(0)
     np.testing.assert_allclose(np.nanmax(dt, 0)[seen], offsets[seen], atol=2e-4)
     np.testing.assert_allclose(np.nanmin(dt, 0)[seen], offsets[seen], atol=2e-4)

@@ -31,14 +31,14 @@ has the table:
 - ``gain``: per-sensor photon-detection-efficiency (PDE x gain) spread ``gain_spread`` (the
   true efficiencies, which change the photostatistics) and the residual error of its
   calibration ``calibration_error`` (what converts nphe to npho: npho is off by that factor).
-  Both are fixed for a run, drawn from the run's seed like the dead channels.
+  Both are fixed for the detector, drawn from ``detector_seed`` (the same in every run).
 - ``noise``: electronics noise of the charge, Gaussian ``noise_pe`` photoelectrons per channel
   and event, added to nphe (counts may then be negative, as in real data).
 - ``jitter``: single-photoelectron time jitter ``sigma_1pe`` (photosensor transit-time spread
   and single-photon timing) as sigma_1pe / sqrt(nphe), plus an electronics floor
   ``sigma_floor`` per channel and event.
 - ``time_calibration``: per-channel residual time offsets after the inter-channel time
-  calibration, Gaussian ``time_calibration_error``, fixed for a run.
+  calibration, Gaussian ``time_calibration_error``, fixed for the detector (``detector_seed``).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ TIME_CALIBRATION_ERROR = 0.03  # ns
 YIELD_SIGMA, YIELD_REF_MEV = 0.023, 0.511  # relative width at the reference energy
 # random streams of one event block: kinematics is block_rng's own stream (0, block)
 STREAMS = {name: k + 1 for k, name in enumerate(("response", "delay", *EFFECTS))}
-_RUN_STREAM = 3  # spawn_key (3, ...) of the per-run calibration draws (dead list uses (1,))
+_RUN_STREAM = 3  # spawn_key (3,) of the detector's sensor constants (dead list uses (1,))
 
 
 def parse_effects(text: str) -> tuple[str, ...]:
@@ -107,7 +107,7 @@ def stream_rng(seed: int, block: int, stream: str) -> np.random.Generator:
 
 @dataclass(frozen=True)
 class SensorCalibration:
-    """Per-run sensor constants drawn from the seed (S = 4760), all float32."""
+    """The detector's sensor constants drawn from its seed (S = 4760), all float32."""
 
     efficiency_factor: np.ndarray  # (S,) true efficiency / nominal (gain spread)
     calibration_factor: np.ndarray  # (S,) calibrated / true efficiency (calibration error)
@@ -116,14 +116,15 @@ class SensorCalibration:
 
 @lru_cache(maxsize=8)
 def sensor_calibration(
-    seed: int, gain_spread: float, calibration_error: float, time_error: float
+    detector_seed: int, gain_spread: float, calibration_error: float, time_error: float
 ) -> SensorCalibration:
-    """The run's sensor constants: Gaussian relative spreads (truncated at 3 sigma, so that
+    """The detector's sensor constants: Gaussian relative spreads (truncated at 3 sigma, so that
     every factor stays positive) and Gaussian time offsets; zero widths give exact ones."""
     for width, option in ((gain_spread, "--gain-spread"), (calibration_error, "--cal-error")):
         if not 0.0 <= width < 1.0 / 3.0:
             raise ValueError(f"{option} {width}: choose a relative width in [0, 1/3)")
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_RUN_STREAM,)))
+    key = (_RUN_STREAM,)
+    rng = np.random.default_rng(np.random.SeedSequence(detector_seed, spawn_key=key))
     z = np.clip(rng.standard_normal((3, N_SENSORS)), -3.0, 3.0)
     return SensorCalibration(
         efficiency_factor=(1.0 + gain_spread * z[0]).astype(np.float32),

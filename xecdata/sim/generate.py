@@ -10,8 +10,9 @@ other effect's draws (the same gammas, the same showers, ...).
 
 Detector effects (``SimConfig.effects``): all on by default, the simulated detector meant to
 be as sharp as the real MEG II one (docs/detector-realism.md); ``effects=()`` is the ideal
-detector. Per-run sensor constants (gain spread, calibration errors, time offsets) come from
-the seed like the dead channels.
+detector. The sensor constants of the detector (gain spread, calibration errors, time
+offsets) come from ``detector_seed``, not from the run's seed: like the real detector's, they
+are the same in every run (a calibration run and a physics run see the same errors).
 
 Times (the toy's clock): each event has a trigger phase t0 uniform in +-``T0_HALF`` = 2.5 ns,
 the emission time of the primary gamma at its vertex. ``time`` is the absolute sensor time
@@ -109,6 +110,9 @@ class SimConfig:
     """Electronics time jitter of each channel (ns), effect ``jitter``."""
     time_calibration_error: float = TIME_CALIBRATION_ERROR
     """Residual per-channel time offsets (ns), effect ``time_calibration``."""
+    detector_seed: int = 0
+    """Seed of the detector's fixed sensor constants (gain spread, calibration errors, time
+    offsets), shared by every run of the same detector; another value is another detector."""
 
     def __post_init__(self) -> None:
         check_energy_range(*self.energy)
@@ -220,10 +224,10 @@ def _light(seed: int, block: int, gam: dict, cfg: SimConfig) -> tuple[np.ndarray
     return mu, t_first
 
 
-def _readout(seed: int, cfg: SimConfig) -> tuple[Readout, np.ndarray]:
-    """The run's readout constants and the sensors' true efficiency factors (S,)."""
+def _readout(cfg: SimConfig) -> tuple[Readout, np.ndarray]:
+    """The detector's readout constants and the sensors' true efficiency factors (S,)."""
     cal = sensor_calibration(
-        seed,
+        cfg.detector_seed,
         cfg.gain_spread if cfg.on("gain") else 0.0,
         cfg.calibration_error if cfg.on("gain") else 0.0,
         cfg.time_calibration_error if cfg.on("time_calibration") else 0.0,
@@ -248,7 +252,7 @@ def simulate_block(
     dead = dead_channels(seed, cfg.dead_fraction) if dead is None else dead
     gam = _gammas(block_rng(seed, block), cfg)
     mu, t_first = _light(seed, block, gam, cfg)
-    readout, efficiency_factor = _readout(seed, cfg)
+    readout, efficiency_factor = _readout(cfg)
     if cfg.on("gain"):
         mu *= efficiency_factor
     streams = ("response", "delay", "jitter", "noise")
