@@ -15,6 +15,7 @@ from xecdata.sim.writer import DEFAULT_COMPRESSION
 _DEFAULTS = SimConfig()
 # per-effect parameters: option name, SimConfig field, help
 _EFFECT_PARAMS = (
+    ("--shower-spot-scale", "shower_spot_scale", "Spots per shower relative to GFlash's count."),
     ("--rayleigh-length", "rayleigh_length", "Rayleigh scattering length of the light (cm)."),
     ("--reflectivity", "reflectivity", "Specular reflectivity of the inner face (MPPCs)."),
     ("--gain-spread", "gain_spread", "Relative spread of the sensors' efficiency x gain."),

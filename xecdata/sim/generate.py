@@ -41,6 +41,7 @@ from xecdata.sim.effects import (
     NOISE_PE,
     RAYLEIGH_LENGTH,
     REFLECTIVITY,
+    SHOWER_SPOT_SCALE,
     TIME_CALIBRATION_ERROR,
     YIELD_REF_MEV,
     YIELD_SIGMA,
@@ -94,6 +95,8 @@ class SimConfig:
     """Sensors with fewer photoelectrons get no time (1e10)."""
     effects: tuple[str, ...] = EFFECTS
     """Detector effects switched on (``xecdata.sim.effects``); () is the ideal detector."""
+    shower_spot_scale: float = SHOWER_SPOT_SCALE
+    """Spots per shower relative to GFlash's count, effect ``shower`` (fewer: rougher)."""
     rayleigh_length: float = RAYLEIGH_LENGTH
     """Rayleigh scattering length of the scintillation light (cm), effect ``rayleigh``."""
     reflectivity: float = REFLECTIVITY
@@ -127,6 +130,8 @@ class SimConfig:
             raise ValueError(f"--dead-fraction {self.dead_fraction} must be in [0, 1)")
 
     def _check_widths(self) -> None:
+        if not 0.05 <= self.shower_spot_scale <= 100:
+            raise ValueError(f"--shower-spot-scale {self.shower_spot_scale}: choose 0.05 to 100")
         if not self.rayleigh_length > 0:
             raise ValueError(f"--rayleigh-length {self.rayleigh_length} must be > 0 cm")
         if not 0.0 <= self.reflectivity < 1.0:
@@ -188,8 +193,11 @@ def _deposits(seed: int, block: int, gam: dict, cfg: SimConfig) -> tuple[np.ndar
     """Shower deposits of the block's gammas: positions (B, G*D, 3) cm, photons (B, G*D) and
     emission times (B, G*D) ns (inf where no light)."""
     rng = stream_rng(seed, block, "shower")
-    make = gflash_deposits if cfg.on("shower") else shower_deposits
-    pos, e_dep, along = make(rng, gam["conv"], gam["dirs"], gam["energy"], cfg.n_deposits)
+    args = (rng, gam["conv"], gam["dirs"], gam["energy"], cfg.n_deposits)
+    if cfg.on("shower"):
+        pos, e_dep, along = gflash_deposits(*args, spot_scale=cfg.shower_spot_scale)
+    else:
+        pos, e_dep, along = shower_deposits(*args)
     e_dep = e_dep * gam["active"][..., None]
     photons = e_dep * LIGHT_YIELD  # (B, G, D)
     if cfg.on("yield"):

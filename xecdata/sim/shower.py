@@ -45,9 +45,9 @@ SPOT_N1, SPOT_N2 = 93.0, 0.876
 _U_MAX = 0.9999  # radius quantile cap: r <= 100 R
 
 
-def spot_count(energy: np.ndarray) -> np.ndarray:
-    """GFlash number of spots (int, >= 1) of showers of these energies (MeV)."""
-    n = SPOT_N1 * np.log(Z_XE) * (np.asarray(energy) * 1e-3) ** SPOT_N2
+def spot_count(energy: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """GFlash number of spots (int, >= 1) of showers of these energies (MeV), times scale."""
+    n = scale * SPOT_N1 * np.log(Z_XE) * (np.asarray(energy) * 1e-3) ** SPOT_N2
     return np.maximum(np.rint(n), 1).astype(np.int64)
 
 
@@ -78,14 +78,20 @@ def _spots(
 
 
 def gflash_deposits(
-    rng: np.random.Generator, conv: np.ndarray, dirs: np.ndarray, energy: np.ndarray, n_dep: int
+    rng: np.random.Generator,
+    conv: np.ndarray,
+    dirs: np.ndarray,
+    energy: np.ndarray,
+    n_dep: int,
+    spot_scale: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fluctuating showers from conv (..., 3) along dirs (..., 3) with energies (...,) MeV.
+    """Fluctuating showers from conv (..., 3) along dirs (..., 3) with energies (...,) MeV,
+    made of spot_scale times GFlash's number of spots.
 
     Returns deposit positions (..., n_dep, 3) cm, energies (..., n_dep) MeV (leaked spots
     removed) and path lengths along the axis (..., n_dep) cm, like ``shower_deposits``.
     """
-    n_spot = spot_count(energy)  # (...,)
+    n_spot = spot_count(energy, spot_scale)  # (...,)
     n_max = int(n_spot.max(initial=1))
     t, radius, phi = _spots(rng, energy, n_max)
     slot = np.arange(n_max)
