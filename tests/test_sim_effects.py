@@ -122,7 +122,9 @@ def test_yield_fluctuation_per_deposit():
 
 
 def test_gflash_spots_and_radial_containment():
-    assert list(spot_count(np.array([15.0, 52.8, 60.0]))) == [9, 28, 32]
+    assert list(spot_count(np.array([15.0, 52.8, 60.0]))) == [9, 28, 32]  # GFlash
+    assert list(spot_count(np.array([15.0, 52.8, 60.0]), 4.0)) == [37, 113, 126]  # default
+    assert SimConfig().shower_spot_scale == 4.0
     rng = np.random.default_rng(0)
     r_core, r_tail, p = radial_parameters(np.float64(52.8), rng.uniform(0, 2.5, 200_000))
     core = rng.random(p.shape) < p
@@ -132,15 +134,20 @@ def test_gflash_spots_and_radial_containment():
     assert 0.88 < (r < 1).mean() < 0.95 and 0.975 < (r < 3.5).mean() < 0.995
 
 
-def test_gflash_showers_conserve_or_leak_energy():
+@pytest.mark.parametrize("scale", [1.0, 4.0])
+def test_gflash_showers_conserve_or_leak_energy(scale):
     gam = _gammas(block_rng(3, 0), SimConfig())
     pos, e_dep, along = gflash_deposits(
-        np.random.default_rng(1), gam["conv"], gam["dirs"], gam["energy"], 8
+        np.random.default_rng(1), gam["conv"], gam["dirs"], gam["energy"], 8, scale
     )
     visible = e_dep.sum(-1) / gam["energy"]
     assert np.all(visible <= 1 + 1e-9) and np.median(visible) > 0.95
     assert (visible < 1 - 1e-9).any()  # some leak, spot by spot
     assert inside_xenon(pos[e_dep > 0]).all() and np.all(along >= 0)
+    # leakage comes in steps of one spot's energy
+    step = gam["energy"] / spot_count(gam["energy"], scale)
+    lost = (gam["energy"] - e_dep.sum(-1)) / step
+    np.testing.assert_allclose(lost, np.rint(lost), atol=1e-6)
 
 
 def test_attenuation_matches_exact_exponential():

@@ -6,8 +6,9 @@ electromagnetic showers in homogeneous and sampling calorimeters", hep-ex/000102
 numbers are the homogeneous-medium tuning of Geant4's GFlash):
 
 - Number of spots of a shower: N = ``SPOT_N1`` ln(Z) (E / GeV)^``SPOT_N2`` with SPOT_N1 = 93,
-  SPOT_N2 = 0.876, Z = 54: 28 spots at 52.8 MeV, 9 at 15 MeV. Each spot carries E / N; the
-  sampling of so few spots is what makes one shower differ from the next (depth of the light
+  SPOT_N2 = 0.876, Z = 54: 28 spots at 52.8 MeV, 9 at 15 MeV, times ``spot_scale`` (the
+  simulator's default is 4, tuned: ``xecdata.sim.effects``). Each spot carries E / N; the
+  sampling of the spots is what makes one shower differ from the next (depth of the light
   centroid, lateral shape, leakage).
 - Depth of each spot: drawn independently from the longitudinal profile the toy shower uses
   (``xecdata.sim.kinematics.shower_shape``: gamma profile of the PDG review).
