@@ -234,27 +234,12 @@ def light_and_first_time(
     # deposits without light (absent, outside the xenon) sit at REF_POINT, > 14 cm from every
     # sensor, so that no 0 * NaN from a deposit on top of a sensor reaches the sums
     pos = np.where(photons[..., None] > 0, pos, REF_POINT)
-    rel = (pos - REF_POINT).reshape(-1, 3)
-    rows = np.concatenate([rel, np.ones((len(rel), 1)), (rel**2).sum(1, keepdims=True)], 1)
-    rows = rows.astype(np.float32)
-    photons32, t32 = photons.astype(np.float32), t_emit.astype(np.float32)
     inv = 1.0 / attenuation_length if attenuation_length else 0.0
     n_out = 3 if inv else 2 if with_time else 1
     outs = tuple(np.empty((n_ev, N_SENSORS), np.float32) for _ in range(n_out))
-    step = max(1, _CHUNK_ROWS // n_dep)
-    work = np.empty((4, step * n_dep, N_SENSORS), np.float32)  # reused: no allocation per slice
-    near_parts = []
     with _blas().limit(limits=1, user_api="blas"):
         ref = _centroid_attenuation(pos, photons, 1.0 / inv) if inv else None
-        for e0 in range(0, n_ev, step):
-            sl = slice(e0, min(e0 + step, n_ev))
-            att = None if ref is None else (ref[0][sl], ref[1][sl], ref[2])
-            row_i, sens, g = _dense_chunk(
-                rows[sl.start * n_dep : sl.stop * n_dep], photons32[sl], t32[sl], work,
-                tuple(o[sl] for o in outs), att,
-            )  # fmt: skip
-            near_parts.append((row_i + e0 * n_dep, sens, g))
-    row_i, sens, g_point = (np.concatenate(p) for p in zip(*near_parts, strict=True))
+        row_i, sens, g_point = _all_chunks(pos, photons, t_emit, outs, ref)
     g_true, r2 = near_geometric_factor(pos.reshape(-1, 3)[row_i], sens)
     delta = photons.reshape(-1)[row_i] * (g_true - g_point)
     idx = (row_i // n_dep, sens)
@@ -265,3 +250,31 @@ def light_and_first_time(
     for o in outs[::2]:
         o *= sensor_optics().scale
     return outs
+
+
+def _all_chunks(
+    pos: np.ndarray,
+    photons: np.ndarray,
+    t_emit: np.ndarray,
+    outs: tuple[np.ndarray, ...],
+    ref: tuple[np.ndarray, np.ndarray, float] | None,
+) -> tuple[np.ndarray, ...]:
+    """Run the dense kernel over slices of events; returns the close pairs (row, sensor,
+    point-approximation Omega / A) of all slices."""
+    n_ev, n_dep = photons.shape
+    rel = (pos - REF_POINT).reshape(-1, 3)
+    rows = np.concatenate([rel, np.ones((len(rel), 1)), (rel**2).sum(1, keepdims=True)], 1)
+    rows = rows.astype(np.float32)
+    photons32, t32 = photons.astype(np.float32), t_emit.astype(np.float32)
+    step = max(1, _CHUNK_ROWS // n_dep)
+    work = np.empty((4, step * n_dep, N_SENSORS), np.float32)  # reused: no allocation per slice
+    near_parts = []
+    for e0 in range(0, n_ev, step):
+        sl = slice(e0, min(e0 + step, n_ev))
+        att = None if ref is None else (ref[0][sl], ref[1][sl], ref[2])
+        row_i, sens, g = _dense_chunk(
+            rows[sl.start * n_dep : sl.stop * n_dep], photons32[sl], t32[sl], work,
+            tuple(o[sl] for o in outs), att,
+        )  # fmt: skip
+        near_parts.append((row_i + e0 * n_dep, sens, g))
+    return tuple(np.concatenate(p) for p in zip(*near_parts, strict=True))
