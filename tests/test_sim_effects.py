@@ -195,6 +195,18 @@ def test_reflection_lights_every_face_but_the_inner_one():
     assert np.hypot(*img[0, :2]) == pytest.approx(2 * R_INNER - np.hypot(*p[0, :2]))
 
 
+def test_times_stay_in_the_event_window_with_secondary_light():
+    """Sensors facing away from every deposit get scattered or reflected light but no time:
+    every written time lies within a microsecond of the event (it was milliseconds)."""
+    gam = _gammas(block_rng(21, 0), SimConfig())
+    mu, t_first = _light(21, 0, gam, SimConfig(effects=("rayleigh", "reflection")))
+    away = np.isinf(t_first)
+    assert away.any() and (mu[away] > 0).any()  # lit only by secondary light
+    ev = _sim(*EFFECTS)
+    ok = ev["relative_time"] < 1e9
+    assert np.abs(ev["relative_time"][ok]).max() < 1e-6
+
+
 def test_all_effects_are_deterministic_and_the_cli_switches_them(tmp_path):
     a, b = _sim(*EFFECTS), _sim(*EFFECTS)
     for name in a:

@@ -48,7 +48,8 @@ FAR_MPPC, FAR_PMT = 8.0, 25.0  # cm: point approximation beyond
 EXACT_MPPC, EXACT_PMT = 3.0, 8.0  # cm: exact formulas below, multipole in between
 REF_POINT = np.array([-80.0, 0.0, 0.0])  # cm, near the middle of the xenon
 _CHUNK_ROWS = 64  # deposits per dense pass: (64, 4760) float32 = 1.2 MB, stays in cache
-_BEHIND = np.float32(1e6)  # ns per cm behind a sensor plane: removes the deposit from the min
+_BEHIND = np.float32(1e9)  # ns per cm behind a sensor plane: removes the deposit from the min
+NO_LIGHT_NS = 1e3  # first light later than 1 us (it arrives within ~10 ns): no direct light
 
 # second moment <x^2> of the sensitive area along one in-plane axis (cm^2)
 _S2_MPPC = ((MPPC_GAP / 2 + MPPC_CHIP) ** 3 - (MPPC_GAP / 2) ** 3) / (3 * MPPC_CHIP)
@@ -224,8 +225,9 @@ def light_and_first_time(
 
     pos (E, D, 3) deposit positions (cm), photons (E, D) emitted photons (0 for absent or
     dropped deposits), t_emit (E, D) emission times (ns; +inf where photons == 0).
-    Returns mu (E, S) float32 photoelectrons and t_first (E, S) float32 ns (later than 1e6 ns
-    where the sensor faces away from every deposit: such sensors get no light, hence no time).
+    Returns mu (E, S) float32 photoelectrons and t_first (E, S) float32 ns (+inf where the
+    sensor faces away from every deposit: such sensors get no direct light, hence no time,
+    even when scattered or reflected light reaches them).
     With an attenuation_length (cm), mu is attenuated by exp(-r / length) along each path and
     a third array, the unattenuated mu (E, S), is returned as well. Without with_time, only
     mu is computed and returned (a 1-tuple): the cheaper kernel of diffuse secondary light.
@@ -249,6 +251,8 @@ def light_and_first_time(
     np.add.at(outs[0], idx, delta.astype(np.float32))
     for o in outs[::2]:
         o *= sensor_optics().scale
+    if with_time:  # a sensor behind every deposit's plane: no direct light, no first time
+        np.copyto(outs[1], np.float32(np.inf), where=outs[1] > NO_LIGHT_NS)
     return outs
 
 
