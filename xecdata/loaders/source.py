@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from xecdata.loaders.codes import CodeDecoder
 from xecdata.reweight import Reweighter
+from xecdata.store.decoder import CodeDecoder
 
 
 class ChunkSource(Protocol):

@@ -12,6 +12,7 @@ import numpy as np
 from xecdata.geometry import N_SENSORS
 from xecdata.schemes import Scheme, UnknownSchemeError, get_scheme, register_scheme
 from xecdata.store.chunks import ChunkArray, lut_decode
+from xecdata.store.decoder import CodeDecoder
 from xecdata.store.format import (
     FORMAT_VERSION,
     PLAN_FILE,
@@ -273,7 +274,7 @@ class Store:
 
 class CodesReader:
     """Reads one scheme's stored chunks as they are (codes) plus how to decode them; the
-    loaders move codes and decode only their batches (xecdata.loaders.codes)."""
+    loaders move codes and decode only their batches (xecdata.store.decoder)."""
 
     def __init__(self, store: Store, scheme_id: str) -> None:
         self.store, self.scheme_id = store, scheme_id
@@ -282,12 +283,10 @@ class CodesReader:
         self.dtype = self.array.dtype
 
     @cached_property
-    def decoder(self) -> Any:
-        """A loaders CodeDecoder for uint16 storage, None for float32 storage."""
+    def decoder(self) -> CodeDecoder | None:
+        """The CodeDecoder for uint16 storage, None for float32 storage."""
         if self.codes is None:
             return None
-        from xecdata.loaders.codes import CodeDecoder
-
         return CodeDecoder(*self.codes)
 
     def read_chunk_into(self, chunk: int, out: np.ndarray) -> int:
