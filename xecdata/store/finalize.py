@@ -83,17 +83,7 @@ def _scheme_record(
     root: Path, plan: dict[str, Any], sid: str, entry: dict[str, Any]
 ) -> dict[str, Any]:
     """Merge the units' statistics of one scheme, write its stats array, build its record."""
-    p = entry["precision"]
-    codes = (ChannelCode.from_dict(p["npho"]), ChannelCode.from_dict(p["time"]))
-    if entry["dtype"] == "float32":
-        codes = (lossless(codes[0]), lossless(codes[1]))
-    parts, clipped = [], np.zeros(2, np.int64)
-    for unit in range(-(-plan["n_events"] // plan["shard_events"])):
-        with np.load(io.BytesIO((root / unit_stats_file(unit, sid)).read_bytes())) as z:
-            parts.append({k: z[k] for k in ("events", "count", "s1", "s2")})
-            clipped += z["clipped"]
-    total = merge_stats(parts)
-    stats = finish_stats(total, codes)  # (3, 4760, 2)
+    stats, total, clipped, codes = merged_stats(root, plan, sid, entry)
     write_small_array(root, stats_array(sid), stats)
     precision = dict(entry["precision"])
     precision["clipped"] = {"npho": int(clipped[0]), "time": int(clipped[1])}
@@ -109,6 +99,24 @@ def _scheme_record(
             "summary": _summary(total, codes),
         },
     }
+
+
+def merged_stats(
+    root: Path, plan: dict[str, Any], sid: str, entry: dict[str, Any]
+) -> tuple[np.ndarray, dict[str, Any], np.ndarray, tuple[ChannelCode, ChannelCode]]:
+    """A scheme's statistics from its units' files: (stats (3, 4760, 2), merged sums, clipped
+    counts (2,), channel codes). `plan` needs n_events and shard_events."""
+    p = entry["precision"]
+    codes = (ChannelCode.from_dict(p["npho"]), ChannelCode.from_dict(p["time"]))
+    if entry["dtype"] == "float32":
+        codes = (lossless(codes[0]), lossless(codes[1]))
+    parts, clipped = [], np.zeros(2, np.int64)
+    for unit in range(-(-plan["n_events"] // plan["shard_events"])):
+        with np.load(io.BytesIO((root / unit_stats_file(unit, sid)).read_bytes())) as z:
+            parts.append({k: z[k] for k in ("events", "count", "s1", "s2")})
+            clipped += z["clipped"]
+    total = merge_stats(parts)
+    return finish_stats(total, codes), total, clipped, codes
 
 
 def _split_record(root: Path, n: int, ce: int, val_fraction: float) -> dict[str, Any]:

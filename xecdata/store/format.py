@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from pathlib import Path
 
 FORMAT_NAME = "xec-store"
@@ -56,6 +57,37 @@ class IncompleteStoreError(StoreError):
 
 class SchemeMismatchError(StoreError):
     """The store lacks the requested scheme or holds another definition under its id."""
+
+
+class DamagedStoreError(StoreError):
+    """A chunk's stored bytes fail their checksum, are missing or cannot be decoded. The
+    message names the store, the array, the chunk (index and events) and the command that
+    rebuilds its shard; the fields are kept for `xec inspect --verify` (and survive pickling,
+    e.g. from a DALI worker)."""
+
+    def __init__(
+        self, root: str, array: str, chunk: int, events: tuple[int, int], unit: int, reason: str
+    ) -> None:
+        super().__init__(root, array, chunk, events, unit, reason)
+        self.root, self.array, self.chunk, self.events = root, array, chunk, events
+        self.unit, self.reason = unit, reason
+
+    def __str__(self) -> str:
+        a, b = self.events
+        root = Path(self.root)
+        return (
+            f"store {root}: chunk {self.chunk} of array {self.array} (events {a}..{b - 1}, "
+            f"shard {self.unit}) is damaged: {self.reason}. Rebuild it from its sources with "
+            f"`{repair_command(root, [self.unit])}`; `xec inspect --verify "
+            f"{shlex.quote(str(root))}` lists every damaged chunk"
+        )
+
+
+def repair_command(root: Path, units: list[int] | None = None) -> str:
+    """The command that rebuilds work units (= shards) of a store from its source files
+    (without units: whatever `xec inspect --verify` finds damaged)."""
+    tail = ["--units", ",".join(map(str, units))] if units else []
+    return shlex.join(["xec", "repair", str(root), *tail])
 
 
 def sensors_array(scheme_id: str) -> str:
