@@ -1,15 +1,24 @@
 """Running the work units of a plan: in this process or in a pool of worker processes.
 
 Workers are started with forkserver (spawn where unavailable), never fork, so they are safe
-with threads and foreign libraries in the parent. A worker loads the plan from the store once
-per plan id; tasks carry only (store, plan id, unit). Progress: a tqdm bar in events with
-rate and ETA, advanced per finished unit.
+with threads and foreign libraries in the parent. They die with the ingesting process, even on
+kill -9: each holds the read end of a pipe whose only writer is that process and a thread that
+kills the worker at its EOF (on Linux also PR_SET_PDEATHSIG against the forkserver); once the
+workers are gone, the forkserver and multiprocessing's resource tracker see EOF and exit too.
+A worker loads the plan from the store once per plan id; tasks carry only (store, plan id,
+unit). Progress: a tqdm bar in events with rate and ETA, advanced per finished unit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -24,25 +33,49 @@ from xecdata.store.units import run_unit, unit_done, unit_range
 _PLANS: dict[str, dict[str, Any]] = {}
 
 
-def _init_worker() -> None:
+def _init_worker(lifeline: Any = None) -> None:
     import numcodecs
 
     numcodecs.blosc.use_threads = False  # one core per worker; blosc's own threads off
+    if lifeline is not None:
+        die_with_parent(lifeline)
+
+
+def die_with_parent(lifeline: Any) -> None:
+    """Kill this process as soon as `lifeline` (a pipe's read end whose only writer is the
+    parent process) reaches EOF, i.e. the parent is gone, however it died."""
+    if sys.platform.startswith("linux"):  # also when the forkserver (our parent) dies
+        with contextlib.suppress(OSError, AttributeError):  # PR_SET_PDEATHSIG = 1
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))
+
+    def watch() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            lifeline.recv()  # nothing is ever sent: returns only by EOF
+        os.kill(os.getpid(), signal.SIGKILL)  # a unit left half done is redone on resume
+
+    threading.Thread(target=watch, name="xec-lifeline", daemon=True).start()
 
 
 @contextmanager
 def worker_pool(workers: int) -> Iterator[Executor | None]:
-    """A process pool of `workers` (None for 1: everything runs in this process)."""
+    """A process pool of `workers` (None for 1: everything runs in this process); its workers
+    die with this process (module docstring)."""
     if workers <= 1:
         _init_worker()
         yield None
         return
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_init_worker)
+    ctx = mp.get_context(method)
+    lifeline, keep_alive = ctx.Pipe(duplex=False)  # (read end, write end: only this process)
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(lifeline,)
+    )
     try:
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        keep_alive.close()
+        lifeline.close()
 
 
 def _unit_task(root: str, plan_id: str, unit: int) -> dict[str, Any]:
