@@ -85,7 +85,8 @@ def repair(
             else:
                 done = [f.result() for f in [pool.submit(run_unit, root, plan, k) for k in units]]
         for k in units:
-            if before[k] is not None and not _same(before[k], _unit_stats(root, plan, k)):
+            old = before[k]
+            if old is not None and not _same(old, _unit_stats(root, plan, k)):
                 raise RepairError(
                     f"store {root}: shard {k} rebuilt from its sources differs from the one "
                     "ingested (its statistics changed): the sources no longer give the stored "
@@ -141,7 +142,7 @@ def _source_file(source: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]
 
 def _unit_stats(root: Path, plan: dict[str, Any], unit: int) -> dict[str, np.ndarray] | None:
     """The statistics files of a unit (every scheme), None where one is missing."""
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for sid in plan["schemes"]:
         try:
             data = (root / unit_stats_file(unit, sid)).read_bytes()
