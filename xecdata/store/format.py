@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import socket
 from pathlib import Path
 
 FORMAT_NAME = "xec-store"
@@ -122,11 +123,17 @@ def shard_file(root: Path, array: str, shard: int, ndim: int) -> Path:
     return root / array / "c" / str(shard) / Path(*(["0"] * (ndim - 1)))
 
 
+def temporary_name(path: Path) -> Path:
+    """Where `path` is written before its atomic rename: `.NAME.tmp-HOST-PID`, unique among the
+    processes of every node writing one store on a shared file system (`xec ingest --part`)."""
+    return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+
+
 def atomic_write_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
     """Write `data` to `path` through a temporary file and an atomic rename; with fsync the
     bytes and then the rename reach the disk before this returns (power-loss safe)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_name(path)
     with open(tmp, "wb") as f:
         f.write(data)
         if fsync:
@@ -152,7 +159,8 @@ def fsync_dir(path: Path) -> None:
 
 
 def remove_temporaries(root: Path) -> int:
-    """Delete leftover `.NAME.tmp-PID` files of interrupted writes; returns how many."""
+    """Delete leftover `.NAME.tmp-HOST-PID` files of interrupted writes; returns how many
+    (only while no other process writes the store)."""
     count = 0
     for tmp in root.rglob(".*.tmp-*"):
         tmp.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from typing import Any
 from tqdm import tqdm
 
 from xecdata.store.format import PLAN_FILE
+from xecdata.store.parts import hash_input, recorded_hash
 from xecdata.store.units import run_unit, unit_done, unit_range
 
 _PLANS: dict[str, dict[str, Any]] = {}
@@ -90,29 +91,30 @@ def _unit_task(root: str, plan_id: str, unit: int) -> dict[str, Any]:
 
 
 def run_units(
-    root: Path, plan: dict[str, Any], pool: Executor | None, progress: bool
+    root: Path,
+    plan: dict[str, Any],
+    pool: Executor | None,
+    progress: bool,
+    units: list[int],
+    files: list[int],
 ) -> dict[str, Any]:
-    """Run every unfinished unit of the plan; returns counts, events and peak RSS (MB)."""
-    n_units = -(-plan["n_events"] // plan["shard_events"])
-    units = range(plan["first_unit"], n_units)
+    """Run the unfinished ones of `units` and hash the input `files` (plan indices) not hashed
+    yet, in the pool's workers (hashes first, so that none ends up as the tail; without a pool
+    in a thread beside the units); returns counts, events and peak RSS (MB)."""
     todo = [k for k in units if not unit_done(root, plan, k)]
-    total = sum(b - a for a, b in map(lambda k: unit_range(plan, k), todo))
+    hashes = [(str(root), plan["plan_id"], i, plan["files"][i]["path"]) for i in files]
+    hashes = [h for h in hashes if recorded_hash(root, plan, h[2]) is None]
     report = {
         "run": len(todo),
         "resumed": len(units) - len(todo),
-        "events": total,
+        "events": sum(b - a for a, b in (unit_range(plan, k) for k in todo)),
         "peak_rss_mb": 0.0,
     }
-    bar = tqdm(
-        total=total,
-        unit="ev",
-        unit_scale=True,
-        desc=plan["action"],
-        disable=not progress,
-        smoothing=0.05,
-        dynamic_ncols=True,
-    )
-    with bar:
+    bar = tqdm(total=report["events"], unit="ev", unit_scale=True, desc=plan["action"],
+               disable=not progress, smoothing=0.05, dynamic_ncols=True)  # fmt: skip
+    with bar, ThreadPoolExecutor(1) as side:
+        executor: Executor = side if pool is None else pool
+        hashed = [executor.submit(hash_input, *h) for h in hashes]
         if pool is None:
             results: Iterator[dict[str, Any]] = (run_unit(root, plan, k) for k in todo)
         else:
@@ -121,4 +123,6 @@ def run_units(
         for r in results:
             bar.update(r["events"])
             report["peak_rss_mb"] = max(report["peak_rss_mb"], r["peak_rss_mb"])
+        for f in hashed:
+            f.result()
     return report

@@ -22,7 +22,7 @@ import numpy as np
 from numcodecs.abc import Codec
 
 from xecdata.store.codecs import CodecProfile, crc32c
-from xecdata.store.format import shard_file
+from xecdata.store.format import atomic_write_bytes, shard_file, temporary_name
 
 MISSING = np.uint64(2**64 - 1)  # index entry of a chunk absent from a shard
 
@@ -49,11 +49,15 @@ def create_array(
     profile: CodecProfile,
     attributes: dict[str, Any] | None = None,
 ) -> None:
-    """Write the zarr.json of an event-axis array (replacing an existing one)."""
+    """Write the zarr.json of an event-axis array (and of the groups above it), each by atomic
+    rename, and nothing else: shards already there are kept. So several processes filling one
+    store (`xec ingest --part`) may all run it with the same plan, in any order."""
     import zarr
+    from zarr.storage import MemoryStore
 
+    written: dict[str, Any] = {}
     zarr.create_array(
-        store=str(root),
+        store=MemoryStore(store_dict=written),
         name=spec.path,
         shape=(n_events, *spec.tail),
         dtype=spec.dtype,
@@ -63,9 +67,11 @@ def create_array(
         filters=None,
         fill_value=0,
         zarr_format=3,
-        overwrite=True,
         attributes=attributes or {},
     )
+    for key, buffer in written.items():
+        if key != "zarr.json":  # the root group is the store's own (metadata)
+            atomic_write_bytes(root / key, buffer.to_bytes())
 
 
 def resize_array(root: Path, path: str, n_events: int) -> None:
@@ -112,7 +118,7 @@ class ShardWriter:
     ) -> None:
         self.path = shard_file(root, spec.path, shard, spec.ndim)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.tmp = temporary_name(self.path)
         self._file = open(self.tmp, "wb")  # noqa: SIM115 - closed in close()/abort()
         self._codec, self._checksum = codec, checksum  # checksum: False only for old stores
         self._index = np.full((shard_events // chunk_events, 2), MISSING, dtype="<u8")
