@@ -174,7 +174,7 @@ def ingest(
     try:
         with store_lock(root, shared=part is not None), worker_pool(nworkers) as pool:
             if finalize:
-                return finalize_parts(root, _pending(root, request), nworkers, t0)
+                return finalize_parts(root, _pending(root, request), pool, nworkers, t0)
             plan = _resume_or_plan(
                 root, request, store_options, read_events, pool, progress, command, part
             )

@@ -91,7 +91,7 @@ def execute(
     if part is not None:
         result.complete = _part_may_complete(root, plan, part, result)
     if result.complete:
-        complete(root, plan, previous)
+        complete(root, plan, previous, pool)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -116,17 +116,21 @@ def _part_may_complete(
     return True
 
 
-def complete(root: Path, plan: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
-    """Checksums of every input (recorded by the workers), then statistics, metadata and the
-    completion marker (xecdata.store.finalize); returns the metadata."""
+def complete(
+    root: Path, plan: dict[str, Any], previous: dict[str, Any] | None, pool: Executor | None
+) -> dict[str, Any]:
+    """Checksums of every input (recorded by the workers), then statistics (merged in the
+    pool's workers), metadata and the completion marker (xecdata.store.finalize)."""
     collect_hashes(root, plan)
-    meta = finalize(root, plan, previous)
+    meta = finalize(root, plan, previous, pool)
     fmt.remove_temporaries(root)  # every unit is done: what is left is from killed runs
     drop_claims(root)
     return meta
 
 
-def finalize_parts(root: Path, plan: dict[str, Any], nworkers: int, t0: float) -> IngestResult:
+def finalize_parts(
+    root: Path, plan: dict[str, Any], pool: Executor | None, nworkers: int, t0: float
+) -> IngestResult:
     """`--finalize`: complete a store whose parts have all run (whatever a claim says)."""
     left = units_left(root, plan)
     if left:
@@ -135,7 +139,7 @@ def finalize_parts(root: Path, plan: dict[str, Any], nworkers: int, t0: float) -
             "(or the same command without --part, which runs whatever is left) before "
             "--finalize"
         )
-    complete(root, plan, None)
+    complete(root, plan, None, pool)
     return IngestResult(str(root), plan["action"], plan["n_events"], 0, 0,
                         len(list(part_units(plan, None))), nworkers,
                         time.perf_counter() - t0, 0.0, 0.0, plan["skipped"])  # fmt: skip
