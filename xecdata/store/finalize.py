@@ -40,7 +40,7 @@ from xecdata.store.precision import ChannelCode
 from xecdata.store.units import unit_stats_file
 from xecdata.store.writer import write_small_array
 
-MERGE_BLOCK = 64  # units whose statistics one worker task merges
+MERGE_BLOCK = 16  # units whose statistics one worker task merges
 
 
 def finalize(
