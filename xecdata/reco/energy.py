@@ -1,0 +1,135 @@
+"""Photon energy: weighted photon sum, uniformity correction, energy scale.
+
+As in the MEG LXe analysis (J. Adam et al., Eur. Phys. J. C 73 (2013) 2365; K. Afanaciev et
+al., Eur. Phys. J. C 84 (2024) 190): the energy is proportional to the number of scintillation
+photons, estimated by the sum of the detected photons with a weight per sensor group (making
+up for the different photocathode coverage of each face), corrected for the position
+dependence of the light collection (the uniformity map) and converted with an energy scale;
+all three come from a calibration (here a simulation: ``xec reco calibrate``).
+
+- Sums: photons of the live sensors per face (inner MPPC, outer, US, DS, top, bottom PMTs;
+  ``FACE_NAMES``), the inner face's sum completed with what the fitted source sends to the dead
+  sensors of the fit window (``PointFit.dead_fill``). Dead sensors elsewhere are not
+  restored: their share of the light is part of the calibration when it is simulated with the
+  same dead fraction.
+- Linear estimate: E_lin = sum_f weight_f * S_f, the weights fitted to the calibration events
+  by non-negative least squares of E_lin / E_true - 1 (``fit_face_weights``).
+- Uniformity: U(u, v, w) = sum_k c_k (u/su)^a_k (v/sv)^b_k (w/sw)^c_k, the monomials of total
+  degree <= ``UNIFORMITY_DEGREE`` (at most cubic in w), fitted to E_lin / E_true with 3-sigma
+  clipping; the position is the reconstructed first interaction, clamped to the fiducial volume.
+- Scale: E = scale * E_lin / U, with the scale putting the peak (midpoint of the shortest half,
+  robust against the low-energy tail of leakage) of E / E_true at 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+
+import numba
+import numpy as np
+from scipy.optimize import nnls
+
+from xecdata.geometry import FACE_NAMES, FIDUCIAL_U, FIDUCIAL_V, FIDUCIAL_W, sensor_table
+from xecdata.markers import INVALID_ABOVE
+from xecdata.reco.lightmodel import _JIT
+from xecdata.robust import half_width_68
+
+UNIFORMITY_DEGREE = 4
+UNIFORMITY_SCALES = (FIDUCIAL_U, FIDUCIAL_V, 20.0)  # cm: keeps the monomials of order 1
+CLIP_SIGMA = 3.0
+
+
+@numba.njit(**_JIT)
+def _face_sums(npho: np.ndarray, face: np.ndarray, n_faces: int, out: np.ndarray) -> None:
+    for e in range(npho.shape[0]):
+        out[e] = 0.0
+        for s in range(npho.shape[1]):
+            x = npho[e, s]
+            if np.abs(x) <= INVALID_ABOVE:
+                out[e, face[s]] += x
+
+
+def face_sums(npho: np.ndarray, dead_fill: np.ndarray | None = None) -> np.ndarray:
+    """(B, 4760) photons -> (B, 6) live photons per face (order of FACE_NAMES); the inner
+    face's sum plus dead_fill (B,) where given (finite)."""
+    out = np.empty((len(npho), len(FACE_NAMES)))
+    _face_sums(np.ascontiguousarray(npho), sensor_table().face.astype(np.int64),
+               len(FACE_NAMES), out)  # fmt: skip
+    if dead_fill is not None:
+        out[:, 0] += np.where(np.isfinite(dead_fill), dead_fill, 0.0)
+    return out
+
+
+def monomials() -> tuple[tuple[int, int, int], ...]:
+    """Exponents (a, b, c) of the uniformity map's terms, in a fixed order."""
+    return tuple(
+        (a, b, c)
+        for a, b, c in product(range(UNIFORMITY_DEGREE + 1), repeat=3)
+        if a + b + c <= UNIFORMITY_DEGREE and c <= 3
+    )
+
+
+def _design(uvw: np.ndarray, terms: tuple[tuple[int, int, int], ...]) -> np.ndarray:
+    """(B, K) monomials at uvw (B, 3), clamped to the fiducial volume and scaled."""
+    lim = np.array([[-FIDUCIAL_U, -FIDUCIAL_V, 0.0], [FIDUCIAL_U, FIDUCIAL_V, FIDUCIAL_W]])
+    x = np.clip(uvw, lim[0], lim[1]) / np.array(UNIFORMITY_SCALES)
+    return np.stack([x[:, 0] ** a * x[:, 1] ** b * x[:, 2] ** c for a, b, c in terms], 1)
+
+
+@dataclass(frozen=True)
+class EnergyCalibration:
+    """Face weights (GeV per photon), uniformity terms and coefficients, energy scale."""
+
+    weights: tuple[float, ...]
+    terms: tuple[tuple[int, int, int], ...]
+    coefficients: tuple[float, ...]
+    scale: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"faces": list(FACE_NAMES), "weights": list(self.weights),
+                "terms": [list(t) for t in self.terms],
+                "coefficients": list(self.coefficients), "scale": self.scale}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EnergyCalibration:
+        if list(d["faces"]) != list(FACE_NAMES) or len(d["terms"]) != len(d["coefficients"]):
+            raise ValueError("energy calibration: faces or uniformity terms do not match")
+        terms = tuple((int(a), int(b), int(c)) for a, b, c in d["terms"])
+        return cls(tuple(map(float, d["weights"])), terms,
+                   tuple(map(float, d["coefficients"])), float(d["scale"]))  # fmt: skip
+
+    def linear(self, sums: np.ndarray) -> np.ndarray:
+        """E_lin (B,) in GeV from face sums (B, 6)."""
+        return sums @ np.asarray(self.weights)
+
+    def uniformity(self, uvw: np.ndarray) -> np.ndarray:
+        """U (B,) at reconstructed positions (B, 3)."""
+        return _design(uvw, self.terms) @ np.asarray(self.coefficients)
+
+    def energy(self, sums: np.ndarray, uvw: np.ndarray) -> np.ndarray:
+        """Calibrated energy (B,) in GeV."""
+        return self.scale * self.linear(sums) / self.uniformity(uvw)
+
+
+def fit_face_weights(sums: np.ndarray, e_true: np.ndarray) -> np.ndarray:
+    """Non-negative weights (6,) minimising sum((sums @ w) / e_true - 1)^2."""
+    a = sums / e_true[:, None]
+    used = np.abs(a).sum(0) > 0  # a face without light in every event gets weight 0
+    w = np.zeros(sums.shape[1])
+    w[used] = nnls(a[:, used], np.ones(len(a)))[0]
+    return w
+
+
+def fit_uniformity(uvw: np.ndarray, ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients of U fitted to ratio = E_lin / E_true with CLIP_SIGMA clipping, and the
+    events kept."""
+    terms = monomials()
+    x = _design(uvw, terms)
+    keep = np.isfinite(ratio)
+    for _ in range(4):
+        coef = np.linalg.lstsq(x[keep], ratio[keep], rcond=None)[0]
+        res = ratio - x @ coef
+        sigma = half_width_68(res[keep])
+        keep = np.abs(res) < CLIP_SIGMA * sigma
+    return coef, keep
