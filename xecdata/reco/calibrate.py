@@ -4,13 +4,15 @@ The calibration simulation carries the truth that real detectors get from calibr
 (MEG: the 55 / 83 MeV photons of pi0 decays from the charge-exchange reaction, 17.6 MeV from
 the proton beam on lithium; J. Adam et al., Eur. Phys. J. C 73 (2013) 2365). In order:
 
-1. every event is fitted (``position``); events whose fit converged enter the depth
-   correction: d(w_fit) along the line of flight to the true conversion point (``depth``);
-2. events fitted inside the fiducial volume (|u| < 23.9, |v| < 67.9, 0 < w < 42 cm, by the
-   reconstructed first interaction) calibrate the energy: face weights, uniformity map, scale
-   (``energy``);
-3. the first ``TIME_EVENTS`` fitted events calibrate the time: effective light speed, walk,
-   resolution model, offset (``timecal``); T_true = timeTruth + |x_FI - x_vertex| / c.
+1. every event is fitted (``position``) and its photons summed per face; the face weights
+   come from the events fitted inside the fiducial area (``energy``);
+2. fitted events give the depth correction, the shift along the line of flight from the
+   fitted point to the true conversion point against fitted depth and ln E (``depth``);
+3. events whose first interaction is reconstructed inside the fiducial volume (|u| < 23.9,
+   |v| < 67.9, 0 < w < 42 cm) give the uniformity map and the energy scale (``energy``);
+4. the first ``TIME_EVENTS`` fitted events calibrate the time constants: effective light
+   speed, walk, resolution model (``timecal``), with T_true = timeTruth + |x_FI - x_vertex| / c;
+   a second pass over the files gives every event's time estimate and the offset table.
 
 Everything is deterministic: the same files give the same bytes and hash. The provenance
 (file names, sizes, sha256 and the simulator settings stored in each file) is recorded but not
@@ -32,19 +34,20 @@ from tqdm import tqdm
 from xecdata.geometry import in_fiducial
 from xecdata.markers import valid_rows
 from xecdata.reco.calibration import Calibration, CalibrationError
-from xecdata.reco.depth import first_interaction, fit_depth_correction
+from xecdata.reco.depth import DEPTH_EDGES, first_interaction, fit_depth_correction
 from xecdata.reco.energy import (
     EnergyCalibration,
     face_sums,
     fit_face_weights,
+    fit_linearity,
     fit_uniformity,
     monomials,
 )
 from xecdata.reco.inputs import count_events, is_store, iter_batches
 from xecdata.reco.position import OK, WINDOW_HALF, fit_positions
-from xecdata.reco.timecal import fit_time_calibration
-from xecdata.reco.timing import flight_time
-from xecdata.robust import shortest_half_midpoint
+from xecdata.reco.tables import fit_binned_linear
+from xecdata.reco.timecal import fit_time_constants
+from xecdata.reco.timing import TimeCalibration, flight_time, interaction_times
 from xecdata.rootio import sha256_file
 
 NEEDED = ("energyTruth", "timeTruth", "xyzTruth", "xyzVTX")
@@ -101,29 +104,51 @@ def _collect(paths: Sequence[Path], half: int, progress: bool) -> _Collected:
     return got
 
 
-def _energy(got: _Collected, uvw: np.ndarray, ok: np.ndarray) -> EnergyCalibration:
+def _energy(
+    got: _Collected, weights: np.ndarray, uvw: np.ndarray, ok: np.ndarray
+) -> EnergyCalibration:
+    """Uniformity map and scale with the face weights given, on events fitted inside the
+    fiducial volume."""
     e_true, sums = got.cat("energyTruth"), got.cat("sums")
-    sel = ok & in_fiducial(uvw) & valid_rows(e_true) & (e_true > 0)
+    sel = ok & in_fiducial(uvw) & (e_true > 0)
     if sel.sum() < MIN_EVENTS:
         raise CalibrationError(f"only {int(sel.sum())} calibration events are fitted inside the "
                                f"fiducial volume; simulate at least {MIN_EVENTS}")  # fmt: skip
-    weights = fit_face_weights(sums[sel], e_true[sel])
     ratio = sums[sel] @ weights / e_true[sel]
     coef, _ = fit_uniformity(uvw[sel], ratio)
     cal = EnergyCalibration(tuple(map(float, weights)), monomials(),
-                            tuple(map(float, coef)), 1.0)  # fmt: skip
-    scale = 1.0 / shortest_half_midpoint(cal.energy(sums[sel], uvw[sel]) / e_true[sel])
+                            tuple(map(float, coef)), (1.0, 0.0))  # fmt: skip
+    scale = fit_linearity(cal.uniform(sums[sel], uvw[sel]), e_true[sel])
     return EnergyCalibration(cal.weights, cal.terms, cal.coefficients, scale)
 
 
-def _time_batches(got: _Collected, xyz: np.ndarray, ok: np.ndarray) -> list[tuple]:
-    vtx, t_truth = got.cat("xyzVTX"), got.cat("timeTruth")
-    target = np.where(ok & valid_rows(t_truth), t_truth + flight_time(xyz, vtx), np.nan)
+def _weights(got: _Collected, ok: np.ndarray) -> np.ndarray:
+    """Face weights from the events whose fitted (u, v) lie in the fiducial area."""
+    params, e_true = got.cat("params"), got.cat("energyTruth")
+    sel = ok & in_fiducial(np.where(ok[:, None], params[:, :3], np.nan)) & (e_true > 0)
+    if sel.sum() < MIN_EVENTS:
+        raise CalibrationError(f"only {int(sel.sum())} calibration events are fitted inside the "
+                               f"fiducial volume; simulate at least {MIN_EVENTS}")  # fmt: skip
+    return fit_face_weights(got.cat("sums")[sel], e_true[sel])
+
+
+def _time_batches(got: _Collected, xyz: np.ndarray, target: np.ndarray) -> list[tuple]:
+    """The stashed sensor arrays with their events' first interactions and T_true."""
     out = []
     for time, npho, first in got.time_batches:
         sl = slice(first, first + len(time))
-        fi = np.where(ok[sl, None], xyz[sl], np.nan)
-        out.append((time, npho, np.ascontiguousarray(fi), target[sl]))
+        out.append((time, npho, np.ascontiguousarray(xyz[sl]), target[sl]))
+    return out
+
+
+def _estimates(paths: Sequence[Path], xyz: np.ndarray, par: np.ndarray) -> np.ndarray:
+    """Second pass over the files: every event's T from the fitted time constants."""
+    out, start = np.full(len(xyz), np.nan), 0
+    for path in paths:
+        for batch in iter_batches(path):
+            sl = slice(start, start + len(batch.npho))
+            out[sl] = interaction_times(batch.time, batch.npho, xyz[sl], par)[0]
+            start = sl.stop
     return out
 
 
@@ -136,23 +161,30 @@ def build_calibration(
     half = WINDOW_HALF
     got = _collect(paths, half, progress)
     params, status = got.cat("params"), np.concatenate(got.status)
-    vtx, xyz_true = got.cat("xyzVTX"), got.cat("xyzTruth")
-    ok = (status == OK) & valid_rows(vtx) & valid_rows(xyz_true)
+    vtx, xyz_true, t_true = got.cat("xyzVTX"), got.cat("xyzTruth"), got.cat("timeTruth")
+    ok = (status == OK) & valid_rows(vtx) & valid_rows(xyz_true) & valid_rows(t_true)
+    ok &= valid_rows(got.cat("energyTruth"))
     if ok.sum() < MIN_EVENTS:
         raise CalibrationError(f"only {int(ok.sum())} of {len(ok)} calibration events could be "
                                f"fitted; simulate at least {MIN_EVENTS}")  # fmt: skip
-    depth = fit_depth_correction(params[ok, :3], vtx[ok], xyz_true[ok])
+    weights = _weights(got, ok)
+    e_lin = got.cat("sums") @ weights
+    e_true = got.cat("energyTruth")
+    depth = fit_depth_correction(params[ok, :3], vtx[ok], e_true[ok], xyz_true[ok])
     uvw_fit = np.where(ok[:, None], params[:, :3], 0.0)
-    xyz, uvw = first_interaction(uvw_fit, np.where(ok[:, None], vtx, 0.0), depth)
-    energy = _energy(got, uvw, ok)
-    time = fit_time_calibration(_time_batches(got, xyz, ok))
-    command = (
-        f"xec reco calibrate {' '.join(p.name for p in paths)} --name {name} --version {version}"
-    )
+    xyz, uvw = first_interaction(uvw_fit, np.where(ok[:, None], vtx, 0.0), e_lin, depth)
+    xyz[~ok] = np.nan
+    energy = _energy(got, weights, uvw, ok)
+    target = np.where(ok, t_true + flight_time(xyz, vtx), np.nan)
+    par = fit_time_constants(_time_batches(got, xyz, target))
+    diff = _estimates(paths, xyz, par) - target
+    offset = fit_binned_linear(uvw[:, 2], e_true, diff, DEPTH_EDGES)
+    command = f"xec reco calibrate {' '.join(p.name for p in paths)} --name {name}"
     source = {"files": [_provenance(p) for p in paths], "events": len(ok),
               "events_fitted": int(ok.sum()), "time_events": got.n_time,
-              "xec_version": _version(), "command": command}  # fmt: skip
-    return Calibration(name, version, {"window_half": half}, depth, energy, time, source=source)
+              "xec_version": _version(), "command": f"{command} --version {version}"}  # fmt: skip
+    return Calibration(name, version, {"window_half": half}, depth, energy,
+                       TimeCalibration.from_parameters(par, offset), source=source)  # fmt: skip
 
 
 def _provenance(path: Path) -> dict[str, Any]:

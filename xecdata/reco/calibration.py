@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from xecdata.geometry import geometry_id
-from xecdata.reco.depth import DepthCorrection
 from xecdata.reco.energy import EnergyCalibration
+from xecdata.reco.tables import BinnedLinear
 from xecdata.reco.timing import TimeCalibration
 
 FORMAT = "xec-reco-calibration"
@@ -70,7 +70,7 @@ class Calibration:
     name: str
     version: int
     settings: dict[str, Any]
-    depth: DepthCorrection
+    depth: BinnedLinear
     energy: EnergyCalibration
     time: TimeCalibration
     geometry: str = field(default_factory=geometry_id)
@@ -125,7 +125,7 @@ def calibration_from_dict(d: dict[str, Any], where: str) -> Calibration:
     try:
         cal = Calibration(
             name=str(d["name"]), version=int(d["version"]), settings=dict(d["settings"]),
-            depth=DepthCorrection.from_dict(d["depth"]),
+            depth=BinnedLinear.from_dict(d["depth"]),
             energy=EnergyCalibration.from_dict(d["energy"]),
             time=TimeCalibration.from_dict(d["time"]), geometry=str(d["geometry_id"]),
             algorithm=int(d["algorithm"]), source=dict(d.get("source", {})),

@@ -4,8 +4,8 @@ As in the MEG LXe analysis (J. Adam et al., Eur. Phys. J. C 73 (2013) 2365; K. A
 al., Eur. Phys. J. C 84 (2024) 190): the energy is proportional to the number of scintillation
 photons, estimated by the sum of the detected photons with a weight per sensor group (making
 up for the different photocathode coverage of each face), corrected for the position
-dependence of the light collection (the uniformity map) and converted with an energy scale;
-all three come from a calibration (here a simulation: ``xec reco calibrate``).
+dependence of the light collection (the uniformity map) and converted with an energy scale
+(with its linearity); all come from a calibration (here a simulation: ``xec reco calibrate``).
 
 - Sums: photons of the live sensors per face (inner MPPC, outer, US, DS, top, bottom PMTs;
   ``FACE_NAMES``), the inner face's sum completed with what the fitted source sends to the dead
@@ -17,14 +17,16 @@ all three come from a calibration (here a simulation: ``xec reco calibrate``).
 - Uniformity: U(u, v, w) = sum_k c_k (u/su)^a_k (v/sv)^b_k (w/sw)^c_k, the monomials of total
   degree <= ``UNIFORMITY_DEGREE`` (at most cubic in w), fitted to E_lin / E_true with 3-sigma
   clipping; the position is the reconstructed first interaction, clamped to the fiducial volume.
-- Scale: E = scale * E_lin / U, with the scale putting the peak (midpoint of the shortest half,
-  robust against the low-energy tail of leakage) of E / E_true at 1.
+- Scale and linearity: E_u = E_lin / U relates to the energy as E_u / E = a + b ln(E / E_REF),
+  a and b a straight line through the peaks (midpoint of the shortest half, robust against the
+  low-energy tail of leakage) of E_u / E_true in bins of true energy (one bin, b = 0, for a
+  calibration at a single energy); E solves it by fixed-point iteration.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import product
+from itertools import pairwise, product
 
 import numba
 import numpy as np
@@ -33,9 +35,12 @@ from scipy.optimize import nnls
 from xecdata.geometry import FACE_NAMES, FIDUCIAL_U, FIDUCIAL_V, FIDUCIAL_W, sensor_table
 from xecdata.markers import INVALID_ABOVE
 from xecdata.reco.lightmodel import _JIT
-from xecdata.robust import half_width_68
+from xecdata.reco.tables import E_REF
+from xecdata.robust import half_width_68, shortest_half_midpoint
 
 UNIFORMITY_DEGREE = 4
+LINEARITY_BIN = 0.15  # width of the true-energy bins in ln E (16 %)
+LINEARITY_MIN = 200  # events per bin
 UNIFORMITY_SCALES = (FIDUCIAL_U, FIDUCIAL_V, 20.0)  # cm: keeps the monomials of order 1
 CLIP_SIGMA = 3.0
 
@@ -79,25 +84,26 @@ def _design(uvw: np.ndarray, terms: tuple[tuple[int, int, int], ...]) -> np.ndar
 
 @dataclass(frozen=True)
 class EnergyCalibration:
-    """Face weights (GeV per photon), uniformity terms and coefficients, energy scale."""
+    """Face weights (GeV per photon), uniformity terms and coefficients, scale (a, b)."""
 
     weights: tuple[float, ...]
     terms: tuple[tuple[int, int, int], ...]
     coefficients: tuple[float, ...]
-    scale: float
+    scale: tuple[float, float]
 
     def to_dict(self) -> dict[str, object]:
         return {"faces": list(FACE_NAMES), "weights": list(self.weights),
-                "terms": [list(t) for t in self.terms],
-                "coefficients": list(self.coefficients), "scale": self.scale}  # fmt: skip
+                "terms": [list(t) for t in self.terms], "coefficients": list(self.coefficients),
+                "scale_ln_e": list(self.scale)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict) -> EnergyCalibration:
         if list(d["faces"]) != list(FACE_NAMES) or len(d["terms"]) != len(d["coefficients"]):
             raise ValueError("energy calibration: faces or uniformity terms do not match")
         terms = tuple((int(a), int(b), int(c)) for a, b, c in d["terms"])
+        a, b = map(float, d["scale_ln_e"])
         return cls(tuple(map(float, d["weights"])), terms,
-                   tuple(map(float, d["coefficients"])), float(d["scale"]))  # fmt: skip
+                   tuple(map(float, d["coefficients"])), (a, b))  # fmt: skip
 
     def linear(self, sums: np.ndarray) -> np.ndarray:
         """E_lin (B,) in GeV from face sums (B, 6)."""
@@ -107,9 +113,18 @@ class EnergyCalibration:
         """U (B,) at reconstructed positions (B, 3)."""
         return _design(uvw, self.terms) @ np.asarray(self.coefficients)
 
+    def uniform(self, sums: np.ndarray, uvw: np.ndarray) -> np.ndarray:
+        """E_u = E_lin / U (B,): the photon sum corrected for the light collection."""
+        return self.linear(sums) / self.uniformity(uvw)
+
     def energy(self, sums: np.ndarray, uvw: np.ndarray) -> np.ndarray:
-        """Calibrated energy (B,) in GeV."""
-        return self.scale * self.linear(sums) / self.uniformity(uvw)
+        """Calibrated energy (B,) in GeV: E_u / (a + b ln(E / E_REF)), solved for E."""
+        e_u = self.uniform(sums, uvw)
+        a, b = self.scale
+        e = e_u / a
+        for _ in range(3):  # |b| << a: converges to float precision in a few steps
+            e = e_u / (a + b * np.log(np.where(e > 0, e, E_REF) / E_REF))
+        return e
 
 
 def fit_face_weights(sums: np.ndarray, e_true: np.ndarray) -> np.ndarray:
@@ -133,3 +148,21 @@ def fit_uniformity(uvw: np.ndarray, ratio: np.ndarray) -> tuple[np.ndarray, np.n
         sigma = half_width_68(res[keep])
         keep = np.abs(res) < CLIP_SIGMA * sigma
     return coef, keep
+
+
+def fit_linearity(e_u: np.ndarray, e_true: np.ndarray) -> tuple[float, float]:
+    """(a, b) of E_u / E_true = a + b ln(E_true / E_REF): a line through the peaks of the ratio
+    in bins of ln E_true (LINEARITY_BIN wide, LINEARITY_MIN events), weighted by their counts."""
+    x, ratio = np.log(e_true / E_REF), e_u / e_true
+    edges = np.arange(x.min(), x.max() + LINEARITY_BIN, LINEARITY_BIN)
+    xs, peaks, counts = [], [], []
+    for lo, hi in pairwise(edges):
+        sel = (x >= lo) & (x < hi)
+        if sel.sum() >= LINEARITY_MIN:
+            xs.append(float(np.median(x[sel])))
+            peaks.append(shortest_half_midpoint(ratio[sel]))
+            counts.append(float(sel.sum()))
+    if len(xs) < 2:
+        return shortest_half_midpoint(ratio), 0.0
+    b, a = np.polyfit(xs, peaks, 1, w=np.sqrt(counts))
+    return float(a), float(b)

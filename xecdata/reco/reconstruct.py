@@ -80,11 +80,12 @@ def reconstruct(
     if vertex is not None:
         vtx[has_vtx] = np.asarray(vertex, np.float64)[has_vtx]
     uvw_fit = np.where(fitted[:, None], fit.params[:, :3], 0.0)
-    xyz, uvw = first_interaction(uvw_fit, vtx, cal.depth)
+    sums = face_sums(npho, fit.dead_fill)
+    xyz, uvw = first_interaction(uvw_fit, vtx, cal.energy.linear(sums), cal.depth)
     xyz[~fitted] = np.nan
-    energy = cal.energy.energy(face_sums(npho, fit.dead_fill), uvw)
+    energy = cal.energy.energy(sums, uvw)
     t_fi, _ = interaction_times(time, npho, xyz, cal.time.kernel_parameters())
-    t_gamma = t_fi - cal.time.offset - flight_time(xyz, vtx)
+    t_gamma = t_fi - cal.time.offset.at(uvw[:, 2], energy) - flight_time(xyz, vtx)
     has_time = np.isfinite(t_gamma)
     direction = np.where(fitted[:, None], xyz - vtx, 1.0)
     angles = emission_angles(direction / np.linalg.norm(direction, axis=1, keepdims=True))

@@ -9,8 +9,9 @@ a linear least-squares problem in (1 / v_eff, a_MPPC, a_PMT, b) accumulated over
 usable sensor of every event (numba), first unweighted, then weighted by the resolution model
 and with 3-sigma clipping. The resolution model per sensor type is fitted (non-negative least
 squares) to the squared robust widths of the residuals in bins of n, from a deterministic
-subsample of the sensors. Finally the event-level offset is the mode of T - T_true over the
-calibration events (``xecdata.robust.shortest_half_midpoint``).
+subsample of the sensors. The event-level offset (T - T_true of the calibration events, in
+bins of depth and linear in ln E, ``xecdata.reco.tables``) is fitted by
+``xecdata.reco.calibrate`` once these constants are known.
 """
 
 from __future__ import annotations
@@ -26,13 +27,11 @@ from xecdata.reco.lightmodel import _JIT
 from xecdata.reco.timing import (
     CLIP,
     MIN_NPHO,
-    TimeCalibration,
     corrected_time,
-    interaction_times,
     sensor_type_codes,
     usable,
 )
-from xecdata.robust import half_width_68, shortest_half_midpoint
+from xecdata.robust import half_width_68
 
 SAMPLE_STRIDE = 13  # one sensor in 13 enters the resolution-model fit
 NPHO_BINS = np.geomspace(MIN_NPHO, 2e5, 25)
@@ -129,9 +128,10 @@ def _resolution_model(batches: list[tuple], par: np.ndarray, intercept: float) -
     return model
 
 
-def fit_time_calibration(batches: list[tuple]) -> TimeCalibration:
-    """batches: (time (B, 4760) s, npho (B, 4760), first interactions (B, 3) cm, T_true (B,)
-    ns) of the calibration events (NaN rows are skipped)."""
+def fit_time_constants(batches: list[tuple]) -> np.ndarray:
+    """The kernels' parameters (9,) (``TimeCalibration.kernel_parameters``) from batches of
+    (time (B, 4760) s, npho (B, 4760), first interactions (B, 3) cm, T_true (B,) ns) of the
+    calibration events (rows with NaN are skipped)."""
     flat = np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
     coef = _solve(batches, flat, 0.0, np.inf)
     for _ in range(ROUNDS):
@@ -139,17 +139,4 @@ def fit_time_calibration(batches: list[tuple]) -> TimeCalibration:
         sigma2 = _resolution_model(batches, par, coef[3])
         par = np.concatenate([coef[:3], sigma2.ravel()])
         coef = _solve(batches, par, coef[3], CLIP)
-    par = np.concatenate([coef[:3], _resolution_model(batches, par, coef[3]).ravel()])
-    estimates, truths = [], []
-    for time, npho, fi, target in batches:
-        t_est, _ = interaction_times(time, npho, fi, par)
-        estimates.append(t_est)
-        truths.append(target)
-    diff = np.concatenate(estimates) - np.concatenate(truths)
-    diff = diff[np.isfinite(diff)]
-    s2 = par[3:].reshape(2, 3)
-    return TimeCalibration(
-        float(par[0]), (float(par[1]), float(par[2])),
-        (tuple(map(float, s2[0])), tuple(map(float, s2[1]))),  # type: ignore[arg-type]
-        shortest_half_midpoint(diff),
-    )  # fmt: skip
+    return np.concatenate([coef[:3], _resolution_model(batches, par, coef[3]).ravel()])

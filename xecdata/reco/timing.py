@@ -11,15 +11,15 @@ gamma's emission at the vertex. Per event, with ns and cm:
     sigma_s^2 = c0_type + c1_type / n_s + c2_type / n_s^2
     T = sum(t'_s / sigma_s^2) / sum(1 / sigma_s^2) over the kept sensors; sensors with
         |t'_s - T| > CLIP * sigma_s are dropped and T recomputed, up to ``MAX_PASSES`` times;
-    timeReco = T - offset - |x_FI - x_vertex| / c
+    timeReco = T - offset(w_FI, E) - |x_FI - x_vertex| / c
 
 (c = ``xecdata.sim.optics.C_LIGHT``: the gamma flies at the speed of light from the vertex to
 the first interaction). Sensors enter with a valid time and more than ``MIN_NPHO`` photons.
-v_eff, the walk a, the resolution model (c0, c1, c2) per sensor type and the offset are fitted
-to a calibration simulation (``TimeCalibration``, ``xecdata.reco.calibrate``): an effective
-speed because the light of a shower comes from a source that moves at c along the shower and
-first photons are delayed by the scintillation decay, neither of which a single speed from the
-refractive index describes.
+v_eff, the walk a, the resolution model (c0, c1, c2) per sensor type and the offset (in depth
+bins, linear in ln E: ``xecdata.reco.tables``) are fitted to a calibration simulation
+(``TimeCalibration``, ``xecdata.reco.calibrate``). The speed is an effective one: the light of
+a shower comes from a source that moves at c along the shower, and first photons are delayed
+by the scintillation decay; a single speed from the refractive index describes neither.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import numpy as np
 from xecdata.geometry import sensor_table
 from xecdata.markers import INVALID_ABOVE
 from xecdata.reco.lightmodel import _JIT
+from xecdata.reco.tables import BinnedLinear
 from xecdata.sim.optics import C_LIGHT
 
 MIN_NPHO = 50.0  # photons (about 6 photoelectrons on an MPPC, 8 on a PMT)
@@ -47,25 +48,32 @@ class TimeCalibration:
     inv_speed: float  # ns / cm: 1 / v_eff
     walk: tuple[float, float]  # ns * photons
     sigma2: tuple[tuple[float, float, float], tuple[float, float, float]]  # ns^2 (c0, c1, c2)
-    offset: float  # ns
+    offset: BinnedLinear  # ns, against the first interaction's depth w (cm) and ln E
 
     def to_dict(self) -> dict[str, object]:
         return {"inv_speed_ns_per_cm": self.inv_speed, "walk_ns_photons": list(self.walk),
-                "sigma2_ns2": [list(s) for s in self.sigma2], "offset_ns": self.offset,
+                "sigma2_ns2": [list(s) for s in self.sigma2], "offset_ns": self.offset.to_dict(),
                 "sensor_types": list(SENSOR_TYPES)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict) -> TimeCalibration:
-        s = d["sigma2_ns2"]
-        return cls(float(d["inv_speed_ns_per_cm"]), (float(d["walk_ns_photons"][0]),
-                   float(d["walk_ns_photons"][1])),
-                   ((float(s[0][0]), float(s[0][1]), float(s[0][2])),
-                    (float(s[1][0]), float(s[1][1]), float(s[1][2]))),
-                   float(d["offset_ns"]))  # fmt: skip
+        return cls.from_parameters(
+            np.array([d["inv_speed_ns_per_cm"], *d["walk_ns_photons"], *d["sigma2_ns2"][0],
+                      *d["sigma2_ns2"][1]], dtype=np.float64),
+            BinnedLinear.from_dict(d["offset_ns"]),
+        )  # fmt: skip
+
+    @classmethod
+    def from_parameters(cls, par: np.ndarray, offset: BinnedLinear) -> TimeCalibration:
+        """From the kernels' parameter vector (9,) and the offset table."""
+        if par.shape != (9,) or not np.all(np.isfinite(par)):
+            raise ValueError("time calibration: 9 finite constants expected")
+        p = [float(v) for v in par]
+        return cls(p[0], (p[1], p[2]), ((p[3], p[4], p[5]), (p[6], p[7], p[8])), offset)
 
     def kernel_parameters(self) -> np.ndarray:
-        """(8,) [inv_speed, walk MPPC, walk PMT, c0 c1 c2 MPPC, ...] minus nothing: the
-        parameter vector of the kernels (the offset is applied outside)."""
+        """(9,) [1/v_eff, walk MPPC, walk PMT, c0 c1 c2 MPPC, c0 c1 c2 PMT]: what the kernels
+        read (the offset is applied after them)."""
         return np.array([self.inv_speed, *self.walk, *self.sigma2[0], *self.sigma2[1]])
 
 
