@@ -54,7 +54,7 @@ def run(inputs: tuple[Path, ...], output: Path, calibration: Path | None, batch_
         quiet: bool) -> None:  # fmt: skip
     """Reconstruct the events of INPUT... (ROOT files, folders of them, or stores) into
     OUT.root: run, event, uvwRecoFI, xyzRecoFI (cm), energyReco (GeV), timeReco (ns),
-    emiAngReco (deg) and recoStatus; 1e10 where an event cannot be reconstructed."""
+    emiAngReco (deg) and statusReco; 1e10 where an event cannot be reconstructed."""
     from xecdata.reco.calibration import CalibrationError
     from xecdata.reco.resolution import format_table
     from xecdata.reco.run import reconstruct_files

@@ -54,8 +54,10 @@ NEEDED = ("energyTruth", "timeTruth", "xyzTruth", "xyzVTX")
 TIME_EVENTS = 1500
 MIN_EVENTS = 500
 DEFAULT_RECIPE = (
-    "xec simulate -n 20000 --seed 20240601 --energy 52.8 -o calib.root -q && "
-    "xec reco calibrate calib.root --name default --version 1 -o xecdata/reco/default@1.json"
+    "xec simulate -n 20000 --seed 20240601 --energy 52.8 -o calib_line.root -q && "
+    "xec simulate -n 12000 --seed 20240602 --energy flat -o calib_flat.root -q && "
+    "xec reco calibrate calib_line.root calib_flat.root --name default --version 1 "
+    "-o xecdata/reco/default@1.json"
 )
 
 

@@ -4,7 +4,7 @@ position fit (``position``) -> first interaction (``depth``) -> energy (``energy
 (``timing``) -> angle (direction vertex -> first interaction, ``xecdata.sim.kinematics.
 emission_angles``: the convention of ``emiAng``, theta from +z, phi = atan2(y, x) in
 [0, 360) degrees). Every output branch is float32 with the input files' 1e10 marker where the
-event could not be reconstructed; ``recoStatus`` says why (``REASONS``).
+event could not be reconstructed; ``statusReco`` says why (``REASONS``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from xecdata.sim.response import INVALID
 
 # output branches (units: cm, cm, GeV, ns, deg) and the per-event status
 BRANCHES = ("uvwRecoFI", "xyzRecoFI", "energyReco", "timeReco", "emiAngReco")
-STATUS_BRANCH = "recoStatus"
-NO_TIME_FLAG, NO_VERTEX_FLAG = 8, 16  # recoStatus bits added to the position code
+STATUS_BRANCH = "statusReco"  # "Reco" in the name: ingest and infer carry it along
+NO_TIME_FLAG, NO_VERTEX_FLAG = 8, 16  # statusReco bits added to the position code
 REASONS = (*STATUS_NAMES.values(), "no_usable_time", "no_vertex")
 TARGET_CENTRE = np.zeros(3)  # cm: the start of the line of flight without a vertex
 
@@ -44,7 +44,7 @@ class RecoBatch:
     no_vertex: np.ndarray
 
     def status(self) -> np.ndarray:
-        """(B,) int8 recoStatus: position code + NO_TIME_FLAG + NO_VERTEX_FLAG."""
+        """(B,) int8 statusReco: position code + NO_TIME_FLAG + NO_VERTEX_FLAG."""
         code = self.position.astype(np.int16) + NO_TIME_FLAG * self.no_time
         code += NO_VERTEX_FLAG * self.no_vertex
         return code.astype(np.int8)

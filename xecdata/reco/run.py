@@ -3,7 +3,7 @@
 Inputs are read batch by batch (``xecdata.reco.inputs``), reconstructed (``reconstruct``) and
 handed to a table writer (the CLI passes xectrain's ``TableRootWriter``: temporary name,
 renamed on close, a one-entry ``metadata`` tree). Output per event: ``run``, ``event``, the
-reco branches (``reconstruct.BRANCHES``) and ``recoStatus``; metadata: the calibration's id
+reco branches (``reconstruct.BRANCHES``) and ``statusReco``; metadata: the calibration's id
 and hash, geometry id, algorithm, inputs. Nothing is dropped: an event that cannot be
 reconstructed gets the 1e10 marker and is counted by reason in the summary. When the inputs
 carry simulation truth, the summary also holds the resolutions (``resolution``).
