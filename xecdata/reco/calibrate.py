@@ -116,7 +116,7 @@ def _energy(
     if sel.sum() < MIN_EVENTS:
         raise CalibrationError(f"only {int(sel.sum())} calibration events are fitted inside the "
                                f"fiducial volume; simulate at least {MIN_EVENTS}")  # fmt: skip
-    ratio = sums[sel] @ weights / e_true[sel]
+    ratio = (sums[sel] * weights).sum(axis=1) / e_true[sel]
     coef, _ = fit_uniformity(uvw[sel], ratio)
     cal = EnergyCalibration(tuple(map(float, weights)), monomials(),
                             tuple(map(float, coef)), (1.0, 0.0))  # fmt: skip
@@ -170,7 +170,7 @@ def build_calibration(
         raise CalibrationError(f"only {int(ok.sum())} of {len(ok)} calibration events could be "
                                f"fitted; simulate at least {MIN_EVENTS}")  # fmt: skip
     weights = _weights(got, ok)
-    e_lin = got.cat("sums") @ weights
+    e_lin = (got.cat("sums") * weights).sum(axis=1)
     e_true = got.cat("energyTruth")
     depth = fit_depth_correction(params[ok, :3], vtx[ok], e_true[ok], xyz_true[ok])
     uvw_fit = np.where(ok[:, None], params[:, :3], 0.0)

@@ -106,12 +106,13 @@ class EnergyCalibration:
                    tuple(map(float, d["coefficients"])), (a, b))  # fmt: skip
 
     def linear(self, sums: np.ndarray) -> np.ndarray:
-        """E_lin (B,) in GeV from face sums (B, 6)."""
-        return sums @ np.asarray(self.weights)
+        """E_lin (B,) in GeV from face sums (B, 6). Row sums, not a BLAS product: a row's
+        result does not depend on the batch it comes in."""
+        return (sums * np.asarray(self.weights)).sum(axis=1)
 
     def uniformity(self, uvw: np.ndarray) -> np.ndarray:
         """U (B,) at reconstructed positions (B, 3)."""
-        return _design(uvw, self.terms) @ np.asarray(self.coefficients)
+        return (_design(uvw, self.terms) * np.asarray(self.coefficients)).sum(axis=1)
 
     def uniform(self, sums: np.ndarray, uvw: np.ndarray) -> np.ndarray:
         """E_u = E_lin / U (B,): the photon sum corrected for the light collection."""
