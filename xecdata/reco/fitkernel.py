@@ -21,7 +21,7 @@ import numpy as np
 from xecdata.geometry import R_INNER
 from xecdata.reco.lightmodel import _JIT, exact_fraction, multipole_fraction
 
-START_DEPTHS = np.array([0.5, 1.5, 3.5, 7.0, 14.0])  # cm
+START_DEPTHS = np.array([1.0, 4.0, 12.0])  # cm
 BOUNDS = np.array([[-45.0, 45.0], [-80.0, 80.0], [0.02, 45.0]])  # u, v, w (cm)
 MAX_STEPS = 30
 STEP_TOL = 2e-4  # cm: converged when a step moves less

@@ -19,12 +19,10 @@ from itertools import pairwise
 
 import numpy as np
 
-from xecdata.robust import half_width_68
-
 E_REF = 0.0528  # GeV: the signal line, where the slope term vanishes
 MIN_PER_BIN = 20
 MIN_LOG_SPREAD = 0.05  # sd of ln E in a bin below which no slope is fitted
-CLIP = 3.0
+X_BINS = 5  # quantile bins of ln E within a depth bin
 
 
 @dataclass(frozen=True)
@@ -52,15 +50,16 @@ class BinnedLinear:
 
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Robust (intercept, slope) of y against x: least squares with CLIP-sigma clipping;
-    the median and no slope when x hardly varies."""
+    """Robust (intercept, slope) of y against x: a straight line through the medians of y in
+    ``X_BINS`` quantile bins of x, weighted by their counts (medians: a one-sided tail, late
+    times or leaked energy, does not pull it); the median and no slope when x hardly varies."""
     if np.std(x) < MIN_LOG_SPREAD:
         return float(np.median(y)), 0.0
-    keep = np.ones(len(x), bool)
-    for _ in range(3):
-        slope, icpt = np.polyfit(x[keep], y[keep], 1)
-        res = y - (icpt + slope * x)
-        keep = np.abs(res) < CLIP * max(half_width_68(res[keep]), 1e-12)
+    order = np.argsort(x, kind="stable")
+    parts = np.array_split(order, X_BINS)
+    xs = [float(np.median(x[p])) for p in parts]
+    ys = [float(np.median(y[p])) for p in parts]
+    slope, icpt = np.polyfit(xs, ys, 1, w=np.sqrt([len(p) for p in parts]))
     return float(icpt), float(slope)
 
 

@@ -34,7 +34,7 @@ from xecdata.reco.timing import (
 from xecdata.robust import half_width_68
 
 SAMPLE_STRIDE = 13  # one sensor in 13 enters the resolution-model fit
-NPHO_BINS = np.geomspace(MIN_NPHO, 2e5, 25)
+NPHO_BINS = np.geomspace(MIN_NPHO, 2e5, 20)
 MIN_PER_BIN = 50
 ROUNDS = 3
 
@@ -52,7 +52,7 @@ def _accumulate(
             continue
         for s in range(time.shape[1]):
             n = npho[e, s]
-            if not usable(time[e, s], n):
+            if not usable(time[e, s], n, par[9]):
                 continue
             d = np.sqrt(((fi[e] - pos[s]) ** 2).sum())
             y = time[e, s] * 1e9 - target[e]
@@ -79,7 +79,7 @@ def _sample(
             continue
         for s in range(time.shape[1]):
             n = npho[e, s]
-            if not usable(time[e, s], n):
+            if not usable(time[e, s], n, par[9]):
                 continue
             seen += 1
             if seen % stride or k >= out.shape[0]:
@@ -129,14 +129,15 @@ def _resolution_model(batches: list[tuple], par: np.ndarray, intercept: float) -
 
 
 def fit_time_constants(batches: list[tuple]) -> np.ndarray:
-    """The kernels' parameters (9,) (``TimeCalibration.kernel_parameters``) from batches of
+    """The kernels' parameters (11,) (``TimeCalibration.kernel_parameters``) from batches of
     (time (B, 4760) s, npho (B, 4760), first interactions (B, 3) cm, T_true (B,) ns) of the
     calibration events (rows with NaN are skipped)."""
-    flat = np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+    cut = [MIN_NPHO, CLIP]
+    flat = np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, *cut])
     coef = _solve(batches, flat, 0.0, np.inf)
     for _ in range(ROUNDS):
-        par = np.concatenate([coef[:3], np.ones(6)])
+        par = np.concatenate([coef[:3], np.ones(6), cut])
         sigma2 = _resolution_model(batches, par, coef[3])
-        par = np.concatenate([coef[:3], sigma2.ravel()])
+        par = np.concatenate([coef[:3], sigma2.ravel(), cut])
         coef = _solve(batches, par, coef[3], CLIP)
-    return np.concatenate([coef[:3], _resolution_model(batches, par, coef[3]).ravel()])
+    return np.concatenate([coef[:3], _resolution_model(batches, par, coef[3]).ravel(), cut])

@@ -10,11 +10,12 @@ gamma's emission at the vertex. Per event, with ns and cm:
     t'_s = t_s - L_s / v_eff - a_type / n_s          (L_s = |x_FI - p_s|, n_s = npho)
     sigma_s^2 = c0_type + c1_type / n_s + c2_type / n_s^2
     T = sum(t'_s / sigma_s^2) / sum(1 / sigma_s^2) over the kept sensors; sensors with
-        |t'_s - T| > CLIP * sigma_s are dropped and T recomputed, up to ``MAX_PASSES`` times;
+        |t'_s - T| > clip * sigma_s are dropped and T recomputed, up to ``MAX_PASSES`` times;
     timeReco = T - offset(w_FI, E) - |x_FI - x_vertex| / c
 
 (c = ``xecdata.sim.optics.C_LIGHT``: the gamma flies at the speed of light from the vertex to
-the first interaction). Sensors enter with a valid time and more than ``MIN_NPHO`` photons.
+the first interaction). Sensors enter with a valid time and more than ``min_npho`` photons
+(default ``MIN_NPHO``; dimmer ones weigh little: sigma grows as 1 / n), clipping at ``clip``.
 v_eff, the walk a, the resolution model (c0, c1, c2) per sensor type and the offset (in depth
 bins, linear in ln E: ``xecdata.reco.tables``) are fitted to a calibration simulation
 (``TimeCalibration``, ``xecdata.reco.calibrate``). The speed is an effective one: the light of
@@ -35,7 +36,7 @@ from xecdata.reco.lightmodel import _JIT
 from xecdata.reco.tables import BinnedLinear
 from xecdata.sim.optics import C_LIGHT
 
-MIN_NPHO = 50.0  # photons (about 6 photoelectrons on an MPPC, 8 on a PMT)
+MIN_NPHO = 200.0  # photons (about 24 photoelectrons on an MPPC, 32 on a PMT)
 CLIP = 3.0
 MAX_PASSES = 4
 SENSOR_TYPES = ("MPPC", "PMT")
@@ -49,32 +50,37 @@ class TimeCalibration:
     walk: tuple[float, float]  # ns * photons
     sigma2: tuple[tuple[float, float, float], tuple[float, float, float]]  # ns^2 (c0, c1, c2)
     offset: BinnedLinear  # ns, against the first interaction's depth w (cm) and ln E
+    min_npho: float = MIN_NPHO  # photons: dimmer sensors are not used
+    clip: float = CLIP  # sigmas: outlier rejection
 
     def to_dict(self) -> dict[str, object]:
         return {"inv_speed_ns_per_cm": self.inv_speed, "walk_ns_photons": list(self.walk),
                 "sigma2_ns2": [list(s) for s in self.sigma2], "offset_ns": self.offset.to_dict(),
+                "min_npho": self.min_npho, "clip_sigma": self.clip,
                 "sensor_types": list(SENSOR_TYPES)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict) -> TimeCalibration:
         return cls.from_parameters(
             np.array([d["inv_speed_ns_per_cm"], *d["walk_ns_photons"], *d["sigma2_ns2"][0],
-                      *d["sigma2_ns2"][1]], dtype=np.float64),
+                      *d["sigma2_ns2"][1], d["min_npho"], d["clip_sigma"]], dtype=np.float64),
             BinnedLinear.from_dict(d["offset_ns"]),
         )  # fmt: skip
 
     @classmethod
     def from_parameters(cls, par: np.ndarray, offset: BinnedLinear) -> TimeCalibration:
-        """From the kernels' parameter vector (9,) and the offset table."""
-        if par.shape != (9,) or not np.all(np.isfinite(par)):
-            raise ValueError("time calibration: 9 finite constants expected")
+        """From the kernels' parameter vector (11,) and the offset table."""
+        if par.shape != (11,) or not np.all(np.isfinite(par)):
+            raise ValueError("time calibration: 11 finite constants expected")
         p = [float(v) for v in par]
-        return cls(p[0], (p[1], p[2]), ((p[3], p[4], p[5]), (p[6], p[7], p[8])), offset)
+        return cls(p[0], (p[1], p[2]), ((p[3], p[4], p[5]), (p[6], p[7], p[8])), offset,
+                   p[9], p[10])  # fmt: skip
 
     def kernel_parameters(self) -> np.ndarray:
-        """(9,) [1/v_eff, walk MPPC, walk PMT, c0 c1 c2 MPPC, c0 c1 c2 PMT]: what the kernels
-        read (the offset is applied after them)."""
-        return np.array([self.inv_speed, *self.walk, *self.sigma2[0], *self.sigma2[1]])
+        """(11,) [1/v_eff, walk MPPC, walk PMT, c0 c1 c2 MPPC, c0 c1 c2 PMT, min_npho, clip]:
+        what the kernels read (the offset is applied after them)."""
+        return np.array([self.inv_speed, *self.walk, *self.sigma2[0], *self.sigma2[1],
+                         self.min_npho, self.clip])  # fmt: skip
 
 
 def sensor_type_codes() -> np.ndarray:
@@ -93,9 +99,9 @@ def corrected_time(
 
 
 @numba.njit(**_JIT)
-def usable(t: float, n: float) -> bool:
+def usable(t: float, n: float, min_npho: float) -> bool:
     """A sensor with a valid time and enough light for the time estimate."""
-    return np.abs(t) <= INVALID_ABOVE and np.abs(n) <= INVALID_ABOVE and n > MIN_NPHO
+    return np.abs(t) <= INVALID_ABOVE and np.abs(n) <= INVALID_ABOVE and n > min_npho
 
 
 @numba.njit(**_JIT)
@@ -107,7 +113,7 @@ def _one_event(
     k = 0
     for s in range(time.shape[0]):
         n = npho[s]
-        if usable(time[s], n):
+        if usable(time[s], n, par[9]):
             d0, d1, d2 = fi[0] - pos[s, 0], fi[1] - pos[s, 1], fi[2] - pos[s, 2]
             tc[k], sig2 = corrected_time(time[s] * 1e9, n, np.sqrt(d0 * d0 + d1 * d1 + d2 * d2),
                                          typ[s], par)  # fmt: skip
@@ -126,7 +132,7 @@ def _one_event(
         mean = st / sw
         changed, kept = False, 0
         for q in range(k):
-            good = (tc[q] - mean) ** 2 * w[q] <= CLIP * CLIP
+            good = (tc[q] - mean) ** 2 * w[q] <= par[10] * par[10]
             changed |= good != keep[q]
             keep[q] = good
             kept += good
