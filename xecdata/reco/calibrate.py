@@ -159,9 +159,9 @@ def build_calibration(
     progress: bool = False,
 ) -> Calibration:  # fmt: skip
     """Fit a calibration to simulated files (ROOT or stores with truth)."""
-    paths = [Path(p) for p in paths]
+    files = [Path(p) for p in paths]
     half = WINDOW_HALF
-    got = _collect(paths, half, progress)
+    got = _collect(files, half, progress)
     params, status = got.cat("params"), np.concatenate(got.status)
     vtx, xyz_true, t_true = got.cat("xyzVTX"), got.cat("xyzTruth"), got.cat("timeTruth")
     ok = (status == OK) & valid_rows(vtx) & valid_rows(xyz_true) & valid_rows(t_true)
@@ -179,10 +179,10 @@ def build_calibration(
     energy = _energy(got, weights, uvw, ok)
     target = np.where(ok, t_true + flight_time(xyz, vtx), np.nan)
     par = fit_time_constants(_time_batches(got, xyz, target))
-    diff = _estimates(paths, xyz, par) - target
+    diff = _estimates(files, xyz, par) - target
     offset = fit_binned_linear(uvw[:, 2], e_true, diff, DEPTH_EDGES)
-    command = f"xec reco calibrate {' '.join(p.name for p in paths)} --name {name}"
-    source = {"files": [_provenance(p) for p in paths], "events": len(ok),
+    command = f"xec reco calibrate {' '.join(p.name for p in files)} --name {name}"
+    source = {"files": [_provenance(p) for p in files], "events": len(ok),
               "events_fitted": int(ok.sum()), "time_events": got.n_time,
               "xec_version": _version(), "command": f"{command} --version {version}"}  # fmt: skip
     return Calibration(name, version, {"window_half": half}, depth, energy,

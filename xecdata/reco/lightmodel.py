@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numba
 import numpy as np
@@ -36,7 +37,7 @@ N_INNER = int(np.sum(sensor_table().face == FACE_CODE["inner"]))
 # chip edges along each in-plane axis relative to the package centre (cm): -outer, -inner, ...
 CHIP_EDGES = np.array([-(MPPC_GAP / 2 + MPPC_CHIP), -MPPC_GAP / 2, MPPC_GAP / 2,
                        MPPC_GAP / 2 + MPPC_CHIP])  # fmt: skip
-_JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
+_JIT: dict[str, Any] = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,11 @@ class _Summary:
     """Counts, notes (each said once) and what the resolution table needs."""
 
     def __init__(self, say: Callable[[str], None]) -> None:
-        self.say, self.notes = say, []  # type: list[str]
-        self.events, self.failed, self.incomplete = 0, {}, {}  # type: ignore[var-annotated]
+        self.say = say
+        self.notes: list[str] = []
+        self.events = 0
+        self.failed: dict[str, int] = {}
+        self.incomplete: dict[str, int] = {}
         self.reco: dict[str, list[np.ndarray]] = {b: [] for b in BRANCHES}
         self.truth: dict[str, list[np.ndarray]] = {}
 
