@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ def run_benchmark(writer: Writer, events: int = 8192, repeats: int = 3) -> dict[
         simulate(events, src, seed=11)
         for _ in iter_blocks(256, 99):  # warm the simulator's caches
             pass
-        sim_runs = [_timed(lambda s=s: _drain(iter_blocks(events, s))) for s in range(repeats)]
+        sim_runs = [_timed(partial(_drain, iter_blocks(events, s))) for s in range(repeats)]
         cal = default_calibration()
         summary: dict[str, Any] = {}
 
