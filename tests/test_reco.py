@@ -213,3 +213,37 @@ def test_simulate_reco_writes_the_branches(tmp_path: Path) -> None:
     assert meta["reco_calibration"] == f"{cal.id} {cal.hash}"
     assert np.all(cols["statusReco"] == 0)
     assert abs(np.median(cols["energyReco"] / cols["energyTruth"]) - 1) < 0.02
+
+
+def test_analysis_takes_the_reco_angle_branch(events: dict) -> None:
+    from xectrain.analysis import reference
+
+    cols = {k: events[k][:5] for k in ("xyzVTX", "emiAng")}
+    cols["emiAngReco"] = events["emiAng"][:5] + np.float32(0.5)
+    ref, what = reference("angle", cols, "reco")
+    assert what == "reco (emiAngReco)"
+    np.testing.assert_allclose(ref, cols["emiAngReco"])
+
+
+@pytest.mark.slow
+def test_analyze_against_reco_on_simulated_reco(tmp_path: Path) -> None:
+    """simulate --reco -> infer -> analyze --against reco: every task finds its reco."""
+    from xecdata.schemes import get_scheme
+    from xecmodel import TaskSpec, create_model, export_onnx
+
+    tasks = [TaskSpec(t) for t in ("energy", "timing", "uvwFI", "angle")]
+    net = create_model("regressor", "tiny", scheme=get_scheme("new@1"), tasks=tasks)
+    export_onnx(net.eval(), tmp_path / "m.onnx", exporter="torchscript")
+    assert _run("simulate", "-n", "48", "--seed", "8", "-o", str(tmp_path / "s.root"), "--reco",
+                "-q").exit_code == 0  # fmt: skip
+    inf = _run("infer", str(tmp_path / "m.onnx"), str(tmp_path / "s.root"), "-o",
+               str(tmp_path / "p.root"))  # fmt: skip
+    assert inf.exit_code == 0, inf.output
+    out = _run("analyze", str(tmp_path / "p.root"), "--against", "reco", "--json", "-o",
+               str(tmp_path / "a"))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout)["tasks"]
+    refs = {t: report[t]["reference"] for t in report}
+    assert refs == {"energy": "reco (energyReco)", "timing": "reco (timeReco)",
+                    "uvwFI": "reco (uvwRecoFI)", "angle": "reco (emiAngReco)"}  # fmt: skip
+    assert all(report[t]["events"] == 48 for t in report)
