@@ -12,7 +12,8 @@ the proton beam on lithium; J. Adam et al., Eur. Phys. J. C 73 (2013) 2365). In 
    |v| < 67.9, 0 < w < 42 cm) give the uniformity map and the energy scale (``energy``);
 4. the first ``TIME_EVENTS`` fitted events calibrate the time constants: effective light
    speed, walk, resolution model (``timecal``), with T_true = timeTruth + |x_FI - x_vertex| / c;
-   a second pass over the files gives every event's time estimate and the offset table.
+   a second pass over the files gives every event's time estimate and the offset table (from
+   the events reconstructed inside the fiducial volume, where resolutions are quoted).
 
 Everything is deterministic: the same files give the same bytes and hash. The provenance
 (file names, sizes, sha256 and the simulator settings stored in each file) is recorded but not
@@ -180,6 +181,7 @@ def build_calibration(
     target = np.where(ok, t_true + flight_time(xyz, vtx), np.nan)
     par = fit_time_constants(_time_batches(got, xyz, target))
     diff = _estimates(files, xyz, par) - target
+    diff[~in_fiducial(uvw)] = np.nan  # the offset of the volume where results are quoted
     offset = fit_binned_linear(uvw[:, 2], e_true, diff, DEPTH_EDGES)
     command = f"xec reco calibrate {' '.join(p.name for p in files)} --name {name}"
     source = {"files": [_provenance(p) for p in files], "events": len(ok),
