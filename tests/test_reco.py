@@ -247,3 +247,18 @@ def test_analyze_against_reco_on_simulated_reco(tmp_path: Path) -> None:
     assert refs == {"energy": "reco (energyReco)", "timing": "reco (timeReco)",
                     "uvwFI": "reco (uvwRecoFI)", "angle": "reco (emiAngReco)"}  # fmt: skip
     assert all(report[t]["events"] == 48 for t in report)
+
+
+def test_a_store_reconstructs_like_its_root_file(events: dict, tmp_path: Path) -> None:
+    write_uproot(tmp_path / "in.root", 0, events={k: v[:64] for k, v in events.items()})
+    store = tmp_path / "s.xec.zarr"
+    ing = _run("ingest", str(tmp_path / "in.root"), "-o", str(store), "--scheme", "new",
+               "--keep-raw")  # fmt: skip
+    assert ing.exit_code == 0, ing.output
+    for src, out in ((tmp_path / "in.root", "a.root"), (store, "b.root")):
+        res = _run("reco", str(src), "-o", str(tmp_path / out), "-q")
+        assert res.exit_code == 0, res.output
+    with uproot.open(tmp_path / "a.root") as a, uproot.open(tmp_path / "b.root") as b:
+        ra, rb = a["reco"].arrays(library="np"), b["reco"].arrays(library="np")
+    for name in (*BRANCHES, "run", "event", "statusReco"):  # raw arrays: the same numbers
+        np.testing.assert_array_equal(ra[name], rb[name])
