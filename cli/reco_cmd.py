@@ -29,6 +29,14 @@ def reco() -> None:
     `xec reco calibrate`."""
 
 
+def _input_message(err: Any) -> str:
+    """An input error, without the ingest's --skip-bad advice (xec reco has no such option)."""
+    if "--skip-bad" not in err.fix:
+        return str(err)
+    return str(err).replace(err.fix, "Remove it from the inputs (ROOT files in the input "
+                            "layout, folders of them, or stores)")  # fmt: skip
+
+
 def _calibration(path: Path | None) -> Any:
     from xecdata.reco.calibration import default_calibration, load_calibration
 
@@ -72,7 +80,9 @@ def run(inputs: tuple[Path, ...], output: Path, calibration: Path | None, batch_
             batch=batch_size, tree=tree, npho_branch=npho_branch, time_branch=time_branch,
             progress=not (quiet or as_json), say=say,
         )  # fmt: skip
-    except (CalibrationError, InputError, StoreError, ValueError) as err:
+    except InputError as err:
+        raise click.ClickException(_input_message(err)) from None
+    except (CalibrationError, StoreError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     if as_json:
         click.echo(json.dumps(summary, indent=1))
@@ -92,9 +102,12 @@ def run(inputs: tuple[Path, ...], output: Path, calibration: Path | None, batch_
               help="Calibration JSON to write.")  # fmt: skip
 @click.option("--name", default="calib", show_default=True, help="Calibration name.")
 @click.option("--version", "version", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--tree", default="tree", show_default=True, help="TTree of ROOT inputs.")
+@click.option("--npho-branch", help="Photon-count branch (default npho, else relative_npho).")
+@click.option("--time-branch", default="relative_time", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def calibrate(inputs: tuple[Path, ...], output: Path, name: str, version: int,
-              quiet: bool) -> None:  # fmt: skip
+def calibrate(inputs: tuple[Path, ...], output: Path, name: str, version: int, tree: str,
+              npho_branch: str | None, time_branch: str, quiet: bool) -> None:  # fmt: skip
     """Build the reconstruction's calibration (first-interaction depth correction, energy
     weights / uniformity / scale, time constants) from simulated files SIM... (ROOT files,
     folders or stores with truth, e.g. from `xec simulate`). Same inputs, same bytes."""
@@ -106,8 +119,11 @@ def calibrate(inputs: tuple[Path, ...], output: Path, name: str, version: int,
     if not re.fullmatch(NAME_PATTERN, name):
         raise click.BadParameter(f"{name!r} must match {NAME_PATTERN}", param_hint="--name")
     try:
-        cal = build_calibration(resolve(inputs), name, version, progress=not quiet)
-    except (CalibrationError, InputError, ValueError) as err:
+        cal = build_calibration(resolve(inputs), name, version, progress=not quiet, tree=tree,
+                                npho_branch=npho_branch, time_branch=time_branch)  # fmt: skip
+    except InputError as err:
+        raise click.ClickException(_input_message(err)) from None
+    except (CalibrationError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(cal.to_json(), encoding="utf-8")

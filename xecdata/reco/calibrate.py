@@ -49,7 +49,7 @@ from xecdata.reco.position import OK, WINDOW_HALF, fit_positions
 from xecdata.reco.tables import fit_binned_linear
 from xecdata.reco.timecal import fit_time_constants
 from xecdata.reco.timing import TimeCalibration, flight_time, interaction_times
-from xecdata.rootio import sha256_file
+from xecdata.rootio import DEFAULT_TIME, DEFAULT_TREE, sha256_file
 
 NEEDED = ("energyTruth", "timeTruth", "xyzTruth", "xyzVTX")
 TIME_EVENTS = 1500
@@ -78,13 +78,13 @@ class _Collected:
         return np.concatenate(parts).astype(np.float64)
 
 
-def _collect(paths: Sequence[Path], half: int, progress: bool) -> _Collected:
+def _collect(paths: Sequence[Path], half: int, read: dict, progress: bool) -> _Collected:
     """Fit every event of the files and keep what the fits below need."""
     got = _Collected()
-    bar = tqdm(total=sum(count_events(p) for p in paths), unit="ev", desc="calibrate",
+    bar = tqdm(total=sum(count_events(p, read["tree"]) for p in paths), unit="ev", desc="calibrate",
                disable=not progress)  # fmt: skip
     for path in paths:
-        for batch in iter_batches(path):
+        for batch in iter_batches(path, **read):
             missing = [k for k in NEEDED if k not in batch.columns]
             if missing:
                 raise CalibrationError(
@@ -144,11 +144,11 @@ def _time_batches(got: _Collected, xyz: np.ndarray, target: np.ndarray) -> list[
     return out
 
 
-def _estimates(paths: Sequence[Path], xyz: np.ndarray, par: np.ndarray) -> np.ndarray:
+def _estimates(paths: Sequence[Path], xyz: np.ndarray, par: np.ndarray, read: dict) -> np.ndarray:
     """Second pass over the files: every event's T from the fitted time constants."""
     out, start = np.full(len(xyz), np.nan), 0
     for path in paths:
-        for batch in iter_batches(path):
+        for batch in iter_batches(path, **read):
             sl = slice(start, start + len(batch.npho))
             out[sl] = interaction_times(batch.time, batch.npho, xyz[sl], par)[0]
             start = sl.stop
@@ -157,12 +157,14 @@ def _estimates(paths: Sequence[Path], xyz: np.ndarray, par: np.ndarray) -> np.nd
 
 def build_calibration(
     paths: Sequence[str | Path], name: str = "default", version: int = 1,
-    progress: bool = False,
+    progress: bool = False, tree: str = DEFAULT_TREE, npho_branch: str | None = None,
+    time_branch: str = DEFAULT_TIME,
 ) -> Calibration:  # fmt: skip
     """Fit a calibration to simulated files (ROOT or stores with truth)."""
     files = [Path(p) for p in paths]
     half = WINDOW_HALF
-    got = _collect(files, half, progress)
+    read = {"tree": tree, "npho_branch": npho_branch, "time_branch": time_branch}
+    got = _collect(files, half, read, progress)
     params, status = got.cat("params"), np.concatenate(got.status)
     vtx, xyz_true, t_true = got.cat("xyzVTX"), got.cat("xyzTruth"), got.cat("timeTruth")
     ok = (status == OK) & valid_rows(vtx) & valid_rows(xyz_true) & valid_rows(t_true)
@@ -180,7 +182,7 @@ def build_calibration(
     energy = _energy(got, weights, uvw, ok)
     target = np.where(ok, t_true + flight_time(xyz, vtx), np.nan)
     par = fit_time_constants(_time_batches(got, xyz, target))
-    diff = _estimates(files, xyz, par) - target
+    diff = _estimates(files, xyz, par, read) - target
     diff[~in_fiducial(uvw)] = np.nan  # the offset of the volume where results are quoted
     offset = fit_binned_linear(uvw[:, 2], e_true, diff, DEPTH_EDGES)
     command = f"xec reco calibrate {' '.join(p.name for p in files)} --name {name}"
