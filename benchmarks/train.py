@@ -44,7 +44,7 @@ def make_store(workdir: Path, events: int) -> Path:
 def train_backend(store: Path, backend: str, args: argparse.Namespace, out: Path) -> dict:
     """Two epochs of `args.batches` batches with one backend; metrics of the timed epoch."""
     from xectrain.config import load_config
-    from xectrain.run import train
+    from xectrain.run.fit import train
 
     sets = [
         f"data.store={store}", f"data.backend={backend}", f"data.batch_size={args.batch_size}",

@@ -45,7 +45,7 @@ def analyze(
     reference they carry; events whose reference is invalid (1e10, NaN) are left out and
     counted. MAE / inpainter prediction files (several: the ranks of one validation) get the
     residuals of their reconstructed sensors per face and channel instead."""
-    from xectrain.analysis import AnalysisError, analyze_inference
+    from xectrain.analysis.predictions import AnalysisError, analyze_inference
 
     first = predictions[0]
     out = output_dir or first.with_name(f"{first.stem}_analysis")
@@ -92,7 +92,7 @@ def _is_reconstruction(path: Path) -> bool:
 
 
 def _reconstruction(paths: tuple[Path, ...], out: Path, suffix: str, as_json: bool) -> None:
-    from xectrain.recon_analysis import analyze_reconstruction
+    from xectrain.analysis.reconstruction import analyze_reconstruction
 
     try:
         report = analyze_reconstruction(paths, out, suffix, progress=not as_json)

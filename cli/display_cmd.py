@@ -70,7 +70,7 @@ def display(
     from xecdata.rootio import InputError
     from xecdata.store import StoreError
     from xectrain.artifacts.eventdisplay import plot_event
-    from xectrain.evaluate import NS_PER_S
+    from xectrain.evaluation.passes import NS_PER_S
 
     if not entries and not ids:
         raise click.UsageError("name events with --entry N or --id RUN:EVENT")

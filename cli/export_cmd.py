@@ -31,7 +31,7 @@ def onnx(checkpoint: Path, output: Path, raw_inputs: bool, opset: int, exporter:
     """Export CHECKPOINT (EMA weights) with physical-unit outputs, dynamic batch and xec
     metadata (scheme, geometry, tasks, units, transforms)."""
     from xectrain.checkpoint import CheckpointError
-    from xectrain.serve import export_checkpoint
+    from xectrain.serving.checkpoints import export_checkpoint
 
     names = split_names(tasks)
     try:

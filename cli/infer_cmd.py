@@ -22,7 +22,7 @@ def infer(model: Path, inputs: tuple[Path, ...], output: Path, batch_size: int, 
     CUDA when onnxruntime has it, CPU otherwise."""
     from xecdata.rootio import InputError
     from xecdata.store import StoreError
-    from xectrain.infer import InferenceError, run_inference
+    from xectrain.serving.infer import InferenceError, run_inference
 
     try:
         summary = run_inference(model, inputs, output, batch_size, tree, npho_branch,

@@ -27,7 +27,7 @@ def _store(path: Path) -> tuple[dict[str, Any], str]:
 
 def _checkpoint(path: Path) -> tuple[dict[str, Any], str]:
     from xectrain.checkpoint import CheckpointError
-    from xectrain.ckptinfo import describe_checkpoint, format_checkpoint
+    from xectrain.checkpoint.describe import describe_checkpoint, format_checkpoint
 
     try:
         desc = describe_checkpoint(path)

@@ -56,7 +56,7 @@ def submit(
     with sbatch. At submission, BATCH_SIZE, EPOCHS, LR, TASKS, RESUME_FROM, RUN_NAME and STORE
     in the environment override the written options (`BATCH_SIZE=512 sbatch JOB`). KIND
     jupyter starts a Jupyter server instead; its log prints the ssh tunnel command."""
-    from xectrain.submit import Resources, jupyter_job, train_job
+    from xectrain.cluster.slurm import Resources, jupyter_job, train_job
 
     if kind == "jupyter" and train_args:
         raise click.UsageError(

@@ -49,7 +49,7 @@ def _train(kind: str, config: Path | None, sets: tuple[str, ...], show_options: 
 
     from xectrain.checkpoint import CheckpointError
     from xectrain.config import ConfigError, load_config, options_help, to_dict
-    from xectrain.run import train
+    from xectrain.run.fit import train
 
     if show_options:
         click.echo(options_help(kind))

@@ -30,7 +30,7 @@ def validate(checkpoint: Path, store: str, split: str, output_dir: Path | None, 
     """Validate CHECKPOINT (its EMA weights) on a store split: metrics.json, prediction CSVs and
     resolution PDFs (regressor) or streamed ROOT predictions (MAE / inpainter)."""
     from xectrain.checkpoint import CheckpointError
-    from xectrain.serve import validate_checkpoint
+    from xectrain.serving.checkpoints import validate_checkpoint
 
     names = split_names(tasks)
     try:

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from xec_cli.main import main
 from xecdata.sim.kinematics import emission_angles
-from xectrain.metrics import task_metrics
+from xectrain.evaluation.metrics import task_metrics
 
 
 def _run(*args: str) -> Result:

@@ -10,7 +10,7 @@ import uproot
 from tests.rootfiles import write_uproot
 from xecdata.schemes import get_scheme
 from xecmodel import TaskSpec, create_model, export_onnx
-from xectrain.infer import InferenceError, run_inference
+from xectrain.serving.infer import InferenceError, run_inference
 
 
 @pytest.fixture(scope="module")

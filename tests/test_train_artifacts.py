@@ -24,7 +24,7 @@ from xectrain.artifacts import (
     write_regressor_artifacts,
 )
 from xectrain.artifacts.eventdisplay import layout
-from xectrain.metrics import calo_resolution
+from xectrain.evaluation.metrics import calo_resolution
 
 
 def _fake_results(n: int, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -226,7 +226,7 @@ def _best_at(run_dir: Path, epoch: int, keep: int, tracker: _Tracker) -> None:
     """write_best_artifacts of a new best after `epoch` (a stand-in trainer)."""
     from types import SimpleNamespace
 
-    from xectrain.runio import write_best_artifacts
+    from xectrain.run.outputs import write_best_artifacts
 
     ckpt = SimpleNamespace(save_artifacts=True, best_artifacts_keep=keep)
     cfg = SimpleNamespace(checkpoint=ckpt, data=SimpleNamespace(val_split="val"))
@@ -281,7 +281,7 @@ def test_validation_root_file_of_no_events(tmp_path: Path) -> None:
 
 def test_worst_events_of_all_ranks_are_merged_worst_first() -> None:
     from xectrain.artifacts import EventRecord
-    from xectrain.evaluate import merge_worst
+    from xectrain.evaluation.passes import merge_worst
 
     def rec(loss: float, index: int) -> EventRecord:
         return EventRecord(np.zeros(4760), np.zeros(4760), 1, index, loss, {}, {}, index)

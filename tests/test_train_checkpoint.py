@@ -11,7 +11,7 @@ import torch
 from referencing import Registry, Resource
 from torch import nn
 
-import xectrain.checkpoint as ck
+import xectrain.checkpoint.format as ck
 from xecdata.schemes import get_scheme
 from xectrain.checkpoint import (
     CheckpointError,
@@ -27,7 +27,7 @@ from xectrain.checkpoint import (
     unwrap_state_dict,
 )
 from xectrain.config import default_config, run_config_schema, to_dict
-from xectrain.ema import ModelEMA
+from xectrain.run.ema import ModelEMA
 
 SCHEME = {"id": "new@1", "hash": "sha256:aaaa"}
 

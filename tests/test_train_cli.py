@@ -111,7 +111,7 @@ def test_infer_refuses_what_it_cannot_serve(demo: Path, tmp_path: Path) -> None:
 
 def test_mae_on_the_store_and_validate(demo: Path) -> None:
     from xectrain.config import load_config
-    from xectrain.run import train
+    from xectrain.run.fit import train
 
     cfg = load_config("mae", overrides=[
         f"data.store={demo / 'store.xec.zarr'}", f"checkpoint.dir={demo / 'artifacts'}",

@@ -177,7 +177,7 @@ def test_augment_section_matches_the_loader_augmenter() -> None:
 
 def test_readout_threshold_reaches_the_model_and_is_range_checked() -> None:
     from xecdata.schemes import get_scheme
-    from xectrain.tasks import build_model
+    from xectrain.engine.steps import build_model
 
     cfg = load_config("regressor", overrides=["model.readout_dim=4", "model.readout_threshold=0.3"])
     model = build_model(cfg, get_scheme(cfg.data.scheme))
@@ -192,6 +192,6 @@ def test_time_mask_preference_for_the_inpainter_needs_the_npho_pool() -> None:
         load_config("inpainter", overrides=over)
     cfg = load_config("inpainter", overrides=[*over, "model.mask_pool=valid_npho"])
     from xecdata.schemes import get_scheme
-    from xectrain.tasks import build_model
+    from xectrain.engine.steps import build_model
 
     assert build_model(cfg, get_scheme(cfg.data.scheme)).time_mask_ratio_scale == 3.0

@@ -15,9 +15,9 @@ from torch.nn.parallel import DistributedDataParallel
 from tests.trainhelpers import ListLoader, toy_events
 from xecdata.schemes import get_scheme
 from xectrain.config import load_config
-from xectrain.distributed import setup_world, teardown_world
-from xectrain.loop import _no_sync
-from xectrain.tasks import StepOps, build_model
+from xectrain.engine.distributed import setup_world, teardown_world
+from xectrain.engine.steps import StepOps, build_model
+from xectrain.run.loop import _no_sync
 
 EVENTS, MICRO, ACCUM = 16, 4, 2  # per rank: two micro-batches of 4, summed before the step
 
@@ -77,7 +77,7 @@ def test_two_processes_give_the_gradients_of_one(tmp_path: Path) -> None:
 def _train_rank(rank: int, world: int, ports: tuple[int, int], tmp: str, store: str) -> None:
     """One rank of a DDP run on a real store: an MAE, then a regressor, 1 train batch each."""
     from tests.trainhelpers import tiny_config
-    from xectrain.run import train
+    from xectrain.run.fit import train
 
     os.environ |= {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
                    "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(ports[0])}  # fmt: skip

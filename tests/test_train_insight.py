@@ -24,9 +24,9 @@ from xectrain.artifacts import plot_saliency
 from xectrain.artifacts.eventdisplay import event_title
 from xectrain.artifacts.importance import saliency_figure
 from xectrain.config import load_config
-from xectrain.evaluate import validate_regressor
-from xectrain.insight import component_gradients, input_saliency
-from xectrain.tasks import StepOps
+from xectrain.engine.steps import StepOps
+from xectrain.evaluation.passes import validate_regressor
+from xectrain.run.insight import component_gradients, input_saliency
 
 from .model_data import events, raw_events
 from .rootfiles import write_uproot

@@ -17,9 +17,9 @@ from tests.trainhelpers import ListLoader, tiny_config, toy_events, toy_loaders
 from xectrain.artifacts import read_metadata, read_predictions_csv
 from xectrain.artifacts.csvio import task_arrays
 from xectrain.checkpoint import encoder_state, load_checkpoint
-from xectrain.metrics import angle_metrics, energy_metrics
-from xectrain.run import RunResult, train
-from xectrain.runio import Loaders
+from xectrain.evaluation.metrics import angle_metrics, energy_metrics
+from xectrain.run.data import Loaders
+from xectrain.run.fit import RunResult, train
 
 
 def _weights(run_dir: Path, name: str = "checkpoint_last.pth") -> dict[str, torch.Tensor]:
@@ -200,7 +200,7 @@ def test_resume_options_refresh_lr_reset_epoch_new_mlflow_run(tmp_path: Path) ->
 
 
 def test_loader_options_follow_the_config(tmp_path: Path) -> None:
-    from xectrain.runio import loader_options
+    from xectrain.run.data import loader_options
 
     cfg = tiny_config(
         "regressor", tmp_path, "tasks.uvwFI.enabled=true", "reweighting.angle.enabled=true",
@@ -222,7 +222,7 @@ def test_system_metrics_can_be_switched_off(tmp_path: Path) -> None:
 
 
 def test_deterministic_training_repeats_bit_for_bit(tmp_path: Path) -> None:
-    from xectrain.distributed import set_deterministic
+    from xectrain.engine.distributed import set_deterministic
 
     def run(i: int) -> RunResult:
         over = ("training.epochs=1", "tracking.enabled=false", "training.deterministic=true")
@@ -242,7 +242,7 @@ def test_deterministic_training_repeats_bit_for_bit(tmp_path: Path) -> None:
 def test_mae_encoder_files_every_n_epochs_and_a_failed_export_keeps_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import xectrain.runio as runio
+    import xectrain.run.outputs as outputs
 
     over = ("tracking.enabled=false", "training.epochs=3", "checkpoint.encoder_every=2")
     mae = train(tiny_config("mae", tmp_path, *over, "tracking.run_name=m"), toy_loaders(8, 8))
@@ -252,7 +252,7 @@ def test_mae_encoder_files_every_n_epochs_and_a_failed_export_keeps_the_run(
     def boom(*args: object) -> Path:
         raise RuntimeError("exporter exploded")
 
-    monkeypatch.setattr(runio, "export_best_onnx", boom)
+    monkeypatch.setattr(outputs, "export_best_onnx", boom)
     over = ("tracking.enabled=false", "training.epochs=1", "checkpoint.export_onnx=true")
     with pytest.warns(UserWarning, match=r"export_onnx failed \(RuntimeError: exporter exploded"):
         res = train(tiny_config("regressor", tmp_path, *over, "tracking.run_name=x"),
@@ -265,7 +265,7 @@ def test_mae_encoder_files_every_n_epochs_and_a_failed_export_keeps_the_run(
 def test_wait_clock_counts_the_time_spent_getting_batches() -> None:
     import time
 
-    from xectrain.loop import WaitClock
+    from xectrain.run.loop import WaitClock
 
     def slow() -> Iterator[int]:
         for i in range(4):

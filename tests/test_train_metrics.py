@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xecdata.geometry import N_SENSORS
-from xectrain.metrics import (
+from xectrain.evaluation.metrics import (
     abs_q68,
     angle_metrics,
     binned_width,
@@ -23,7 +23,11 @@ from xectrain.metrics import (
     timing_metrics,
     wrap_degrees,
 )
-from xectrain.recon_metrics import MaskedErrorAccumulator, actual_mask_ratio, element_loss
+from xectrain.evaluation.recon_metrics import (
+    MaskedErrorAccumulator,
+    actual_mask_ratio,
+    element_loss,
+)
 
 
 def test_elementary_statistics() -> None:

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from xectrain.config import TrainingConfig
-from xectrain.ema import ModelEMA
-from xectrain.optim import build_optimizer, param_groups
-from xectrain.schedule import LRSchedule, build_schedule
+from xectrain.run.ema import ModelEMA
+from xectrain.run.optim import build_optimizer, param_groups
+from xectrain.run.schedule import LRSchedule, build_schedule
 
 
 def test_cosine_with_warmup() -> None:

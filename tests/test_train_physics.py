@@ -13,8 +13,8 @@ from xec_cli.main import main
 from xectrain.artifacts import read_predictions_csv
 from xectrain.artifacts.csvio import task_arrays
 from xectrain.config import load_config
-from xectrain.metrics import half_width_68
-from xectrain.run import train
+from xectrain.evaluation.metrics import half_width_68
+from xectrain.run.fit import train
 
 ENERGY_FACTOR = 4.0  # 68 % half-width of the energy residual 4x narrower (measured 6.4x)
 POSITION_FACTOR = 5.0  # 68 % distance to the first interaction 5x shorter (measured 9.2x)

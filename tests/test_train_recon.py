@@ -17,8 +17,8 @@ from xecdata.geometry import N_SENSORS
 from xecdata.schemes import get_scheme
 from xectrain.artifacts import read_metadata
 from xectrain.checkpoint import load_checkpoint
-from xectrain.recon_metrics import MaskedErrorAccumulator
-from xectrain.run import train
+from xectrain.evaluation.recon_metrics import MaskedErrorAccumulator
+from xectrain.run.fit import train
 
 SCHEME = get_scheme("new@1")
 TIME_KEYS = ("loss_time", "mae_time", "rmse_time", "_time")

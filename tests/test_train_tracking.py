@@ -8,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from xectrain.config import TrackingConfig, default_config, to_dict
-from xectrain.tracking import Tracker, flatten, system_metrics
+from xectrain.run.tracking import Tracker, flatten, system_metrics
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from xecdata.geometry import sensor_table
 from xecdata.loaders import Batch
 from xecdata.schemes import get_scheme
 from xectrain.config import RunConfig, load_config
-from xectrain.runio import Loaders
+from xectrain.run.data import Loaders
 
 
 def toy_events(n: int, seed: int = 0) -> dict[str, np.ndarray]:

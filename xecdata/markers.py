@@ -10,6 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 INVALID_ABOVE = 9e9
+INVALID = 1e10  # the marker the files write
+DEAD_ABOVE = INVALID_ABOVE  # raw npho above this is dead (input files write 1e10 for no value)
+TIME_INVALID_ABOVE = INVALID_ABOVE  # |raw time| above this is invalid (same marker)
+
+
+def float32_above(value: float) -> float:
+    """The smallest float32 strictly above float32(value), as a Python float (a valid
+    normalized value is kept strictly above its channel's sentinel)."""
+    return float(np.nextafter(np.float32(value), np.float32(np.inf)))
 
 
 def valid_rows(x: np.ndarray) -> np.ndarray:

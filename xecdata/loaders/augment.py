@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from xecdata.markers import float32_above as _above
 from xecdata.schemes import Scheme
 
 ENERGY_TARGET = "energyTruth"
@@ -38,10 +39,6 @@ class AugmentConfig:
     @property
     def active(self) -> bool:
         return any((self.channel_dropout, self.npho_noise, self.time_jitter_ps, self.energy_scale))
-
-
-def _above(value: float) -> float:
-    return float(torch.nextafter(torch.tensor(value), torch.tensor(float("inf"))))
 
 
 class Augmenter:

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xecdata.markers import DEAD_ABOVE, TIME_INVALID_ABOVE
+from xecdata.markers import float32_above as _above
 from xecdata.schemes.transforms import ANSCOMBE_OFFSET
 
 if TYPE_CHECKING:
@@ -62,8 +64,6 @@ class KernelParameters:
     @classmethod
     def of(cls, scheme: Scheme) -> KernelParameters:
         """Each constant rounded to float32, as numpy rounds a Python float operand."""
-        from xecdata.schemes.scheme import DEAD_ABOVE, TIME_INVALID_ABOVE, _above
-
         v = [0.0] * 16
         v[DEAD], v[NEG_INF] = DEAD_ABOVE, -np.inf
         v[LIMIT] = scheme.transform.domain_limit(scheme.npho_scale)

@@ -16,15 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xecdata.markers import INVALID_ABOVE
+from xecdata.markers import DEAD_ABOVE, TIME_INVALID_ABOVE
+from xecdata.markers import float32_above as _above
 from xecdata.schemes import kernels
 from xecdata.schemes.transforms import Transform, get_transform
 
 if TYPE_CHECKING:
     import torch
 
-DEAD_ABOVE = INVALID_ABOVE  # raw npho above this is dead (input files write 1e10 for no value)
-TIME_INVALID_ABOVE = INVALID_ABOVE  # |raw time| above this is invalid (same marker)
 NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_.-]*"
 # Parameters that define the numbers a scheme produces; the content hash covers exactly these.
 PARAMETER_FIELDS: tuple[str, ...] = (
@@ -39,11 +38,6 @@ PARAMETER_FIELDS: tuple[str, ...] = (
 )
 _POSITIVE = ("npho_scale", "npho_scale2", "time_scale")
 _BLOCK_ELEMENTS = 1 << 17  # ~0.5 MB float32 work buffers: cache-resident on every CPU
-
-
-def _above(value: float) -> float:
-    """The smallest float32 strictly above float32(value), as a Python float."""
-    return float(np.nextafter(np.float32(value), np.float32(np.inf)))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from xectrain.metrics import binned_width, gaussian_core, half_width_68
+from xectrain.evaluation.metrics import binned_width, gaussian_core, half_width_68
 
 PROFILE_BINS = 12
 

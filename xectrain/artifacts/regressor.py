@@ -2,7 +2,7 @@
 resolution PDFs, and regenerating the PDFs from the CSVs alone (`xec plots RUN_DIR`).
 
 Every file of one validation ends in `_<name>.<ext>`; training names the set of a best epoch
-`<run>_ep<N>` and copies it to the plain `<run>` names (see xectrain.runio)."""
+`<run>_ep<N>` and copies it to the plain `<run>` names (see xectrain.run.outputs)."""
 
 from __future__ import annotations
 

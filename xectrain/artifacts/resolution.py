@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 
-from xectrain.metrics import (
+from xectrain.evaluation.metrics import (
     CaloFit,
     binned_width,
     direction_from_angles,

@@ -22,11 +22,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from .config import RunConfig
-from .distributed import World, all_reduce_sum
-from .ema import ModelEMA
-from .schedule import LRSchedule, set_lr
-from .tasks import StepOps
+from xectrain.config import RunConfig
+from xectrain.engine.distributed import World, all_reduce_sum
+from xectrain.engine.precision import amp_context
+from xectrain.engine.steps import StepOps
+from xectrain.run.ema import ModelEMA
+from xectrain.run.schedule import LRSchedule, set_lr
 
 
 @dataclass
@@ -57,13 +58,6 @@ class Trainer:
     def eval_model(self) -> Any:
         """The model validation uses: the EMA copy when there is one."""
         return self.ema.module if self.ema is not None else self.raw
-
-
-def amp_context(device: torch.device, amp: str) -> contextlib.AbstractContextManager[Any]:
-    """bf16 / fp16 autocast on CUDA; float32 elsewhere or with amp "none"."""
-    if device.type != "cuda" or amp == "none":
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
 def autocast(tr: Trainer) -> contextlib.AbstractContextManager[Any]:

@@ -16,11 +16,10 @@ from xecdata.facemaps import face_sensor_ids
 from xecdata.geometry import FACE_NAMES
 from xecdata.schemes import Scheme
 from xecmodel import TASKS
-
-from .artifacts import plot_face_importance, plot_saliency, saliency_by_face
-from .checkpoint import load_checkpoint
-from .loop import Trainer
-from .tasks import StepOps
+from xectrain.artifacts import plot_face_importance, plot_saliency, saliency_by_face
+from xectrain.checkpoint import load_checkpoint
+from xectrain.engine.steps import StepOps
+from xectrain.run.loop import Trainer
 
 INSIGHT_BATCHES = 4
 

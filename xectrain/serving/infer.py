@@ -25,8 +25,7 @@ from tqdm import tqdm
 from xecdata.geometry import geometry_id
 from xecdata.schemes import Scheme
 from xecmodel import read_onnx_metadata
-
-from .artifacts.rootio import TableRootWriter
+from xectrain.artifacts.rootio import TableRootWriter
 
 
 class InferenceError(ValueError):

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .config import TrainingConfig
+from xectrain.config import TrainingConfig
 
 ONECYCLE_DIV = 25.0  # one-cycle starts at lr / 25, as in the usual one-cycle recipe
 

@@ -12,16 +12,19 @@ import torch
 
 from xecmodel import create_model, export_onnx
 from xecmodel.export import select_tasks
-
-from .artifacts import plot_worst_events, write_regressor_artifacts
-from .checkpoint import CheckpointError, load_checkpoint
-from .config import config_from_dict
-from .distributed import pick_device
-from .evaluate import store_columns, validate_reconstruction, validate_regressor
-from .loop import amp_context
-from .runio import ID_TARGETS, artifact_metadata
-from .tasks import StepOps
-from .validation import prediction_writer
+from xectrain.artifacts import plot_worst_events, write_regressor_artifacts
+from xectrain.checkpoint import CheckpointError, load_checkpoint
+from xectrain.config import config_from_dict
+from xectrain.engine.distributed import pick_device
+from xectrain.engine.precision import amp_context
+from xectrain.engine.steps import StepOps
+from xectrain.evaluation.passes import (
+    ID_TARGETS,
+    store_columns,
+    validate_reconstruction,
+    validate_regressor,
+)
+from xectrain.evaluation.writers import artifact_metadata, prediction_writer
 
 
 def model_from_checkpoint(

@@ -20,12 +20,11 @@ from xecdata.schemes import Scheme
 from xecmodel import TASKS
 from xecmodel.faces import sentinel_fill
 from xecmodel.masking import already_invalid
-
-from .artifacts import EventRecord, PredictionRootWriter
-from .distributed import all_reduce_sum, concat_gathered, gather_to_main
-from .metrics import task_metrics
-from .recon_metrics import MaskedErrorAccumulator
-from .tasks import StepOps
+from xectrain.artifacts import EventRecord, PredictionRootWriter
+from xectrain.engine.distributed import all_reduce_sum, concat_gathered, gather_to_main
+from xectrain.engine.steps import StepOps
+from xectrain.evaluation.metrics import task_metrics
+from xectrain.evaluation.recon_metrics import MaskedErrorAccumulator
 
 NS_PER_S = 1e9
 VAL_SEED_OFFSET = 7919  # validation masks: seed + this, independent of the training stream

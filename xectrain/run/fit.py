@@ -19,26 +19,25 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from xecdata.schemes import Scheme, UnknownSchemeError, get_scheme, parse_scheme_id
-
-from .checkpoint import checkpoint_role, load_checkpoint
-from .config import RunConfig, save_config, to_dict
-from .distributed import World, barrier, set_deterministic, setup_world, teardown_world
-from .ema import ModelEMA
-from .loop import Trainer, train_epoch
-from .optim import build_optimizer
-from .runio import (
-    Loaders,
-    open_loaders,
-    restore_trainer,
-    run_directory,
-    save_epoch_checkpoints,
-    write_best_artifacts,
-    write_final_artifacts,
+from xectrain.checkpoint import checkpoint_role, load_checkpoint
+from xectrain.config import RunConfig, save_config, to_dict
+from xectrain.engine.distributed import (
+    World,
+    barrier,
+    set_deterministic,
+    setup_world,
+    teardown_world,
 )
-from .schedule import build_schedule
-from .tasks import StepOps, build_model, collect_targets
-from .tracking import Tracker, system_metrics
-from .validation import run_validation
+from xectrain.engine.steps import StepOps, build_model, collect_targets
+from xectrain.run.data import Loaders, open_loaders
+from xectrain.run.ema import ModelEMA
+from xectrain.run.loop import Trainer, train_epoch
+from xectrain.run.optim import build_optimizer
+from xectrain.run.outputs import run_directory, write_best_artifacts, write_final_artifacts
+from xectrain.run.resume import restore_trainer, save_epoch_checkpoints
+from xectrain.run.schedule import build_schedule
+from xectrain.run.tracking import Tracker, system_metrics
+from xectrain.run.validation import run_validation
 
 
 @dataclass

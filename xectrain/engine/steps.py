@@ -16,8 +16,7 @@ import torch
 from xecdata.markers import valid_rows
 from xecdata.schemes import Scheme
 from xecmodel import TASKS, TaskSpec, create_model
-
-from .config import RunConfig
+from xectrain.config import RunConfig
 
 
 def task_specs(cfg: RunConfig) -> list[TaskSpec]:

@@ -15,10 +15,9 @@ from typing import Any
 import torch
 
 from xecdata.geometry import geometry_id
+from xectrain.checkpoint import FORMAT, read_checkpoint
 
-from .checkpoint import FORMAT, read_checkpoint
-
-# what `resume` needs besides the weights (runio.restore_trainer)
+# what `resume` needs besides the weights (xectrain.run.resume.restore_trainer)
 _RESUME_FIELDS = ("optimizer", "scheduler", "loader", "rng")
 
 

@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from xecdata.geometry import FACE_NAMES, sensor_table
-
-from .artifacts.plotting import new_figure, save
+from xectrain.artifacts.plotting import new_figure, save
 
 NPHO_BINS = np.geomspace(1.0, 1e5, 26)  # true photons, for the profiles
 RES_RANGE = {"npho": (-1.0, 1.0), "time": (-5.0, 5.0)}  # relative npho residual, time in ns
@@ -90,7 +89,7 @@ def _selected(b: dict, layout: str, faces: np.ndarray) -> tuple[dict, np.ndarray
 
 def read_kind(paths: Sequence[Path]) -> tuple[str, str, list[str]]:
     """(kind, layout, channels) of the files; they must agree."""
-    from .artifacts.rootio import read_metadata
+    from xectrain.artifacts.rootio import read_metadata
 
     seen = set()
     for p in paths:

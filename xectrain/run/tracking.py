@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import TrackingConfig
+from xectrain.config import TrackingConfig
 
 PARAM_LIMIT = 6000  # MLflow's maximum length of a parameter value
 

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import TrainingConfig
+from xectrain.config import TrainingConfig
 
 _NO_DECAY_NAMES = ("embed", "token", "logvar", "pos_", "bias")
 

@@ -22,8 +22,7 @@ from xecdata.markers import valid_rows
 from xecdata.rootio import RECO_OF_TASK
 from xecdata.sim.kinematics import emission_angles
 from xecmodel import TASKS
-
-from .metrics import task_metrics
+from xectrain.evaluation.metrics import task_metrics
 
 REFERENCES = ("auto", "truth", "reco")
 
@@ -104,7 +103,7 @@ def analyze_inference(
 ) -> dict[str, Any]:
     """Metrics and resolution PDFs of each predicted task against its reference; writes
     `analysis{suffix}.json` and `analysis_<task>{suffix}.pdf` into `out_dir`."""
-    from .artifacts.regressor import PLOTTED_TASKS, plot_task
+    from xectrain.artifacts.regressor import PLOTTED_TASKS, plot_task
 
     if against not in REFERENCES:
         raise AnalysisError(f"unknown reference {against!r}; use one of {', '.join(REFERENCES)}")

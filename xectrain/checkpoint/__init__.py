@@ -1,0 +1,46 @@
+"""Checkpoints: the file format (atomic writes, loads that refuse what cannot be served) and
+what a checkpoint holds (`xec inspect CKPT.pth`)."""
+
+from xectrain.checkpoint.format import (
+    ENCODER_FORMAT,
+    ENCODER_PREFIX,
+    FORMAT,
+    FORMAT_VERSION,
+    TENSOR_ENTRIES,
+    CheckpointError,
+    atomic_save,
+    check_compatible,
+    checkpoint_header,
+    checkpoint_role,
+    encoder_state,
+    load_checkpoint,
+    make_checkpoint,
+    prune_snapshots,
+    read_checkpoint,
+    save_checkpoint,
+    save_encoder,
+    snapshot_path,
+    unwrap_state_dict,
+)
+
+__all__ = [
+    "ENCODER_FORMAT",
+    "ENCODER_PREFIX",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "TENSOR_ENTRIES",
+    "CheckpointError",
+    "atomic_save",
+    "check_compatible",
+    "checkpoint_header",
+    "checkpoint_role",
+    "encoder_state",
+    "load_checkpoint",
+    "make_checkpoint",
+    "prune_snapshots",
+    "read_checkpoint",
+    "save_checkpoint",
+    "save_encoder",
+    "snapshot_path",
+    "unwrap_state_dict",
+]

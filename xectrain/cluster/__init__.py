@@ -1,0 +1,1 @@
+"""Cluster jobs: SLURM batch scripts for training and Jupyter."""

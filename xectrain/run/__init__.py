@@ -1,0 +1,3 @@
+"""A training run: setup and the epoch loop (fit), the step loop, optimizer and schedule,
+EMA, loaders, checkpoints saved and restored, validation per epoch, the run folder's outputs,
+MLflow tracking."""

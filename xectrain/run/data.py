@@ -1,0 +1,81 @@
+"""The data side of a training run: the train and validation loaders from the run config."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from xecdata.schemes import Scheme
+from xectrain.config import RunConfig
+from xectrain.engine.distributed import World
+from xectrain.engine.steps import StepOps
+from xectrain.evaluation.passes import ID_TARGETS
+
+
+@dataclass
+class Loaders:
+    """Training and validation loaders and the batches per epoch each will run (per rank)."""
+
+    train: Any
+    val: Any
+    n_train: int
+    n_val: int
+
+
+def _cap(n: int, limit: int | None) -> int:
+    return n if limit is None else min(n, limit)
+
+
+def loader_options(cfg: RunConfig) -> tuple[Any, Any]:
+    """(augment, reweight) configs of xecdata.loaders from the run config."""
+    from xecdata.loaders import AugmentConfig, ReweightConfig
+
+    augment = AugmentConfig(**dataclasses.asdict(cfg.training.augment))
+    bins: dict[str, Any] = {}
+    for task, rw in cfg.reweighting.items():
+        if rw.enabled:
+            name = "uvw" if task == "uvwFI" else task
+            bins[name] = tuple(rw.bins) if name in ("angle", "uvw") else rw.bins[0]
+    eps = [rw.eps for rw in cfg.reweighting.values() if rw.enabled]
+    reweight = ReweightConfig(**bins, eps=eps[0]) if bins else None
+    return augment, reweight
+
+
+def open_loaders(cfg: RunConfig, world: World, ops: StepOps, scheme: Scheme) -> Loaders:
+    """Open the train loader (shuffled, sharded, augmented, reweighted) and the val loader."""
+    from xecdata.loaders import open_loader
+
+    d = cfg.data
+    augment, reweight = loader_options(cfg)
+    common: dict[str, Any] = dict(
+        scheme=scheme.id, device=world.device, backend=d.backend, seed=cfg.training.seed,
+        rank=world.rank, world_size=world.world_size, threads=d.loader_threads,
+    )  # fmt: skip
+    train = open_loader(
+        d.store, split=d.train_split, batch_size=d.batch_size, shuffle=True,
+        targets=ops.targets(), reweight=reweight, augment=augment, drop_last=True, **common,
+    )  # fmt: skip
+    # validation: every event exactly once over the ranks (no padding repeats), unless the
+    # split is smaller than the world (then a rank would have nothing: pad as training does)
+    val_kw: dict[str, Any] = dict(
+        split=d.val_split, batch_size=d.val_batch_size or d.batch_size, shuffle=False,
+        drop_last=False, even_batches=False, **common,
+    )  # fmt: skip
+    val_targets = [*ops.targets(), *ID_TARGETS]
+    try:
+        val = open_loader(d.store, targets=val_targets, **val_kw)
+    except KeyError:  # a store without run / event ids
+        val_targets = ops.targets()
+        val = open_loader(d.store, targets=val_targets, **val_kw)
+    if val.layout.n_split < world.world_size:
+        val = open_loader(d.store, targets=val_targets, **(val_kw | {"even_batches": True}))
+    for split, loader in ((d.train_split, train), (d.val_split, val)):
+        if len(loader) == 0:
+            raise ValueError(
+                f"store {d.store}: split {split!r} gives no batch of {d.batch_size} events per "
+                "process; lower data.batch_size or re-ingest with more events in that split "
+                "(xec ingest --val-fraction / --chunk-events)"
+            )
+    n_train, n_val = _cap(len(train), d.max_train_batches), _cap(len(val), d.max_val_batches)
+    return Loaders(train, val, n_train, n_val)
