@@ -216,7 +216,7 @@ def test_simulate_reco_writes_the_branches(tmp_path: Path) -> None:
 
 
 def test_analysis_takes_the_reco_angle_branch(events: dict) -> None:
-    from xectrain.analysis import reference
+    from xectrain.analysis.predictions import reference
 
     cols = {k: events[k][:5] for k in ("xyzVTX", "emiAng")}
     cols["emiAngReco"] = events["emiAng"][:5] + np.float32(0.5)
