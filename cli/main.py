@@ -14,6 +14,7 @@ import click
 COMMANDS: dict[str, str] = {
     "geometry": "geometry_cmd:geometry",
     "simulate": "simulate_cmd:simulate_command",
+    "reco": "reco_cmd:reco",
     "schemes": "schemes_cmd:schemes",
     "ingest": "ingest_cmd:ingest_command",
     "inspect": "inspect_cmd:inspect_command",
