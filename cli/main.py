@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "ingest": "ingest_cmd:ingest_command",
     "inspect": "inspect_cmd:inspect_command",
     "renormalize": "renormalize_cmd:renormalize_command",
+    "repair": "repair_cmd:repair_command",
+    "reweight": "reweight_cmd:reweight_command",
     "train": "train_cmd:train",
     "submit": "submit_cmd:submit",
     "validate": "validate_cmd:validate",
