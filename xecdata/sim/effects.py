@@ -1,5 +1,5 @@
 """Detector effects of the toy simulator: their names, switches, random streams and the
-per-run sensor calibration they draw.
+detector's sensor constants they draw.
 
 Every effect can be switched on or off on its own (``SimConfig.effects``); the default is all
 of them (the simulated detector is as sharp as the real one, no sharper) and ``none`` is the
@@ -16,7 +16,7 @@ has the table:
   independently from the longitudinal profile, radii from the two-component (core + tail)
   radial profile; spots outside the xenon leak. Off: the smooth toy shower (stratified
   depths, equal deposits, Gaussian lateral spread). Tuned: ``shower_spot_scale`` = 4 times
-  GFlash's spot count (112 spots at 52.8 MeV). GFlash's count is a fit to GeV showers; its
+  GFlash's spot count (113 spots at 52.8 MeV). GFlash's count is a fit to GeV showers; its
   extrapolation to 50 MeV makes each spot carry 3.6 % of the energy, so that leakage comes in
   3.6 % steps and the conventional reconstruction of the default detector is a third to two
   times broader than MEG II's published resolutions in energy and position; 4 times the
@@ -29,8 +29,8 @@ has the table:
   ``rayleigh_length`` = 45 cm (measured in the MEG 100 l prototype, Baldini et al., NIM A 545
   (2005) 753, arXiv:physics/0407033, which also found the absorption length > 100 cm: no
   absorption is modelled). Direct light is attenuated by exp(-r / L); the scattered light is
-  re-emitted from secondary points one exponential free path from the shower's light centroid
-  (``xecdata.sim.scattering``).
+  re-emitted from four fixed points around the shower's light centroid, at the mean distance
+  of the first scattering (``xecdata.sim.scattering``).
 - ``reflection``: specular reflection of the light on the inner face (the MPPC surfaces) with
   ``reflectivity`` (an image source behind the face); the PMT quartz windows are index-matched
   to the xenon (n = 1.61 vs ~1.6) and reflect nothing here.
@@ -39,7 +39,8 @@ has the table:
   calibration ``calibration_error`` (what converts nphe to npho: npho is off by that factor).
   Both are fixed for the detector, drawn from ``detector_seed`` (the same in every run).
 - ``noise``: electronics noise of the charge, Gaussian ``noise_pe`` photoelectrons per channel
-  and event, added to nphe (counts may then be negative, as in real data).
+  and event, added to nphe (counts may then be negative, as in real data); the measured
+  charge is written digitized (``xecdata.sim.response``).
 - ``jitter``: single-photoelectron time jitter ``sigma_1pe`` (photosensor transit-time spread
   and single-photon timing) as sigma_1pe / sqrt(nphe), plus an electronics floor
   ``sigma_floor`` per channel and event.
