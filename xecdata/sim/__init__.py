@@ -6,7 +6,7 @@ Modules: ``kinematics`` (vertex, energy, direction, conversion, toy shower), ``s
 ``optics`` (light yield, expected photoelectrons, first-light times, attenuation),
 ``scattering`` (Rayleigh-scattered and reflected light), ``response`` (Poisson counts, noise,
 time jitter, thresholds, dead channels), ``effects`` (the detector effects' switches,
-parameters, random streams and per-run sensor calibration), ``generate`` (seeded event
+parameters, random streams and the detector's sensor constants), ``generate`` (seeded event
 blocks, branch arrays), ``writer`` (ROOT files).
 Each module's docstring lists its physics parameters with their sources.
 """
