@@ -3,9 +3,12 @@
 Runs single-threaded (OMP / OpenBLAS / MKL threads = 1, set before numpy loads) and measures:
 - generation: events/s of the in-memory simulator (xecdata.sim.iter_blocks), best of
   --repeats runs, wall clock and process CPU time (CPU time is the per-core figure that other
-  processes on a shared machine disturb least), for the default run and with --pileup 4;
+  processes on a shared machine disturb least), for the default run (the realistic detector,
+  every detector effect on), the ideal detector (no effect) as the in-process baseline of the
+  effects' cost, and with --pileup 4;
 - the share of each stage (kinematics + shower, light kernel, sensor response) from a profile;
-- end to end: events/s writing ROOT files with each compression (level 1) and bytes/event;
+- end to end: events/s writing ROOT files with each compression (level 1) and bytes/event
+  (realistic detector), and zstd for the ideal detector;
 - the fast light kernel against a baseline in the same process: the same deposits with the
   exact solid angle for every sensor-deposit pair (float64), its speed and the largest
   relative difference of the expected photoelectrons per sensor (sensors above 10 pe).
@@ -68,7 +71,7 @@ def generation(n: int, repeats: int, cfg: SimConfig) -> dict[str, object]:
     }
 
 
-def stage_shares(n: int) -> dict[str, float]:
+def stage_shares(n: int) -> dict[str, float]:  # the default (realistic) configuration
     """Fraction of the generation time spent in each stage (cProfile cumulative times)."""
     prof = cProfile.Profile()
     prof.enable()
@@ -79,7 +82,7 @@ def stage_shares(n: int) -> dict[str, float]:
     cum = {func[2]: row[3] for func, row in stats.items()}
     total = cum["iter_blocks"]
     stages = {
-        "kinematics_and_shower": cum["_gammas"] + cum["shower_deposits"],
+        "kinematics_and_shower": cum["_gammas"] + cum["_deposits"],
         "light_kernel": cum["light_and_first_time"],
         "sensor_response": cum["sensor_response"],
     }
@@ -88,13 +91,18 @@ def stage_shares(n: int) -> dict[str, float]:
 
 
 def writing(n: int) -> dict[str, dict[str, float]]:
-    """End-to-end events/s and bytes/event writing ROOT files, per compression (level 1)."""
+    """End-to-end events/s and bytes/event writing ROOT files, per compression (level 1),
+    realistic detector; 'zstd_ideal' is the ideal detector."""
     out: dict[str, dict[str, float]] = {}
+    runs = [(c, c, SimConfig()) for c in ("zstd", "lz4", "zlib")]
+    runs.append(("zstd_ideal", "zstd", SimConfig(effects=())))
     with tempfile.TemporaryDirectory() as tmp:
-        for comp in ("zstd", "lz4", "zlib"):
-            path = Path(tmp) / f"{comp}.root"
-            wall, cpu = _timed(lambda c=comp, p=path: simulate(n, p, seed=1, compression=c))
-            out[comp] = {"events_per_s_wall": n / wall, "events_per_s_cpu": n / cpu,
+        for name, comp, cfg in runs:
+            path = Path(tmp) / f"{name}.root"
+            wall, cpu = _timed(
+                lambda c=comp, p=path, k=cfg: simulate(n, p, seed=1, config=k, compression=c)
+            )
+            out[name] = {"events_per_s_wall": n / wall, "events_per_s_cpu": n / cpu,
                          "bytes_per_event": path.stat().st_size / n}  # fmt: skip
     return out
 
@@ -152,17 +160,26 @@ def main() -> None:
         "command": "python benchmarks/simulate.py " + " ".join(sys.argv[1:]),
         "machine": machine_info(("scipy",)),
         "generation": generation(args.events, args.repeats, SimConfig()),
+        "generation_ideal": generation(args.events, args.repeats, SimConfig(effects=())),
         "generation_pileup4": generation(args.events // 4, args.repeats, SimConfig(pileup=4)),
         "stage_shares": stage_shares(min(args.events, 1024)),
         "write_end_to_end": writing(min(args.events, 2048)),
         "fast_vs_exact_light": fast_vs_exact(args.exact_events),
     }
     result["machine"]["load_average_1min_end"] = os.getloadavg()[0]
+    result["effects_cost"] = {
+        "realistic_over_ideal_generation_cpu": result["generation"]["events_per_s_cpu"]
+        / result["generation_ideal"]["events_per_s_cpu"],
+        "realistic_over_ideal_zstd_end_to_end_cpu": result["write_end_to_end"]["zstd"][
+            "events_per_s_cpu"
+        ]
+        / result["write_end_to_end"]["zstd_ideal"]["events_per_s_cpu"],
+    }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     gen = result["generation"]
     print(json.dumps(result, indent=2))
-    print(f"\ngeneration: {gen['events_per_s_cpu']:.0f} events/s per core (CPU time), "
+    print(f"\ngeneration (realistic): {gen['events_per_s_cpu']:.0f} events/s per core (CPU), "
           f"{gen['events_per_s_wall']:.0f} wall; written to {args.json}")  # fmt: skip
 
 

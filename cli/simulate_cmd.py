@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from xecdata.sim import COMPRESSIONS, SimConfig, parse_energy, simulate
+from xecdata.sim.effects import EFFECTS, parse_effects
 from xecdata.sim.response import TIME_MIN_NPHE
 from xecdata.sim.writer import DEFAULT_COMPRESSION
 
 if TYPE_CHECKING:
     from xecdata.reco.calibration import Calibration
+
+_DEFAULTS = SimConfig()
+# per-effect parameters: option name, SimConfig field, help
+_EFFECT_PARAMS = (
+    ("--shower-spot-scale", "shower_spot_scale", "Spots per shower relative to GFlash's count."),
+    ("--rayleigh-length", "rayleigh_length", "Rayleigh scattering length of the light (cm)."),
+    ("--reflectivity", "reflectivity", "Specular reflectivity of the inner face (MPPCs)."),
+    ("--gain-spread", "gain_spread", "Relative spread of the sensors' efficiency x gain."),
+    ("--calibration-error", "calibration_error", "Relative error of each sensor's calibration."),
+    ("--noise-pe", "noise_pe", "Electronics charge noise per channel (photoelectrons)."),
+    ("--time-jitter", "sigma_1pe", "Single-photoelectron time jitter (ns), / sqrt(nphe)."),
+    ("--time-floor", "sigma_floor", "Electronics time jitter per channel (ns)."),
+    ("--time-calibration-error", "time_calibration_error", "Per-channel time offsets (ns)."),
+)
 
 
 def _energy(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
@@ -20,6 +36,38 @@ def _energy(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
         return parse_energy(value)
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
+
+
+def _effects(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    try:
+        return parse_effects(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+
+
+def effect_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """The --effects switch and one option per effect parameter (defaults: SimConfig's)."""
+    for option, field, text in reversed(_EFFECT_PARAMS):
+        default = getattr(_DEFAULTS, field)
+        fn = click.option(option, field, type=click.FloatRange(min=0.0), default=default,
+                          show_default=True, help=text)(fn)  # fmt: skip
+    fn = click.option(
+        "--detector-seed",
+        "detector_seed",
+        type=click.IntRange(min=0),
+        default=_DEFAULTS.detector_seed,
+        show_default=True,
+        help="Seed of the detector's fixed sensor constants (gain spread, calibration "
+        "errors, time offsets), the same in every run; another value is another detector.",
+    )(fn)
+    return click.option(
+        "--effects",
+        default="all",
+        show_default=True,
+        callback=_effects,
+        help="Detector effects: 'all' (the realistic detector), 'none' (ideal) or a comma "
+        f"list of {', '.join(EFFECTS)}; '-NAME' removes one (e.g. 'all,-noise').",
+    )(fn)
 
 
 def _calibration(path: Path | None) -> Calibration:
@@ -125,6 +173,7 @@ def _calibration(path: Path | None) -> Calibration:
     default=None,
     help="Reconstruction calibration for --reco (default: the one shipped with xec).",
 )
+@effect_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def simulate_command(
     n_events: int,
@@ -141,14 +190,16 @@ def simulate_command(
     reco: bool,
     calibration: Path | None,
     quiet: bool,
+    **effect_params: object,
 ) -> None:
     """Simulate gammas in the toy LXe detector and write ROOT files (tree `tree`)."""
-    config = SimConfig(energy=energy, dead_fraction=dead_fraction, pileup=pileup,
-                       run=run_number, time_min_nphe=time_threshold)  # fmt: skip
     if calibration is not None and not reco:
         raise click.UsageError("--calibration applies to --reco; add --reco or drop it")
     cal = _calibration(calibration) if reco else None
     try:
+        config = SimConfig(energy=energy, dead_fraction=dead_fraction, pileup=pileup,
+                           run=run_number, time_min_nphe=time_threshold,
+                           **effect_params)  # type: ignore[arg-type]  # fmt: skip
         paths = simulate(n_events, output, seed=seed, config=config,
                          events_per_file=events_per_file, compression=compression,
                          compression_level=compression_level, progress=not quiet,

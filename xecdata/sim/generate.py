@@ -1,9 +1,18 @@
 """Event generation of the toy simulator: configuration, seeded event blocks, branch arrays.
 
-Events are made in fixed blocks of ``BLOCK_EVENTS`` = 128. Block b draws every random number
-from its own generator, seeded by ``SeedSequence(seed, spawn_key=(0, b))``, and is always
-generated whole, so event i is the same whatever the number of events asked for and however
-the output is split into files or batches (same seed -> same arrays, bit for bit).
+Events are made in fixed blocks of ``BLOCK_EVENTS`` = 128. Block b draws its kinematics from
+its own generator, seeded by ``SeedSequence(seed, spawn_key=(0, b))``, and every other random
+number from named streams ``(0, b, k)`` (photoelectrons, scintillation delays, and one per
+detector effect, ``xecdata.sim.effects``); it is always generated whole, so event i is the
+same whatever the number of events asked for and however the output is split into files or
+batches (same seed -> same arrays, bit for bit), and switching one detector effect changes no
+other effect's draws (the same gammas, the same showers, ...).
+
+Detector effects (``SimConfig.effects``): all on by default, the simulated detector meant to
+be as sharp as the real MEG II one (docs/detector-realism.md); ``effects=()`` is the ideal
+detector. The sensor constants of the detector (gain spread, calibration errors, time
+offsets) come from ``detector_seed``, not from the run's seed: like the real detector's, they
+are the same in every run (a calibration run and a physics run see the same errors).
 
 Times (the toy's clock): each event has a trigger phase t0 uniform in +-``T0_HALF`` = 2.5 ns,
 the emission time of the primary gamma at its vertex. ``time`` is the absolute sensor time
@@ -25,6 +34,21 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from xecdata.geometry import xyz_to_uvw
+from xecdata.sim.effects import (
+    CALIBRATION_ERROR,
+    EFFECTS,
+    GAIN_SPREAD,
+    NOISE_PE,
+    RAYLEIGH_LENGTH,
+    REFLECTIVITY,
+    SHOWER_SPOT_SCALE,
+    TIME_CALIBRATION_ERROR,
+    YIELD_REF_MEV,
+    YIELD_SIGMA,
+    check_effects,
+    sensor_calibration,
+    stream_rng,
+)
 from xecdata.sim.kinematics import (
     E_FLAT,
     E_LINE,
@@ -35,7 +59,17 @@ from xecdata.sim.kinematics import (
     shower_deposits,
 )
 from xecdata.sim.optics import C_LIGHT, LIGHT_YIELD, light_and_first_time, sensor_optics
-from xecdata.sim.response import INVALID, TIME_MIN_NPHE, dead_channels, sensor_response
+from xecdata.sim.response import (
+    INVALID,
+    SIGMA_1PE,
+    SIGMA_FLOOR,
+    TIME_MIN_NPHE,
+    Readout,
+    dead_channels,
+    sensor_response,
+)
+from xecdata.sim.scattering import light_centroid, reflected_light, scattered_light
+from xecdata.sim.shower import gflash_deposits
 
 BLOCK_EVENTS = 128
 T0_HALF = 2.5  # ns
@@ -59,15 +93,60 @@ class SimConfig:
     """Energy deposits per shower."""
     time_min_nphe: float = TIME_MIN_NPHE
     """Sensors with fewer photoelectrons get no time (1e10)."""
+    effects: tuple[str, ...] = EFFECTS
+    """Detector effects switched on (``xecdata.sim.effects``); () is the ideal detector."""
+    shower_spot_scale: float = SHOWER_SPOT_SCALE
+    """Spots per shower relative to GFlash's count, effect ``shower`` (fewer: rougher)."""
+    rayleigh_length: float = RAYLEIGH_LENGTH
+    """Rayleigh scattering length of the scintillation light (cm), effect ``rayleigh``."""
+    reflectivity: float = REFLECTIVITY
+    """Specular reflectivity of the inner face (MPPC surfaces), effect ``reflection``."""
+    gain_spread: float = GAIN_SPREAD
+    """Relative spread of the sensors' true efficiency x gain, effect ``gain``."""
+    calibration_error: float = CALIBRATION_ERROR
+    """Relative error of each sensor's efficiency x gain calibration, effect ``gain``."""
+    noise_pe: float = NOISE_PE
+    """Gaussian charge noise per channel (photoelectrons), effect ``noise``."""
+    sigma_1pe: float = SIGMA_1PE
+    """Single-photoelectron time jitter (ns), scaled by 1/sqrt(nphe), effect ``jitter``."""
+    sigma_floor: float = SIGMA_FLOOR
+    """Electronics time jitter of each channel (ns), effect ``jitter``."""
+    time_calibration_error: float = TIME_CALIBRATION_ERROR
+    """Residual per-channel time offsets (ns), effect ``time_calibration``."""
+    detector_seed: int = 0
+    """Seed of the detector's fixed sensor constants (gain spread, calibration errors, time
+    offsets), shared by every run of the same detector; another value is another detector."""
 
     def __post_init__(self) -> None:
         check_energy_range(*self.energy)
+        check_effects(self.effects)
+        object.__setattr__(self, "effects", tuple(e for e in EFFECTS if e in self.effects))
+        self._check_widths()
         if not 1 <= self.pileup <= MAX_PILEUP:
             raise ValueError(f"--pileup {self.pileup}: choose 1 to {MAX_PILEUP} gammas")
         if not 1 <= self.n_deposits <= 64:
             raise ValueError(f"n_deposits {self.n_deposits}: choose 1 to 64")
         if not 0.0 <= self.dead_fraction < 1.0:
             raise ValueError(f"--dead-fraction {self.dead_fraction} must be in [0, 1)")
+
+    def _check_widths(self) -> None:
+        if not 0.05 <= self.shower_spot_scale <= 100:
+            raise ValueError(f"--shower-spot-scale {self.shower_spot_scale}: choose 0.05 to 100")
+        if not self.rayleigh_length > 0:
+            raise ValueError(f"--rayleigh-length {self.rayleigh_length} must be > 0 cm")
+        if not 0.0 <= self.reflectivity < 1.0:
+            raise ValueError(f"--reflectivity {self.reflectivity} must be in [0, 1)")
+        for name in ("gain_spread", "calibration_error"):
+            if not 0.0 <= getattr(self, name) < 1.0 / 3.0:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)} must be "
+                                 "in [0, 1/3): a relative width")  # fmt: skip
+        for name in ("noise_pe", "sigma_1pe", "sigma_floor", "time_calibration_error"):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"{name} {getattr(self, name)} must be >= 0")
+
+    def on(self, effect: str) -> bool:
+        """Whether a detector effect is switched on."""
+        return effect in self.effects
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -110,31 +189,83 @@ def _gammas(rng: np.random.Generator, cfg: SimConfig) -> dict[str, np.ndarray]:
                 t_conv=t_conv, active=active)  # fmt: skip
 
 
-def _light(rng: np.random.Generator, gam: dict, cfg: SimConfig) -> tuple[np.ndarray, ...]:
-    """Shower the gammas and collect their light: mu (B, S) pe and first-light time (B, S)."""
-    pos, e_dep, along = shower_deposits(
-        rng, gam["conv"], gam["dirs"], gam["energy"], cfg.n_deposits
-    )
-    photons = e_dep * gam["active"][..., None] * LIGHT_YIELD  # (B, G, D)
+def _deposits(seed: int, block: int, gam: dict, cfg: SimConfig) -> tuple[np.ndarray, ...]:
+    """Shower deposits of the block's gammas: positions (B, G*D, 3) cm, photons (B, G*D) and
+    emission times (B, G*D) ns (inf where no light)."""
+    rng = stream_rng(seed, block, "shower")
+    args = (rng, gam["conv"], gam["dirs"], gam["energy"], cfg.n_deposits)
+    if cfg.on("shower"):
+        pos, e_dep, along = gflash_deposits(*args, spot_scale=cfg.shower_spot_scale)
+    else:
+        pos, e_dep, along = shower_deposits(*args)
+    e_dep = e_dep * gam["active"][..., None]
+    photons = e_dep * LIGHT_YIELD  # (B, G, D)
+    if cfg.on("yield"):
+        z = stream_rng(seed, block, "yield").standard_normal(e_dep.shape)
+        rel = YIELD_SIGMA * np.sqrt(YIELD_REF_MEV / np.where(e_dep > 0, e_dep, 1.0))
+        photons = np.maximum(photons * (1.0 + rel * z), 0.0)
     t_emit = gam["t_conv"][..., None] + along / C_LIGHT
     t_emit = np.where(photons > 0, t_emit, np.inf)
     b = photons.shape[0]
-    return light_and_first_time(
-        pos.reshape(b, -1, 3), photons.reshape(b, -1), t_emit.reshape(b, -1)
+    return pos.reshape(b, -1, 3), photons.reshape(b, -1), t_emit.reshape(b, -1)
+
+
+def _light(seed: int, block: int, gam: dict, cfg: SimConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Shower the gammas and collect their light, direct and (with the ``rayleigh`` and
+    ``reflection`` effects) secondary: mu (B, S) pe and first-light time (B, S) ns. The
+    first light is always direct (secondary light arrives later; the few sensors that face
+    away from every deposit get no time)."""
+    pos, photons, t_emit = _deposits(seed, block, gam, cfg)
+    length = cfg.rayleigh_length if cfg.on("rayleigh") else None
+    mu, t_first, *raw = light_and_first_time(pos, photons, t_emit, length)
+    centroid, total, t_mean = light_centroid(pos, photons, t_emit)
+    extra = []
+    if cfg.on("rayleigh"):
+        kept = mu.sum(1, dtype=np.float64) / np.maximum(raw[0].sum(1, dtype=np.float64), 1e-30)
+        scattered = total * (1.0 - kept)
+        extra.append(scattered_light(centroid, t_mean, scattered, cfg.rayleigh_length))
+    if cfg.on("reflection"):
+        extra.append(reflected_light(centroid, total, t_mean, cfg.reflectivity))
+    if extra:
+        p2, n2, t2 = (np.concatenate(parts, 1) for parts in zip(*extra, strict=True))
+        mu += light_and_first_time(p2, n2, t2, with_time=False)[0]
+    return mu, t_first
+
+
+def _readout(cfg: SimConfig) -> tuple[Readout, np.ndarray]:
+    """The detector's readout constants and the sensors' true efficiency factors (S,)."""
+    cal = sensor_calibration(
+        cfg.detector_seed,
+        cfg.gain_spread if cfg.on("gain") else 0.0,
+        cfg.calibration_error if cfg.on("gain") else 0.0,
+        cfg.time_calibration_error if cfg.on("time_calibration") else 0.0,
     )
+    nominal = sensor_optics().efficiency
+    jitter = cfg.on("jitter")
+    readout = Readout(
+        efficiency=nominal * cal.efficiency_factor * cal.calibration_factor,
+        min_nphe=cfg.time_min_nphe,
+        sigma_1pe=cfg.sigma_1pe if jitter else 0.0,
+        sigma_floor=cfg.sigma_floor if jitter else 0.0,
+        noise_pe=cfg.noise_pe if cfg.on("noise") else 0.0,
+        time_offset=cal.time_offset if cfg.on("time_calibration") else None,
+    )
+    return readout, cal.efficiency_factor
 
 
 def simulate_block(
     seed: int, block: int, cfg: SimConfig, dead: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
     """All branches of event block `block` (BLOCK_EVENTS events) of the run `seed`."""
-    rng = block_rng(seed, block)
     dead = dead_channels(seed, cfg.dead_fraction) if dead is None else dead
-    gam = _gammas(rng, cfg)
-    mu, t_first = _light(rng, gam, cfg)
-    sensors, t_ref = sensor_response(
-        rng, mu, t_first, sensor_optics().efficiency, dead, cfg.time_min_nphe
-    )
+    gam = _gammas(block_rng(seed, block), cfg)
+    mu, t_first = _light(seed, block, gam, cfg)
+    readout, efficiency_factor = _readout(cfg)
+    if cfg.on("gain"):
+        mu *= efficiency_factor
+    streams = ("response", "delay", "jitter", "noise")
+    rngs = {name: stream_rng(seed, block, name) for name in streams}
+    sensors, t_ref = sensor_response(rngs, mu, t_first, readout, dead)
     first = block * BLOCK_EVENTS
     return {
         **sensors,

@@ -160,7 +160,7 @@ def shower_shape(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return SHOWER_B * t_max + 1.0, t_max
 
 
-def _perpendicular_basis(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def perpendicular_basis(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Two unit vectors (..., 3) orthogonal to the unit directions d and to each other."""
     helper = np.zeros_like(d)
     helper[..., 2] = 1.0  # gamma directions are far from the z axis (|cos theta| < 0.6)
@@ -182,7 +182,7 @@ def shower_deposits(
     t = special.gammaincinv(a[..., None], u) / SHOWER_B  # (..., n_dep) in X0
     sigma = LATERAL_FRAC * MOLIERE_RADIUS * np.minimum(t / t_max[..., None], 2.0)
     g1, g2 = rng.standard_normal((2, *t.shape)) * sigma
-    e1, e2 = _perpendicular_basis(dirs)
+    e1, e2 = perpendicular_basis(dirs)
     along = t * X0
     pos = (
         conv[..., None, :]

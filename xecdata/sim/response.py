@@ -7,22 +7,33 @@ Parameters and their sources:
   round(mu + sqrt(mu) z + (z^2 - 1) / 6), whose distribution differs from Poisson by less than
   0.25 % in total variation at mu = 10 and less at larger mu (tested); about four times
   faster than exact draws, which would otherwise be the largest cost of the simulator.
-- Photon counts: npho = nphe / efficiency (the sensor type's detection efficiency).
-- Time of a sensor: the first-light time plus (a) the scintillation delay of the first of
-  its nphe photoelectrons, exponential with mean ``TAU_SCINT`` / nphe, TAU_SCINT = 45 ns (the
-  recombination component that dominates gamma showers, DESIGN.md; the earliest of n
-  exponential emission times is exponential with mean tau / n), so dim sensors are late, never
-  early; and (b) a Gaussian of sigma sqrt(``SIGMA_1PE``^2 / nphe + ``SIGMA_FLOOR``^2) with
-  SIGMA_1PE = 0.5 ns (photosensor transit-time spread) and SIGMA_FLOOR = 30 ps (electronics,
-  calibration). A 1000-pe sensor gets ~55 ps RMS in total, a 10^4-pe one ~30 ps.
-- Times are written for sensors with at least ``time_min_nphe`` photoelectrons (default
-  ``TIME_MIN_NPHE`` = 2), 1e10 otherwise; ``relative_time`` is the time minus that of the
-  earliest sensor with more than ``REF_MIN_NPHE`` = 50 photoelectrons.
+- Measured photoelectrons: nphe plus the Gaussian charge noise (effect ``noise``); photon
+  counts npho = measured nphe / the calibrated efficiency of the sensor (its type's detection
+  efficiency, times the true spread and the calibration error with the effect ``gain``).
+  With noise, the measured charge is continuous and is written digitized, nphe in steps of
+  ``NPHE_STEP`` = 1/64 pe and npho in steps of ``NPHO_STEP`` = 1/16 photon (both far below
+  the noise; full float32 mantissas of noise would double the size of the files).
+- Time of a sensor hit by at least one photoelectron: the first-light time plus (a) the
+  scintillation delay of the first of its nphe photoelectrons, exponential with mean
+  ``TAU_SCINT`` / nphe, TAU_SCINT = 45 ns (the recombination component that dominates gamma
+  showers, DESIGN.md; the earliest of n exponential emission times is exponential with mean
+  tau / n), so dim sensors are late, never early; (b) with the effect ``jitter``, a Gaussian
+  of sigma sqrt(sigma_1pe^2 / nphe + sigma_floor^2), defaults ``SIGMA_1PE`` = 0.5 ns
+  (single-photoelectron jitter: photosensor transit-time spread and single-photon timing)
+  and ``SIGMA_FLOOR`` = 30 ps (electronics): a 1000-pe sensor gets ~55 ps RMS in total, a
+  10^4-pe one ~30 ps; (c) with the effect ``time_calibration``, the channel's fixed residual
+  offset.
+- Times are written for sensors with at least ``time_min_nphe`` measured photoelectrons
+  (default ``TIME_MIN_NPHE`` = 2) and one true photoelectron, 1e10 otherwise;
+  ``relative_time`` is the time minus that of the earliest sensor with more than
+  ``REF_MIN_NPHE`` = 50 measured photoelectrons.
 - Dead channels: one fixed list per run (seeded from the run's seed), every per-sensor value
   written as ``INVALID`` = 1e10 (the invalid marker of the input files, DESIGN.md).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,6 +45,7 @@ TAU_SCINT = 45.0  # ns
 SIGMA_1PE = 0.5  # ns
 SIGMA_FLOOR = 0.03  # ns
 TIME_MIN_NPHE = 2.0
+NPHE_STEP, NPHO_STEP = 1.0 / 64.0, 1.0 / 16.0  # digitization with the noise effect
 REF_MIN_NPHE = 50.0
 
 
@@ -51,26 +63,43 @@ def poisson_counts(rng: np.random.Generator, mu: np.ndarray) -> np.ndarray:
     return out.reshape(mu.shape)
 
 
+@dataclass(frozen=True)
+class Readout:
+    """How the sensors read out a block (the switched-off effects have zero widths)."""
+
+    efficiency: np.ndarray  # (S,) float32 calibrated efficiency: npho = nphe / efficiency
+    min_nphe: float = TIME_MIN_NPHE  # measured photoelectrons needed for a time
+    sigma_1pe: float = 0.0  # ns, single-photoelectron jitter (scaled by 1 / sqrt(nphe))
+    sigma_floor: float = 0.0  # ns, electronics floor of each time
+    noise_pe: float = 0.0  # photoelectrons of Gaussian charge noise
+    time_offset: np.ndarray | None = None  # (S,) float32 ns residual calibration offsets
+
+
 def sensor_response(
-    rng: np.random.Generator,
+    rngs: dict[str, np.random.Generator],
     mu: np.ndarray,
     t_first: np.ndarray,
-    efficiency: np.ndarray,
+    readout: Readout,
     dead: np.ndarray,
-    min_nphe: float,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per-sensor branches from expected photoelectrons mu (E, S) and first-light times
     t_first (E, S, ns) of one block: npho, nphe, time and relative_time (float32, seconds for
-    times, 1e10 where invalid) and the reference time t_ref (E,) in ns (NaN if none)."""
+    times, 1e10 where invalid) and the reference time t_ref (E,) in ns (NaN if none).
+
+    rngs: 'response' (photoelectron counts), 'delay' (scintillation delays), and 'jitter' /
+    'noise' when those widths are not zero; each effect has its own stream.
+    """
     n_ev = mu.shape[0]
     mu[:, dead] = 0.0
-    nphe = poisson_counts(rng, mu)
-    idx = np.flatnonzero((nphe >= min_nphe) & (t_first < np.inf))  # sensors with a time
-    n = nphe.reshape(-1)[idx]
-    sigma = np.sqrt(np.float32(SIGMA_1PE**2) / n + np.float32(SIGMA_FLOOR**2))
-    delay = rng.standard_exponential(idx.shape, dtype=np.float32) * (np.float32(TAU_SCINT) / n)
-    t = t_first.reshape(-1)[idx] + delay + sigma * rng.standard_normal(idx.shape, dtype=np.float32)
-    ref = np.flatnonzero(n > REF_MIN_NPHE)
+    nphe = poisson_counts(rngs["response"], mu)
+    measured = _measured_charge(rngs, nphe, readout.noise_pe)
+    lit = np.flatnonzero((nphe >= 1) & (t_first < np.inf))  # sensors hit by a photon
+    t = _sensor_times(rngs, t_first.reshape(-1)[lit], nphe.reshape(-1)[lit], readout)
+    if readout.time_offset is not None:
+        t += readout.time_offset[lit % N_SENSORS]
+    ok = measured.reshape(-1)[lit] >= readout.min_nphe
+    idx, t = lit[ok], t[ok]
+    ref = np.flatnonzero(measured.reshape(-1)[idx] > REF_MIN_NPHE)
     t_ref = _event_min(idx[ref] // N_SENSORS, t[ref], n_ev)  # (E,) ns
     time = np.full(n_ev * N_SENSORS, INVALID, np.float32)
     time[idx] = t * np.float32(1e-9)
@@ -78,10 +107,41 @@ def sensor_response(
     # invalid entries stay exactly 1e10: float32 values near 1e10 are 1024 apart
     relative = time - (t_ref * np.float32(1e-9))[:, None]
     relative[np.isnan(t_ref)] = INVALID
-    npho = nphe / efficiency
+    npho = measured / readout.efficiency
+    if readout.noise_pe > 0:  # digitized: steps far below the noise keep the files small
+        npho *= np.float32(1 / NPHO_STEP)
+        np.rint(npho, out=npho)
+        npho *= np.float32(NPHO_STEP)
     npho[:, dead] = INVALID
-    nphe[:, dead] = INVALID
-    return {"npho": npho, "nphe": nphe, "time": time, "relative_time": relative}, t_ref
+    measured[:, dead] = INVALID
+    return {"npho": npho, "nphe": measured, "time": time, "relative_time": relative}, t_ref
+
+
+def _measured_charge(
+    rngs: dict[str, np.random.Generator], nphe: np.ndarray, noise_pe: float
+) -> np.ndarray:
+    """Measured photoelectrons: nphe plus Gaussian noise, digitized in NPHE_STEP (a copy)."""
+    if noise_pe <= 0:
+        return nphe.copy()
+    out = rngs["noise"].standard_normal(nphe.shape, dtype=np.float32)
+    out *= np.float32(noise_pe / NPHE_STEP)
+    out += nphe * np.float32(1 / NPHE_STEP)
+    np.rint(out, out=out)
+    out *= np.float32(NPHE_STEP)
+    return out
+
+
+def _sensor_times(
+    rngs: dict[str, np.random.Generator], t_first: np.ndarray, n: np.ndarray, readout: Readout
+) -> np.ndarray:
+    """Times (ns) of sensors with n >= 1 photoelectrons and first light at t_first: the
+    first photoelectron's scintillation delay plus the jitter."""
+    delay = rngs["delay"].standard_exponential(n.shape, dtype=np.float32)
+    t = t_first + delay * (np.float32(TAU_SCINT) / n)
+    if readout.sigma_1pe > 0 or readout.sigma_floor > 0:
+        var = np.float32(readout.sigma_1pe**2) / n + np.float32(readout.sigma_floor**2)
+        t += np.sqrt(var) * rngs["jitter"].standard_normal(n.shape, dtype=np.float32)
+    return t
 
 
 def _event_min(event: np.ndarray, values: np.ndarray, n_ev: int) -> np.ndarray:
