@@ -37,7 +37,7 @@ TOLERANCE = {  # quantity: (max |bias|, max sigma68)
 }  # fmt: skip
 
 
-IDEAL = SimConfig(effects=())  # the shipped calibration default@1 belongs to this detector
+IDEAL = SimConfig(effects=())  # noiseless: the reconstruction must recover truth here
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +90,8 @@ def test_recovers_truth_within_tolerances(cal: Calibration, events: dict) -> Non
 
 
 def test_shipped_default_calibration_works_here() -> None:
-    # the shipped calibration (default@1) was built on the ideal detector, before the detector
-    # effects: on the realistic default it is ~4 % off in energy until rebuilt there
-    events = simulate_events(200, seed=302, config=IDEAL)
+    # the shipped calibration (default@2) belongs to the default (realistic) detector
+    events = simulate_events(200, seed=302)
     cal = default_calibration()
     cal.check_usable("test")
     assert cal.id.startswith("default@") and cal.hash.startswith("sha256:")
@@ -208,10 +207,8 @@ def test_calibration_of_another_geometry_is_refused(cal: Calibration, events: di
 
 
 def test_simulate_reco_writes_the_branches(tmp_path: Path) -> None:
-    # the shipped calibration (default@1) was built on the ideal detector, before the detector
-    # effects: on the realistic default it is ~4 % off in energy until rebuilt there
     out = _run("simulate", "-n", "40", "--seed", "5", "-o", str(tmp_path / "s.root"), "--reco",
-               "--effects", "none", "-q")  # fmt: skip
+               "-q")  # fmt: skip
     assert out.exit_code == 0, out.output
     with uproot.open(tmp_path / "s.root") as f:
         meta = json.loads(str(f["xec_sim"]))

@@ -57,8 +57,8 @@ MIN_EVENTS = 500
 DEFAULT_RECIPE = (
     "xec simulate -n 20000 --seed 20240601 --energy 52.8 -o calib_line.root -q && "
     "xec simulate -n 12000 --seed 20240602 --energy flat -o calib_flat.root -q && "
-    "xec reco calibrate calib_line.root calib_flat.root --name default --version 1 "
-    "-o xecdata/reco/default@1.json"
+    "xec reco calibrate calib_line.root calib_flat.root --name default --version 2 "
+    "-o xecdata/reco/default@2.json"
 )
 
 
