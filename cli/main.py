@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "ingest": "ingest_cmd:ingest_command",
     "inspect": "inspect_cmd:inspect_command",
     "renormalize": "renormalize_cmd:renormalize_command",
+    "config": "config_cmd:config",
     "train": "train_cmd:train",
     "submit": "submit_cmd:submit",
     "validate": "validate_cmd:validate",
