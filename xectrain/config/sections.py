@@ -267,6 +267,9 @@ class TrackingConfig:
     """Folder for MLflow artifacts of a new experiment (local path or URI)."""
     system_metrics: bool = True
     """Log throughput, data-wait fraction, GPU and host memory each epoch."""
+    earlier_names: bool = True
+    """Also log each metric under the key the earlier tool's documentation gives it where that
+    differs from xec's (val_cos, val_resolution_deg, theta_bias, val/npho_loss, ...)."""
     tensorboard: str | None = None
     """Also write every metric as TensorBoard scalars under <folder>/<run name> (rank 0; needs
     the tensorboard package: pip install 'xec[tensorboard]'); null: MLflow only."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from xectrain.config import TrackingConfig
+from xectrain.run.earlier_names import with_earlier_names
 
 PARAM_LIMIT = 6000  # MLflow's maximum length of a parameter value
 
@@ -106,7 +107,10 @@ class Tracker:
         return self.run_id
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        """Log finite metrics at `step` (the epoch) in one batch."""
+        """Log finite metrics at `step` (the epoch) in one batch (with the earlier tool's
+        documented keys too, tracking.earlier_names)."""
+        if self.cfg.earlier_names:
+            metrics = with_earlier_names(metrics)
         finite = {
             _key(k): float(v)
             for k, v in metrics.items()
