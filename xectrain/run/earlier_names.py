@@ -127,7 +127,7 @@ def with_earlier_names(metrics: Mapping[str, float]) -> dict[str, float]:
 def earlier_links(run_dir: Path, kind: str) -> dict[str, str]:
     """{documented file name: xec's file (relative)} for the files of `run_dir` that exist."""
     run = run_dir.name
-    links = {}
+    links: dict[str, str] = {}
     if kind in ("mae", "inpainter"):
         links |= {f"{kind}_checkpoint_{w}.pth": f"checkpoint_{w}.pth" for w in ("best", "last")}
     links[f"resolution_profile_{run}.pdf"] = f"resolution_angle_{run}.pdf"
@@ -140,7 +140,7 @@ def earlier_links(run_dir: Path, kind: str) -> dict[str, str]:
 def link_earlier_artifacts(run_dir: Path, kind: str) -> list[Path]:
     """Relative symlinks under the documented names to xec's files (they follow the atomic
     replacements of their targets); existing files of those names are left alone."""
-    made = []
+    made: list[Path] = []
     for name, target in earlier_links(run_dir, kind).items():
         link = run_dir / name
         if link.exists() or link.is_symlink():
