@@ -67,8 +67,11 @@ def _train(kind: str, config: Path | None, sets: tuple[str, ...], show_options: 
     click.echo(f"run folder: {result.run_dir}")
     click.echo(f"best {cfg.checkpoint.best_metric}: {result.best_metric:.6g}")
     if cfg.tracking.enabled:
-        click.echo(f"MLflow run {result.mlflow_run_id}; browse with: "
-                   f"mlflow ui --backend-store-uri {cfg.tracking.uri}")  # fmt: skip
+        from xectrain.run.tracking_target import resolve_tracking
+
+        target = resolve_tracking(cfg.tracking, kind)
+        click.echo(f"MLflow run {result.mlflow_run_id} in {target.describe()}")
+        click.echo(f"browse: {target.browse_hint()}")
 
 
 def _kind_command(kind: str) -> click.Command:

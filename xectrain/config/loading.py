@@ -31,17 +31,9 @@ from .validate import validate
 
 # Differences from the dataclass defaults per model kind (everything else is shared).
 _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
-    "regressor": {"tracking": {"experiment": "xec-regressor"}},
-    "mae": {
-        "model": {"mask_ratio": 0.6},
-        "tasks": {"angle": {"enabled": False}},
-        "tracking": {"experiment": "xec-mae"},
-    },
-    "inpainter": {
-        "model": {"mask_ratio": 0.05},
-        "tasks": {"angle": {"enabled": False}},
-        "tracking": {"experiment": "xec-inpainter"},
-    },
+    "regressor": {},
+    "mae": {"model": {"mask_ratio": 0.6}, "tasks": {"angle": {"enabled": False}}},
+    "inpainter": {"model": {"mask_ratio": 0.05}, "tasks": {"angle": {"enabled": False}}},
 }
 
 

@@ -161,7 +161,7 @@ def _train(cfg: RunConfig, world: World, loaders: Loaders | None) -> RunResult:
     if role == "resume":
         assert ckpt is not None
         resume_run_id = restore_trainer(tr, ckpt, steps)
-    tracker = Tracker(cfg.tracking, world.rank)
+    tracker = Tracker(cfg.tracking, world.rank, cfg.model.kind)
     params = to_dict(cfg) | {"scheme_hash": scheme.hash, "world_size": world.world_size}
     run_id = tracker.start(run_dir.name, params, resume_run_id, tags={"kind": cfg.model.kind})
     if world.main:
