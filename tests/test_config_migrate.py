@@ -142,6 +142,7 @@ def test_value_conversions_and_reasons() -> None:
     assert "no registered scheme" in refused["normalization.npho_scale = 7.0"]
     assert _m({})[0]["data.scheme"] == "legacy@1"  # the earlier tool's default constants
     assert _m({"mask_ratio": 0.5})[0]["model.mask_ratio"] == 0.5  # flat MAE key, kind guessed
+    assert _m({"batch_size": 16})[0]["data.batch_size"] == 16  # data. or training.: one meaning
     values, refused = _m({"data": {"batch_size": 64}, "training": {"batch_size": 32}})
     assert values["data.batch_size"] == 64 and "conflicts" in refused["training.batch_size"]
     refused = _m({"model": {"mask_ratio": 0.5}}, kind="regressor")[1]

@@ -281,7 +281,7 @@ def find_old_key(key: str) -> tuple[str, str | None] | None:
         return key, None
     if len(parts) == 1 or (len(parts) == 2 and parts[0] in ("model", "training")):
         matches = _LEAVES.get(parts[-1], [])
-        if len(matches) == 1:
+        if matches and len({OLD_KEYS[m].new for m in matches}) == 1:  # one meaning
             return matches[0], None
     return None
 
