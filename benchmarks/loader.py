@@ -9,7 +9,11 @@ On a GPU give it enough events for several 4096-event batches per epoch (e.g. --
 
     python benchmarks/loader.py [--events 16384] [--profiles fast,none,dense,gpu] \
         [--threads 1,2] [--batch-size 1024] [--repeats 3] [--workdir DIR] \
-        [--out benchmarks/results/loader.json]
+        [--out benchmarks/results/loader.json] [--only checksum]
+
+`checksum_cost` (benchmarks/checksum.py): decode and cpu-loader throughput with and without the
+per-chunk crc32c check, same process, per profile. `--only checksum` measures just that and
+replaces that entry of an existing results file (its own date, command and machine).
 
 GB/s counts the store's uncompressed sensor bytes (19040 B/event, 16-bit codes), the bytes
 the mmap bound reads; `out_gb_per_s` counts the float32 batches delivered (twice as many).
@@ -155,6 +159,17 @@ def goals(results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def measure_checksums(stores: dict[str, Path], args: argparse.Namespace) -> list[dict[str, Any]]:
+    from checksum import checksum_cost  # benchmarks/checksum.py, beside this file
+
+    threads = max(int(t) for t in args.threads.split(","))
+    out = []
+    for path in stores.values():
+        out.append(checksum_cost(path, threads, args.batch_size, args.repeats))
+        print(json.dumps(out[-1]), flush=True)
+    return out
+
+
 def _public_args(argv: list[str] | None) -> list[str]:
     """The command line without --workdir (a path of the measuring machine)."""
     args, out = list(argv if argv is not None else sys.argv[1:]), []
@@ -189,27 +204,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--workdir", type=Path, default=None)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/loader.json"))
+    p.add_argument("--only", choices=["checksum"], default=None, help="Measure just this part.")
     args = p.parse_args(argv)
     load_before = os.getloadavg()  # other work on a shared machine shows in the figures
+    command = " ".join(["python", "benchmarks/loader.py", *_public_args(argv)])
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         stores = make_stores(workdir, args.events, args.profiles.split(","))
-        results = measure(stores, args)
-    report = {
-        "benchmark": "loader",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(["python", "benchmarks/loader.py", *_public_args(argv)]),
-        "machine": machine_info(("nvidia.dali",))
-        | {"load_average_before": load_before, "load_average_after": os.getloadavg()},
-        "events": args.events,
-        "batch_size": args.batch_size,
-        "results": results,
-        "goals": goals(results),
+        costs = measure_checksums(stores, args)
+        results = measure(stores, args) if args.only is None else None
+    machine = machine_info(("nvidia.dali",)) | {
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
     }
+    checksums = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 "command": command, "machine": machine, "events": args.events,
+                 "results": costs}  # fmt: skip
+    if results is None:  # update the checksum entry of the recorded results
+        report = json.loads(args.out.read_text()) if args.out.exists() else {}
+        report["checksum_cost"] = checksums
+    else:
+        report = {
+            "benchmark": "loader",
+            "date": checksums["date"],
+            "command": command,
+            "machine": machine,
+            "events": args.events,
+            "batch_size": args.batch_size,
+            "results": results,
+            "goals": goals(results),
+            "checksum_cost": checksums,
+        }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report["goals"], indent=1))
+    print(json.dumps(report.get("goals", {}), indent=1))
     return 0
 
 

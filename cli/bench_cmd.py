@@ -1,4 +1,4 @@
-"""`xec bench`: throughput benchmarks. One subcommand per benchmark (ingest, ...); results
+"""`xec bench`: throughput benchmarks. One subcommand per benchmark (ingest, reco, ...); results
 print as text or JSON and can be written to a file (see benchmarks/)."""
 
 from __future__ import annotations
@@ -73,4 +73,21 @@ def bench_loader(
     result = run_store_benchmark(
         store, backends=backends, threads=counts, batch_size=batch_size, device=device
     )
+    emit(result, format_report(result), as_json, output)
+
+
+@bench.command("reco")
+@click.option("--events", type=int, default=8192, show_default=True, help="Simulated events.")
+@click.option("--repeats", type=int, default=3, show_default=True, help="Runs (best counts).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Also write JSON (e.g. benchmarks/results/reco.json).")  # fmt: skip
+def bench_reco(events: int, repeats: int, as_json: bool, output: Path | None) -> None:
+    """Events/s per core of `xec reco`'s whole path (read, reconstruct, write) against the
+    simulator's own rate in the same process, and the CPU time of each stage."""
+    from xecdata.reco.bench import format_report, run_benchmark
+    from xectrain.artifacts.rootio import TableRootWriter
+
+    result = run_benchmark(lambda path, example: TableRootWriter(path, example, tree="reco"),
+                           events=events, repeats=repeats)  # fmt: skip
     emit(result, format_report(result), as_json, output)

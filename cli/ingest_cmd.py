@@ -38,10 +38,11 @@ def command_line(verb: str, args: list[str], options: dict[str, object]) -> str:
 
 
 def print_result(res: IngestResult) -> None:
-    """The closing summary of an ingest / append / renormalize."""
+    """The closing summary of an ingest / append / renormalize (or of one part of it)."""
     rate = res.events_written / res.seconds if res.seconds else 0.0
+    state = "now holds" if res.complete else "is not complete yet; its plan has"
     click.echo(
-        f"{res.action}: {res.store} now holds {res.n_events} events "
+        f"{res.action}: {res.store} {state} {res.n_events} events "
         f"({res.events_written} written by {res.units_run} units, {res.units_resumed} units "
         f"already done) in {res.seconds:.1f} s = {rate:.0f} events/s with {res.workers} "
         f"worker{'s' if res.workers != 1 else ''}; "
@@ -105,21 +106,43 @@ def print_result(res: IngestResult) -> None:
     show_default=True,
     help="Chunks per shard file (= one work unit).",
 )
+@click.option(
+    "--part",
+    default=None,
+    metavar="K/N",
+    help="Run the K-th of N shares of the work, so that N processes (e.g. on N nodes of a "
+    "cluster, one shared file system) fill one store; the last to finish completes it.",
+)
+@click.option(
+    "--finalize",
+    is_flag=True,
+    help="Complete a store whose --part runs have all finished (if none could).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def ingest_command(inputs: tuple[str, ...], output: Path, quiet: bool, **options: object) -> None:
+def ingest_command(
+    inputs: tuple[str, ...],
+    output: Path,
+    quiet: bool,
+    part: str | None,
+    finalize: bool,
+    **options: object,
+) -> None:
     """Ingest ROOT files, folders or globs INPUT... into the store -o STORE.
 
     Re-running the same command resumes an interrupted ingest; the result is identical to an
-    uninterrupted run, whatever --workers.
+    uninterrupted run, whatever --workers, and whatever --part split the work.
     """
     from xecdata.ingest import IngestError, ingest
     from xecdata.rootio import InputError
     from xecdata.store import StoreError
+    from xecdata.store.parts import parse_part
 
     args = [*inputs, "-o", str(output)]
-    command = command_line("ingest", args, options)
+    command = command_line("ingest", args, options)  # the same for every part
     try:
-        res = ingest(inputs, output, progress=not quiet, command=command, **options)  # type: ignore[arg-type]
-    except (IngestError, InputError, StoreError) as exc:
+        share = parse_part(part) if part is not None else None
+        res = ingest(inputs, output, progress=not quiet, command=command, part=share,
+                     finalize=finalize, **options)  # type: ignore[arg-type]  # fmt: skip
+    except (IngestError, InputError, StoreError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     print_result(res)

@@ -25,6 +25,19 @@ def _store(path: Path) -> tuple[dict[str, Any], str]:
     return desc, format_text(desc)
 
 
+def _verify(path: Path) -> tuple[dict[str, Any], str]:
+    from xecdata.store import StoreError
+    from xecdata.store.verify import format_report, verify_store
+
+    try:
+        report = verify_store(path)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    out = report.to_dict()
+    out["problem"] = not report.clean
+    return out, format_report(report)
+
+
 def _checkpoint(path: Path) -> tuple[dict[str, Any], str]:
     from xectrain.checkpoint import CheckpointError
     from xectrain.checkpoint.describe import describe_checkpoint, format_checkpoint
@@ -69,19 +82,34 @@ def _root(path: Path, tree: str, npho: str | None, time: str, sample: int) -> tu
 @click.option(
     "--sample", default=1000, show_default=True, help="Events summarised (ROOT files; 0: none)."
 )
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Stores: read every chunk, list the damaged ones and the `xec repair` command that "
+    "rebuilds them (exit status 1 when any is damaged).",
+)
 def inspect_command(
-    target: Path, as_json: bool, tree: str, npho_branch: str | None, time_branch: str, sample: int
+    target: Path,
+    as_json: bool,
+    tree: str,
+    npho_branch: str | None,
+    time_branch: str,
+    sample: int,
+    verify: bool,
 ) -> None:
     """What TARGET holds: a store folder (events, splits, schemes with hashes, arrays,
     precision, statistics, provenance, completeness), a checkpoint (.pth: kind, epoch, best
     metric, scheme, tasks, parameters, resumable), an exported model (.onnx: its metadata), or
     an input ROOT file (.root: branches, layout, content check, sensor statistics). A ROOT file
-    with a content problem exits with status 1 after the report."""
+    with a content problem, or a store with a damaged chunk (--verify), exits with status 1
+    after the report."""
     if not target.exists():
         raise click.ClickException(f"{target} does not exist")
     suffix = target.suffix.lower()
+    if verify and not target.is_dir():
+        raise click.ClickException(f"--verify checks stores; {target} is not a store folder")
     if target.is_dir():
-        desc, text = _store(target)
+        desc, text = _verify(target) if verify else _store(target)
     elif suffix == ".root":
         desc, text = _root(target, tree, npho_branch, time_branch, sample)
     elif suffix == ".onnx":

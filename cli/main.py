@@ -14,10 +14,13 @@ import click
 COMMANDS: dict[str, str] = {
     "geometry": "geometry_cmd:geometry",
     "simulate": "simulate_cmd:simulate_command",
+    "reco": "reco_cmd:reco",
     "schemes": "schemes_cmd:schemes",
     "ingest": "ingest_cmd:ingest_command",
     "inspect": "inspect_cmd:inspect_command",
     "renormalize": "renormalize_cmd:renormalize_command",
+    "repair": "repair_cmd:repair_command",
+    "reweight": "reweight_cmd:reweight_command",
     "config": "config_cmd:config",
     "train": "train_cmd:train",
     "submit": "submit_cmd:submit",

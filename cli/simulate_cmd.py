@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,12 +11,27 @@ from xecdata.sim import COMPRESSIONS, SimConfig, parse_energy, simulate
 from xecdata.sim.response import TIME_MIN_NPHE
 from xecdata.sim.writer import DEFAULT_COMPRESSION
 
+if TYPE_CHECKING:
+    from xecdata.reco.calibration import Calibration
+
 
 def _energy(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
     try:
         return parse_energy(value)
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
+
+
+def _calibration(path: Path | None) -> Calibration:
+    """The reconstruction calibration of --reco, checked against this geometry."""
+    from xecdata.reco.calibration import CalibrationError, default_calibration, load_calibration
+
+    try:
+        cal = default_calibration() if path is None else load_calibration(path)
+        cal.check_usable(str(path or cal.id))
+    except CalibrationError as err:
+        raise click.ClickException(str(err)) from None
+    return cal
 
 
 @click.command()
@@ -98,6 +114,17 @@ def _energy(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
     show_default=True,
     help="Sensors with fewer photoelectrons get no time (1e10).",
 )
+@click.option(
+    "--reco",
+    is_flag=True,
+    help="Also write the conventional reconstruction (xec reco's branches) of each event.",
+)
+@click.option(
+    "--calibration",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Reconstruction calibration for --reco (default: the one shipped with xec).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def simulate_command(
     n_events: int,
@@ -111,15 +138,21 @@ def simulate_command(
     compression_level: int | None,
     run_number: int,
     time_threshold: float,
+    reco: bool,
+    calibration: Path | None,
     quiet: bool,
 ) -> None:
     """Simulate gammas in the toy LXe detector and write ROOT files (tree `tree`)."""
     config = SimConfig(energy=energy, dead_fraction=dead_fraction, pileup=pileup,
                        run=run_number, time_min_nphe=time_threshold)  # fmt: skip
+    if calibration is not None and not reco:
+        raise click.UsageError("--calibration applies to --reco; add --reco or drop it")
+    cal = _calibration(calibration) if reco else None
     try:
         paths = simulate(n_events, output, seed=seed, config=config,
                          events_per_file=events_per_file, compression=compression,
-                         compression_level=compression_level, progress=not quiet)  # fmt: skip
+                         compression_level=compression_level, progress=not quiet,
+                         reco=cal)  # fmt: skip
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     if not quiet:

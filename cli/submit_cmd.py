@@ -1,5 +1,6 @@
 """`xec submit`: write (and, where sbatch exists, submit) a SLURM job that trains on N nodes x
-G GPUs with torchrun, or runs a Jupyter server on a GPU node."""
+G GPUs with torchrun, runs a Jupyter server on a GPU node, or ingests one big store with N nodes
+(an array job of `xec ingest --part K/N`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import click
 
-KINDS = ("regressor", "mae", "inpainter", "jupyter")
+KINDS = ("regressor", "mae", "inpainter", "jupyter", "ingest")
 
 
 @click.command(
@@ -22,7 +23,9 @@ KINDS = ("regressor", "mae", "inpainter", "jupyter")
     "--partition", "-p", required=True, help="SLURM partition (e.g. an A100 or GH200 one)."
 )
 @click.option("--time", "time_", default="12:00:00", show_default=True, help="Wall-time limit.")
-@click.option("--nodes", default=1, show_default=True, help="Nodes (one torchrun each).")
+@click.option(
+    "--nodes", default=1, show_default=True, help="Nodes (one torchrun each; ingest: parts)."
+)
 @click.option(
     "--gpus", "gpus", default=1, show_default=True, help="GPUs per node (ranks per node)."
 )
@@ -55,20 +58,29 @@ def submit(
     regressor -c configs/regressor.yaml --store s.xec.zarr`) and submit it
     with sbatch. At submission, BATCH_SIZE, EPOCHS, LR, TASKS, RESUME_FROM, RUN_NAME and STORE
     in the environment override the written options (`BATCH_SIZE=512 sbatch JOB`). KIND
-    jupyter starts a Jupyter server instead; its log prints the ssh tunnel command."""
-    from xectrain.cluster.slurm import Resources, jupyter_job, train_job
+    jupyter starts a Jupyter server instead; its log prints the ssh tunnel command. KIND
+    ingest writes an array job of --nodes tasks, each on a whole node without GPUs, running
+    `xec ingest ARGS... --part K/N`; the last part to finish completes the store (`xec submit
+    -p cpu --nodes 8 ingest /data/run*/ -o /scratch/big.xec.zarr`)."""
+    from xectrain.cluster.slurm import Resources, ingest_job, jupyter_job, train_job
 
     if kind == "jupyter" and train_args:
         raise click.UsageError(
             f"kind jupyter takes no training options (got {' '.join(train_args)})"
         )
+    if kind == "ingest":
+        _check_ingest_args(train_args)
     job_dir.mkdir(parents=True, exist_ok=True)
-    r = Resources(name or f"xec-{kind}", partition, time_, 1 if kind == "jupyter" else nodes,
-                  gpus, cpus_per_gpu, mem, account, str(job_dir.resolve()))  # fmt: skip
+    one_node = kind in ("jupyter", "ingest")
+    r = Resources(name or f"xec-{kind}", partition, time_, 1 if one_node else nodes,
+                  0 if kind == "ingest" else gpus, cpus_per_gpu, mem, account,
+                  str(job_dir.resolve()))  # fmt: skip
     env = env_x86 or sys.prefix
     workdir = str(Path.cwd())
     if kind == "jupyter":
         text = jupyter_job(r, port, env, env_arm, workdir)
+    elif kind == "ingest":
+        text = ingest_job(r, nodes, train_args, env, env_arm, workdir)
     else:
         text = train_job(r, kind, train_args, env, env_arm, workdir)
     path = job_dir / f"{r.name}.sbatch"
@@ -84,3 +96,17 @@ def submit(
             f"sbatch {path} failed: {out.stderr.strip() or out.stdout.strip()}"
         )
     click.echo(f"{out.stdout.strip()} ({path}; logs in {job_dir}/)")
+
+
+def _check_ingest_args(args: tuple[str, ...]) -> None:
+    """Refuse now what `xec ingest` would refuse on the nodes (unknown options, no -o), and the
+    options the job sets itself."""
+    from xec_cli.ingest_cmd import ingest_command
+
+    own = [a for a in args if a.split("=")[0] in ("--part", "--finalize")]
+    if own:
+        raise click.UsageError(f"{own[0]}: the ingest job sets --part K/N itself (--nodes N)")
+    try:
+        ingest_command.make_context("ingest", list(args), resilient_parsing=False)
+    except click.ClickException as exc:
+        raise click.UsageError(f"ingest options: {exc.format_message()}") from None

@@ -47,6 +47,7 @@ def _train(kind: str, config: Path | None, sets: tuple[str, ...], show_options: 
            dry_run: bool, tasks: str | None, flags: dict[str, object]) -> None:  # fmt: skip
     import yaml
 
+    from xecdata.store import StoreError
     from xectrain.checkpoint import CheckpointError
     from xectrain.config import ConfigError, load_config, options_help, to_dict
     from xectrain.run.fit import train
@@ -60,7 +61,7 @@ def _train(kind: str, config: Path | None, sets: tuple[str, ...], show_options: 
             click.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False), nl=False)
             return
         result = train(cfg)
-    except (ConfigError, CheckpointError, FileNotFoundError, KeyError, ValueError) as err:
+    except (ConfigError, CheckpointError, StoreError, OSError, KeyError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     if not result.main:
         return  # other torchrun ranks: rank 0 reports

@@ -29,6 +29,7 @@ def validate(checkpoint: Path, store: str, split: str, output_dir: Path | None, 
              tasks: str | None) -> None:  # fmt: skip
     """Validate CHECKPOINT (its EMA weights) on a store split: metrics.json, prediction CSVs and
     resolution PDFs (regressor) or streamed ROOT predictions (MAE / inpainter)."""
+    from xecdata.store import StoreError
     from xectrain.checkpoint import CheckpointError
     from xectrain.serving.checkpoints import validate_checkpoint
 
@@ -36,7 +37,7 @@ def validate(checkpoint: Path, store: str, split: str, output_dir: Path | None, 
     try:
         metrics = validate_checkpoint(checkpoint, store, split, output_dir, batch_size,
                                       max_batches, backend, device, names)  # fmt: skip
-    except (CheckpointError, KeyError, ValueError, FileNotFoundError) as err:
+    except (CheckpointError, StoreError, KeyError, ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from None
     for key in sorted(metrics):
         click.echo(f"{key} = {metrics[key]:.6g}")

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,43 @@ def test_kill_9_then_rerun_gives_the_bytes_of_an_uninterrupted_run(tmp_path):
     assert open_store(out).complete
     assert array_bytes(out) == array_bytes(ref)
     assert not list(out.rglob(".*.tmp-*"))
+
+
+def _alive_in_group(pgid: int) -> list[str]:
+    """'pid state command' of the live (not zombie) processes of process group `pgid`."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # exited meanwhile
+            continue
+        comm_end = text.rindex(")")
+        state, _ppid, group = text[comm_end + 2 :].split()[:3]
+        if int(group) == pgid and state != "Z":
+            out.append(f"{stat.parent.name} {state} {text[: comm_end + 1]}")
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_kill_9_of_the_ingest_process_takes_its_workers_and_forkserver_along(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        write_uproot(src / f"f{i}.root", 400, seed=30 + i, baskets=5)
+    out = tmp_path / "out.xec.zarr"
+    cmd = [sys.executable, "-m", "xec_cli.main", "ingest", str(src), "-o", str(out), *ARGS,
+           "--workers", "2"]  # fmt: skip
+    proc = subprocess.Popen(cmd, start_new_session=True)  # its own group: pgid == pid
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and _markers(out) < 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    helpers = [p for p in _alive_in_group(proc.pid) if not p.startswith(f"{proc.pid} ")]
+    assert proc.poll() is None and len(helpers) >= 3, helpers  # forkserver + 2 workers (+ tracker)
+    os.kill(proc.pid, signal.SIGKILL)  # the main process only, as a batch system or OOM might
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while (left := _alive_in_group(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for p in left:  # do not leave them behind, whatever the outcome
+        os.kill(int(p.split()[0]), signal.SIGKILL)
+    assert not left, f"processes outlived the killed ingest: {left}"

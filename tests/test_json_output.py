@@ -47,6 +47,7 @@ CASES: dict[str, list[list[str]]] = {
     "schemes": [["schemes", "--json"]],
     "inspect": [["inspect", f"{{{name}}}", "--json"] for name in ("store", "root", "ckpt", "onnx")],
     "analyze": [["analyze", "{pred}", "-o", "{dir}/analysis", "--json"]],
+    "reco run": [["reco", "{root}", "-o", "{dir}/reco.root", "--json"]],
     "bench loader": [
         [
             "bench",
@@ -95,10 +96,10 @@ def _json_verbs(group: click.Group, ctx: click.Context, prefix: str) -> Iterator
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
         assert command is not None
+        if any("--json" in p.opts for p in command.params if isinstance(p, click.Option)):
+            yield f"{prefix}{name}"
         if isinstance(command, click.Group):
             yield from _json_verbs(command, ctx, f"{prefix}{name} ")
-        elif any("--json" in p.opts for p in command.params if isinstance(p, click.Option)):
-            yield f"{prefix}{name}"
 
 
 def test_every_verb_with_json_is_covered() -> None:

@@ -238,7 +238,7 @@ def test_uncompressed_store_read_through_maps_gives_the_same_batches(
     store_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """Uncompressed stores: cpu gathers from the mapped shards (fused kernel and fallback)."""
-    import xecdata.loaders.codes as codes
+    import xecdata.store.decoder as codes
     from xecdata.loaders.source import MappedChunks
 
     plain = build_store(tmp_path_factory.mktemp("none"), codec="none")
@@ -257,7 +257,7 @@ def test_uncompressed_store_read_through_maps_gives_the_same_batches(
 
 
 def test_numpy_fallback_decoder_equals_the_fused_kernel(store_path: Path, monkeypatch: Any) -> None:
-    import xecdata.loaders.codes as codes
+    import xecdata.store.decoder as codes
 
     fused = epoch(store_path)
     monkeypatch.setattr(codes, "_KERNEL", None)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from xecdata.reweight import ReweightConfig, Reweighter, fit, fit_reweighter
+from xecdata.reweight import (
+    ReweightConfig,
+    Reweighter,
+    fit,
+    fit_reweighter,
+    reweight_command,
+    write_reweighter,
+)
 
 
 def skewed_truth(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -93,38 +99,63 @@ def test_round_trip_through_dict() -> None:
 class FakeStore:
     """The slice of the Store API the reweighter reads, counting reads."""
 
-    def __init__(self, path: Path, truth: dict[str, np.ndarray]):
+    def __init__(self, path: Path, truth: dict[str, np.ndarray], train: int):
         self.path, self.truth, self.reads = path, truth, 0
         self.metadata = {"content_id": "fake-1"}
+        self.train = np.array([[0, train]])
 
     def read_array(self, name: str, start: int, stop: int) -> np.ndarray:
         self.reads += 1
         return self.truth[name][start:stop]
 
+    def split(self, name: str) -> np.ndarray:
+        return self.train
 
-def test_fit_is_cached_in_the_store_and_keyed_by_settings(tmp_path: Path) -> None:
-    import zarr
 
-    zarr.open_group(str(tmp_path / "s.zarr"), mode="w")
-    store = FakeStore(tmp_path / "s.zarr", skewed_truth(3000))
-    ranges = np.array([[0, 2500]])
-    first = fit_reweighter(store, ReweightConfig(energy=12), ranges)
+def test_xec_reweight_writes_once_readers_read_and_fit_in_memory_otherwise(tmp_path):
+    store = FakeStore(tmp_path, skewed_truth(3000), 2500)
+    config = ReweightConfig(energy=12)
+    in_memory = fit_reweighter(store, config, store.train)
+    assert not (tmp_path / "_xec").exists()  # readers never write
+    _, path, written = write_reweighter(store, config)
+    assert written and path.parent == tmp_path / "_xec" / "reweight"
+    assert not list(path.parent.glob(".*tmp*"))  # atomic: no temporary left
     reads = store.reads
-    again = fit_reweighter(store, ReweightConfig(energy=12), ranges)
+    cached = fit_reweighter(store, ReweightConfig(energy=(12,)), store.train)  # same bins
     assert store.reads == reads  # served from the cache
-    assert np.array_equal(again.weights(store.truth), first.weights(store.truth))
-    fit_reweighter(store, ReweightConfig(energy=13), ranges)
-    assert store.reads > reads  # other settings, other key
-    group = zarr.open_group(str(tmp_path / "s.zarr"), mode="r")
-    assert len(list(group["cache/reweight"].group_keys())) == 2
+    assert np.array_equal(cached.weights(store.truth), in_memory.weights(store.truth))
+    assert write_reweighter(store, config)[2] is False  # already there
+    fit_reweighter(store, ReweightConfig(energy=13), store.train)
+    assert store.reads > reads and len(list(path.parent.iterdir())) == 1  # other key, no write
+    assert reweight_command(store, ReweightConfig(angle=(5, 6), uvw=(4, 5), eps=1e-3)) == (
+        f"xec reweight {tmp_path} --task angle=5,6 --task uvw=4,5,5 --eps 0.001"
+    )
 
 
-def test_unwritable_store_keeps_weights_in_memory_and_warns(tmp_path: Path) -> None:
-    blocker = tmp_path / "not-a-store"
-    blocker.write_text("a file where the store directory should be")
-    store = FakeStore(blocker, skewed_truth(2000))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        rw = fit_reweighter(store, ReweightConfig(timing=8), np.array([[0, 2000]]))
-    assert any("kept in memory" in str(c.message) for c in caught)
-    assert abs(rw.weights(store.truth).mean() - 1) < 1e-6
+def test_loaders_and_xec_reweight_on_a_read_only_store(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import xecdata.reweight as reweight
+    from tests.loader_stores import build_store
+    from tests.readonly import read_only
+    from xec_cli.main import main
+    from xecdata.loaders import open_loader
+
+    store = build_store(tmp_path / "a")
+
+    def weights() -> np.ndarray:
+        rw = ReweightConfig(energy=10)
+        loader = open_loader(store, scheme="new@1", batch_size=100, drop_last=False,
+                             reweight=rw, targets=["energyTruth"])  # fmt: skip
+        return np.concatenate([b.weights.numpy() for b in loader])
+
+    with read_only(store):
+        fitted_here = weights()  # fitted in memory, nothing written
+        res = CliRunner().invoke(main, ["reweight", str(store), "--task", "energy=10"])
+        assert res.exit_code != 0 and "Error:" in res.output  # the writer says it cannot
+    assert abs(fitted_here.mean() - 1) < 0.05
+    res = CliRunner().invoke(main, ["reweight", str(store), "--task", "energy=10"])
+    assert res.exit_code == 0 and "written to" in res.output, res.output
+    monkeypatch.setattr(reweight, "fit", lambda *a: pytest.fail("refitted despite the cache"))
+    with read_only(store):
+        assert np.array_equal(weights(), fitted_here)

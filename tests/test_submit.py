@@ -87,3 +87,64 @@ def test_submission_and_jupyter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     (tmp_path / "bin" / "sbatch").write_text("#!/bin/bash\necho 'invalid partition' >&2; exit 1\n")
     out = CliRunner().invoke(main, ["submit", "-p", "nope", "regressor"])
     assert out.exit_code != 0 and "failed: invalid partition" in out.output
+
+
+def test_ingest_array_job_parts_fill_one_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`xec submit ingest --nodes 3`: an array job whose tasks, run here in the order 3, 1, 2
+    (stand-in srun; python is this interpreter), fill one store equal to a one-go ingest."""
+    import sys
+
+    from tests.rootfiles import array_bytes, write_uproot
+    from xecdata.ingest import ingest
+    from xecdata.store import IncompleteStoreError, open_store
+
+    shims = _shims(tmp_path)
+    (tmp_path / "bin" / "python").write_text(f'#!/bin/bash\nexec {sys.executable} "$@"\n')
+    (tmp_path / "bin" / "python").chmod(0o755)
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, n in enumerate((200, 130)):
+        write_uproot(src / f"f{i}.root", n, seed=70 + i, baskets=2)
+    opts = ["--chunk-events", "32", "--shard-chunks", "2", "--workers", "1"]
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(
+        main,
+        [
+            "submit",
+            "-p",
+            "cpu",
+            "--nodes",
+            "3",
+            "--env",
+            shims["ENV"],
+            "--dry-run",
+            "ingest",
+            str(src),
+            "-o",
+            "big.xec.zarr",
+            *opts,
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    job = tmp_path / "jobs" / "xec-ingest.sbatch"
+    lines = job.read_text().splitlines()
+    for line in ("#SBATCH --array=1-3", "#SBATCH --exclusive", "#SBATCH --nodes=1",
+                 f"#SBATCH --output={tmp_path}/jobs/%x-%A_%a.out"):  # fmt: skip
+        assert line in lines
+    assert not any("gpus" in ln for ln in lines)
+    store = tmp_path / "big.xec.zarr"
+    for n, k in enumerate((3, 1, 2), 1):
+        env = {"PATH": shims["PATH"], "SLURM_ARRAY_TASK_ID": str(k), "HOME": str(tmp_path)}
+        subprocess.run(["bash", str(job)], env=env, check=True, cwd=tmp_path)
+        if n < 3:
+            with pytest.raises(IncompleteStoreError):
+                open_store(store)
+    ref = tmp_path / "ref.xec.zarr"
+    ingest([src], ref, chunk_events=32, shard_chunks=2, workers=1, progress=False)
+    assert open_store(store).complete and array_bytes(store) == array_bytes(ref)
+
+    refused = {"ingest options": ["ingest", str(src)],
+               "sets --part": ["ingest", str(src), "-o", "x", "--part", "1/2"]}  # fmt: skip
+    for why, bad in refused.items():
+        out = CliRunner().invoke(main, ["submit", "-p", "cpu", "--dry-run", *bad])
+        assert out.exit_code != 0 and why in out.output, out.output

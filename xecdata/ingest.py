@@ -21,61 +21,39 @@ thread so that decompression overlaps with encoding) whatever the file sizes.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import glob
 import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xecdata.rootio import InputError, sha256_file
+from xecdata.rootio import InputError
 from xecdata.schemes import Scheme, SchemeError, get_scheme, load_scheme_file
 from xecdata.store import format as fmt
+from xecdata.store.actions import IngestError, IngestResult, execute, finalize_parts
 from xecdata.store.codecs import DEFAULT_PROFILE, get_profile
-from xecdata.store.finalize import finalize
 from xecdata.store.metadata import fraction_parts, is_complete, read_metadata
+from xecdata.store.parts import plan_id_of
 from xecdata.store.plan import (
     Settings,
     make_plan,
     read_plan,
     renormalize_plan,
-    roll_back,
     scheme_entry,
     start_action,
 )
 from xecdata.store.prepass import check_files, column_layout
-from xecdata.store.runner import run_units, worker_pool
+from xecdata.store.runner import worker_pool
 
 READ_EVENTS = 512
 DEFAULT_SCHEMES = ("new",)
 DEFAULT_VAL_FRACTION = 0.1
-
-
-class IngestError(Exception):
-    """An ingest/renormalize request that cannot proceed; the message says how to fix it."""
-
-
-@dataclass
-class IngestResult:
-    """Summary of one action."""
-
-    store: str
-    action: str
-    n_events: int
-    events_written: int
-    units_run: int
-    units_resumed: int
-    workers: int
-    seconds: float  # the whole action
-    units_seconds: float  # of which running the units
-    peak_rss_mb: float
-    skipped: list[dict[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 def resolve_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -110,14 +88,19 @@ def resolve_schemes(ids: Sequence[str]) -> list[Scheme]:
 
 
 @contextmanager
-def store_lock(root: Path) -> Iterator[None]:
-    """Exclusive lock of a store for the duration of one action."""
+def store_lock(root: Path, shared: bool = False) -> Iterator[None]:
+    """Lock of a store for the duration of one action: exclusive, or shared among the parts
+    of one ingest (`--part`), which still excludes every exclusive action. A shared file
+    system without locks lets parts run unlocked (they coordinate through the plan)."""
     (root / fmt.META_DIR).mkdir(parents=True, exist_ok=True)
-    with open(root / fmt.META_DIR / "lock", "w") as f:
+    with open(root / fmt.META_DIR / "lock", "a") as f:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise IngestError(f"store {root} is being written by another xec process") from None
+        except OSError as exc:
+            if not shared or exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
         yield
 
 
@@ -150,9 +133,15 @@ def ingest(
     read_events: int = READ_EVENTS,
     progress: bool = True,
     command: str = "",
+    part: tuple[int, int] | None = None,
+    finalize: bool = False,
 ) -> IngestResult:
     """Ingest ROOT files into the store at `output`: create it, resume an interrupted run of
-    the same request, or (append=True) add files to a finished store."""
+    the same request, or (append=True) add files to a finished store.
+
+    part=(K, N): run only the K-th of N disjoint shares of the units, so that N processes
+    (e.g. on N nodes) fill one store; the last to finish completes it (xecdata.store.parts).
+    finalize=True: complete a store whose parts have all run."""
     root = Path(output)
     request: dict[str, Any] = {
         "action": "append" if append else "ingest",
@@ -173,31 +162,52 @@ def ingest(
     }
     if not append:
         request |= _new_store_options(store_options)
+    elif part is not None or finalize:
+        raise IngestError("--part and --finalize fill new stores; run --append on one node")
     nworkers = default_workers(workers)
-    if root.exists() and not (root / "zarr.json").exists() and not _nothing_written(root):
+    parts = part is not None  # other parts may be starting this store right now
+    if root.exists() and not (root / "zarr.json").exists() and not _nothing_written(root, parts):
         raise IngestError(f"{root} exists and is not an xec store; choose another -o")
     created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
-        with store_lock(root), worker_pool(nworkers) as pool:
+        with store_lock(root, shared=part is not None), worker_pool(nworkers) as pool:
+            if finalize:
+                return finalize_parts(root, _pending(root, request), pool, nworkers, t0)
             plan = _resume_or_plan(
-                root, request, store_options, read_events, pool, progress, command
+                root, request, store_options, read_events, pool, progress, command, part
             )
-            return _execute(root, plan, pool, nworkers, progress, t0)
+            return execute(root, plan, pool, nworkers, progress, t0, part)
     except BaseException:
-        if created and _nothing_written(root):  # refused before writing: leave no folder
+        if created and part is None and _nothing_written(root):  # refused: leave no folder
             shutil.rmtree(root, ignore_errors=True)
         raise
 
 
-def _nothing_written(root: Path) -> bool:
+def _pending(root: Path, request: dict[str, Any]) -> dict[str, Any]:
+    """The unfinished plan of this very request (what --finalize completes)."""
+    plan = read_plan(root)
+    if plan is None or is_complete(root, read_metadata(root)):
+        raise IngestError(f"store {root} has no unfinished ingest to finalize")
+    if plan["request"] != request:
+        raise IngestError(
+            f"store {root} holds an unfinished `{plan['command'] or plan['action']}`; "
+            "--finalize needs exactly that command's inputs and options"
+        )
+    return plan
+
+
+def _nothing_written(root: Path, starting: bool = False) -> bool:
     """True for an empty folder, or one holding only the lock file of an attempt that
-    stopped before writing anything (e.g. refused or killed in the pre-pass)."""
+    stopped before writing anything (e.g. refused or killed in the pre-pass); starting: also
+    while another part is writing the store's first file."""
     entries = list(root.iterdir())
     if not entries:
         return True
     meta = root / fmt.META_DIR
+    if starting:
+        return all(p == meta or p.name.startswith(".zarr.json.tmp-") for p in entries)
     return entries == [meta] and [p.name for p in meta.iterdir()] == ["lock"]
 
 
@@ -231,18 +241,14 @@ def _resume_or_plan(
     pool: Executor | None,
     progress: bool,
     command: str,
+    part: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """The pending plan of the same request, or a new plan after the pre-pass."""
+    """The pending plan of the same request, or a new plan after the pre-pass (for a part,
+    with an id from its content: parts that plan at once make the very same plan)."""
     previous = read_metadata(root)
     complete = is_complete(root, previous)
-    pending = read_plan(root)
-    if pending is not None and not complete:
-        if pending["request"] != request:
-            raise IngestError(
-                f"store {root} holds an unfinished `{pending['command'] or pending['action']}`; "
-                "re-run exactly that command to resume it, or write to another -o"
-            )
-        _check_unchanged(pending)
+    pending = _same_request(root, request, read_plan(root), complete)
+    if pending is not None:
         return pending
     if request["action"] == "ingest":
         if complete:
@@ -259,8 +265,28 @@ def _resume_or_plan(
     plan = make_plan(
         request["action"], request, command, settings, n_before, files, skipped, read_events
     )
+    if part is not None:
+        plan["plan_id"] = plan_id_of(plan)
+        pending = _same_request(root, request, read_plan(root), is_complete(root, previous))
+        if pending is not None:  # another part planned meanwhile
+            return pending
     start_action(root, plan, previous)
     return plan
+
+
+def _same_request(
+    root: Path, request: dict[str, Any], pending: dict[str, Any] | None, complete: bool
+) -> dict[str, Any] | None:
+    """The pending plan if it is this request's (to resume); refused if another request's."""
+    if pending is None or complete:
+        return None
+    if pending["request"] != request:
+        raise IngestError(
+            f"store {root} holds an unfinished `{pending['command'] or pending['action']}`; "
+            "re-run exactly that command to resume it, or write to another -o"
+        )
+    _check_unchanged(pending)
+    return pending
 
 
 def _checked_inputs(
@@ -340,60 +366,6 @@ def _check_unchanged(plan: dict[str, Any]) -> None:
             )
 
 
-def _execute(
-    root: Path,
-    plan: dict[str, Any],
-    pool: Executor | None,
-    nworkers: int,
-    progress: bool,
-    t0: float,
-) -> IngestResult:
-    """Run the plan's units (full checksums overlap with them), then finalize."""
-    fmt.remove_temporaries(root)
-    previous = read_metadata(root) if plan["action"] != "ingest" else None
-    try:
-        with ThreadPoolExecutor(2) as hashing:
-            digests = [hashing.submit(sha256_file, f["path"]) for f in plan["files"]]
-            t_units = time.perf_counter()
-            report = run_units(root, plan, pool, progress)
-            t_units = time.perf_counter() - t_units
-            for f, digest in zip(plan["files"], digests, strict=True):
-                f["sha256"] = digest.result()
-    except Exception as exc:  # Ctrl-C and kill leave the action resumable instead
-        raise _failed(root, plan, previous, exc) from exc
-    meta = finalize(root, plan, previous)
-    return IngestResult(
-        store=str(root),
-        action=plan["action"],
-        n_events=meta["n_events"],
-        events_written=report["events"],
-        units_run=report["run"],
-        units_resumed=report["resumed"],
-        workers=nworkers,
-        seconds=time.perf_counter() - t0,
-        units_seconds=t_units,
-        peak_rss_mb=report["peak_rss_mb"],
-        skipped=plan["skipped"],
-        notes=sorted({f["note"] for f in plan["files"] if f["note"]}),
-    )
-
-
-def _failed(
-    root: Path, plan: dict[str, Any], previous: dict[str, Any] | None, exc: Exception
-) -> IngestError:
-    """The error of a failed action; a failed append/renormalize is rolled back first."""
-    if previous is not None:
-        roll_back(root, plan, previous)
-        return IngestError(
-            f"{exc}\n{plan['action']} failed: store {root} was rolled back to its previous "
-            f"{previous['n_events']} events and is complete"
-        )
-    return IngestError(
-        f"{exc}\nstore {root} is left incomplete: fix or remove that input, delete the store "
-        "and ingest again"
-    )
-
-
 def renormalize(
     store: str | os.PathLike[str],
     scheme: str,
@@ -419,12 +391,12 @@ def renormalize(
                 raise IngestError(
                     f"store {root} holds an unfinished `{pending['command']}`; re-run it first"
                 )
-            return _execute(root, pending, pool, nworkers, progress, t0)
+            return execute(root, pending, pool, nworkers, progress, t0)
         _check_renormalizable(root, previous, s)
         assert previous is not None
         plan = renormalize_plan(previous, s, request, command)
         start_action(root, plan, previous)
-        return _execute(root, plan, pool, nworkers, progress, t0)
+        return execute(root, plan, pool, nworkers, progress, t0)
 
 
 def _check_renormalizable(root: Path, previous: dict[str, Any] | None, s: Scheme) -> None:

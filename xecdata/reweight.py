@@ -14,18 +14,22 @@ Tasks and the truth they histogram (bins as in the earlier tool's configuration)
   uvw    uvwTruth (u, v, w)    3-D, default (10, 10, 10); a 2-tuple (nu, nv) uses nv for w
 An event whose truth is invalid (NaN, +-Inf or beyond the 9e9 marker) gets weight 0.
 
-The fitted tables are tiny; `fit_reweighter` caches them in the store under
-`cache/reweight/<key>` (key = hash of the settings, the split and the store's content id) and
-keeps them in memory only, with a warning, when the store cannot be written.
+The fitted tables are tiny. `xec reweight STORE --task ...` (`write_reweighter`) fits them once
+and writes them into the store, atomically, as `_xec/reweight/<key>.json` (key = hash of the
+settings, the training ranges and the store's content id), under the store's lock. Readers
+(`fit_reweighter`: the loaders, training's rank 0) only read that file, and fit in memory when
+it is absent: no read path ever opens the store for writing, so read-only stores work and DDP
+ranks never race on a write. Training fits on rank 0 and hands the tables to the other ranks.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import warnings
+import shlex
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +42,7 @@ TASK_ARRAYS: dict[str, str] = {
     "timing": "timeTruth",
     "uvw": "uvwTruth",
 }
-CACHE_GROUP = "cache/reweight"
+CACHE_DIR = "_xec/reweight"  # inside the store, beside the other bookkeeping files
 _READ_BLOCK = 1 << 20  # events per truth read while fitting
 
 
@@ -60,6 +64,20 @@ class ReweightConfig:
         if unknown:
             raise ValueError(f"reweight: unknown task(s) {unknown}; known: {sorted(table)}")
         return cls(**{t: table[t] for t in tasks})  # type: ignore[arg-type]
+
+    @classmethod
+    def from_bins(cls, bins: dict[str, tuple[int, ...]], eps: float = 1e-6) -> ReweightConfig:
+        """From task -> bin counts (an empty tuple: the task's default bins)."""
+        unknown = sorted(set(bins) - set(TASK_ARRAYS))
+        if unknown:
+            raise ValueError(f"reweight: unknown task(s) {unknown}; known: {list(TASK_ARRAYS)}")
+        default = cls.defaults(*bins)
+        values: dict[str, Any] = {}
+        for task, b in bins.items():
+            values[task] = getattr(default, task) if not b else b[0] if len(b) == 1 else b
+        config = cls(**values, eps=eps)
+        config.task_bins()  # validates the counts
+        return config
 
     def task_bins(self) -> dict[str, tuple[int, ...]]:
         """Enabled task -> bins per truth component."""
@@ -199,9 +217,11 @@ def _split_blocks(store: Any, names: tuple[str, ...], ranges: np.ndarray) -> Ite
 
 
 def cache_key(store: Any, config: ReweightConfig, ranges: np.ndarray) -> str:
-    """Hash of the settings, the training ranges and the store's content id."""
+    """Hash of the settings (bins as `task_bins` spells them, eps), the training ranges and
+    the store's content id."""
+    bins = {task: list(b) for task, b in config.task_bins().items()}
     payload = {
-        "config": config.to_dict(),
+        "config": {"bins": bins, "eps": config.eps},
         "ranges": np.asarray(ranges, np.int64).tolist(),
         "store": store_content_id(store),
     }
@@ -210,37 +230,65 @@ def cache_key(store: Any, config: ReweightConfig, ranges: np.ndarray) -> str:
 
 
 def store_content_id(store: Any) -> str:
-    """A string that changes when the store's content does (its recorded id, else metadata)."""
+    """A string that changes when the store's content does: its recorded id, else a hash of its
+    metadata without the parts that do not change events (history, tools, time stamps)."""
     meta = getattr(store, "metadata", {}) or {}
     for key in ("content_id", "store_id", "id"):
         if key in meta:
             return str(meta[key])
-    text = json.dumps(meta, sort_keys=True, default=str)
+    content = {k: v for k, v in meta.items() if k not in ("history", "tools", "created")}
+    text = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def fit_reweighter(store: Any, config: ReweightConfig, ranges: np.ndarray) -> Reweighter:
-    """Fit on the store's training `ranges` ((R, 2) event ranges), cached in the store."""
-    import zarr
+def training_ranges(store: Any) -> np.ndarray:
+    """(R, 2) int64 event ranges of the store's training split: what the fit histograms."""
+    return np.asarray(store.split("train"), np.int64).reshape(-1, 2)
 
-    key = cache_key(store, config, ranges)
-    path = f"{CACHE_GROUP}/{key}"
+
+def cache_file(store: Any, config: ReweightConfig, ranges: np.ndarray) -> Path:
+    """Where `xec reweight` keeps the tables of these settings in the store."""
+    return Path(store.path) / CACHE_DIR / f"{cache_key(store, config, ranges)}.json"
+
+
+def cached_reweighter(store: Any, config: ReweightConfig, ranges: np.ndarray) -> Reweighter | None:
+    """The tables `xec reweight` cached in the store for these settings, None if absent."""
     try:
-        group = zarr.open_group(str(store.path), mode="r")
-        if path in group:
-            cached: Any = dict(group[path].attrs)["reweighter"]
-            return Reweighter.from_dict(cached)
-    except (FileNotFoundError, KeyError, ValueError):
-        pass
+        return Reweighter.from_dict(json.loads(cache_file(store, config, ranges).read_text()))
+    except FileNotFoundError:
+        return None
+
+
+def fit_reweighter(store: Any, config: ReweightConfig, ranges: np.ndarray) -> Reweighter:
+    """The cached tables of the store's training `ranges` ((R, 2) event ranges), else a fit in
+    memory; never writes (module docstring)."""
+    cached = cached_reweighter(store, config, ranges)
+    if cached is not None:
+        return cached
     names = tuple(TASK_ARRAYS[t] for t in config.task_bins())
-    rw = fit(config, lambda: _split_blocks(store, names, ranges))
-    try:
-        root = zarr.open_group(str(store.path), mode="a")
-        root.require_group(path).attrs["reweighter"] = rw.to_dict()
-    except (PermissionError, OSError, ValueError) as err:
-        warnings.warn(
-            f"reweight: could not cache the weights in store {store.path} ({err}); they are "
-            "kept in memory and refitted next time (make the store writable to cache them)",
-            stacklevel=2,
-        )
-    return rw
+    return fit(config, lambda: _split_blocks(store, names, ranges))
+
+
+def write_reweighter(store: Any, config: ReweightConfig) -> tuple[Reweighter, Path, bool]:
+    """Fit on the training split (unless cached) and write the tables into the store
+    atomically: (reweighter, cache file, newly written). The caller holds the store's lock."""
+    from xecdata.store.format import atomic_write_bytes
+
+    ranges = training_ranges(store)
+    path = cache_file(store, config, ranges)
+    cached = cached_reweighter(store, config, ranges)
+    if cached is not None:
+        return cached, path, False
+    rw = fit_reweighter(store, config, ranges)
+    atomic_write_bytes(path, json.dumps(rw.to_dict()).encode(), fsync=True)
+    return rw, path, True
+
+
+def reweight_command(store: Any, config: ReweightConfig) -> str:
+    """The `xec reweight` command that caches the tables of `config` in `store`."""
+    args = ["xec", "reweight", str(store.path)]
+    for task, bins in config.task_bins().items():
+        args += ["--task", f"{task}={','.join(map(str, bins))}"]
+    if config.eps != ReweightConfig.eps:
+        args += ["--eps", repr(config.eps)]
+    return shlex.join(args)

@@ -26,10 +26,13 @@ from xecdata.geometry import N_SENSORS
 TRUTH_BRANCHES = (
     "emiAng", "energyTruth", "timeTruth", "uvwTruth", "xyzTruth", "emiVec", "xyzVTX", "nGamma",
 )  # fmt: skip
-RECO_BRANCHES = ("uvwRecoFI", "xyzRecoFI", "energyReco", "timeReco")
+RECO_BRANCHES = ("uvwRecoFI", "xyzRecoFI", "energyReco", "timeReco", "emiAngReco")
 # the conventional reconstruction of a regressor task's quantity, in the truth branch's units
-# (the angle has none: on real data it is the direction from xyzVTX to xyzRecoFI)
-RECO_OF_TASK = {"energy": "energyReco", "timing": "timeReco", "uvwFI": "uvwRecoFI"}
+# (emiAngReco is written by `xec reco`; real-data files have no angle branch: there the angle
+# is the direction from xyzVTX to xyzRecoFI, which xectrain.analysis computes)
+RECO_OF_TASK = {
+    "energy": "energyReco", "timing": "timeReco", "uvwFI": "uvwRecoFI", "angle": "emiAngReco",
+}  # fmt: skip
 ID_BRANCHES = ("run", "event")
 DEFAULT_TREE = "tree"
 DEFAULT_NPHO = "npho"

@@ -30,7 +30,7 @@ import torch
 from xecdata.loaders.augment import AugmentConfig, Augmenter
 from xecdata.loaders.batch import Batch
 from xecdata.loaders.sampler import SamplerConfig, SplitLayout, n_batches, plan_epoch
-from xecdata.reweight import ReweightConfig, Reweighter, fit_reweighter
+from xecdata.reweight import ReweightConfig, Reweighter, fit_reweighter, training_ranges
 
 BACKENDS = ("auto", "cpu", "pinned", "dali", "resident", "root")
 DEFAULT_WINDOW = 4096  # events mixed by the shuffle window unless told otherwise
@@ -133,7 +133,7 @@ def open_loader(
     shuffle: bool = True,
     seed: int = 0,
     targets: Sequence[str] = (),
-    reweight: ReweightConfig | None = None,
+    reweight: ReweightConfig | Reweighter | None = None,
     rank: int = 0,
     world_size: int = 1,
     drop_last: bool = True,
@@ -154,6 +154,9 @@ def open_loader(
         number of batches by repeating at most world_size - 1 events of the epoch's start
         (what DDP training needs); False yields every event of the split exactly once over
         the ranks, whose batch counts may then differ by one (validation, predictions).
+    reweight: a Reweighter (e.g. fitted by training's rank 0) or the settings to get one with
+        (`fit_reweighter`: the store's cache written by `xec reweight`, else a fit in memory;
+        the store is never written);
     Refuses an unfinished store and a store without `scheme` (naming the fix).
     """
     from xecdata.loaders.backends import make_backend
@@ -171,10 +174,7 @@ def open_loader(
     cfg = SamplerConfig(
         batch_size, seed, shuffle, drop_last, rank, world_size, window, even_batches
     )
-    reweighter = None
-    if reweight is not None:
-        train = SplitLayout.from_split(st.split("train"), ce, int(st.n_events))
-        reweighter = fit_reweighter(st, reweight, train.ranges)
+    reweighter = _reweighter(st, reweight)
     options = {
         "threads": threads or min(4, os.cpu_count() or 1),
         "ring": ring if ring is not None else -(-cfg.window_events // ce) + 1,
@@ -188,6 +188,14 @@ def open_loader(
     if augment is not None and augment.active:
         aug = Augmenter(augment, _scheme_of(st, scheme_id), dev)
     return Loader(layout, cfg, impl, info, aug, reweighter)
+
+
+def _reweighter(store: Any, reweight: ReweightConfig | Reweighter | None) -> Reweighter | None:
+    """The given Reweighter, or one for the settings (read from the store's cache or fitted in
+    memory on its training split; the store is only read)."""
+    if reweight is None or isinstance(reweight, Reweighter):
+        return reweight
+    return fit_reweighter(store, reweight, training_ranges(store))
 
 
 def _scheme_of(store: Any, scheme_id: str) -> Any:

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from xecdata.loaders.codes import CodeDecoder
 from xecdata.reweight import Reweighter
+from xecdata.store.decoder import CodeDecoder
 
 
 class ChunkSource(Protocol):
@@ -57,20 +57,17 @@ class MappedChunks:
         self._lock = threading.Lock()
 
     def read_chunk_into(self, chunk: int, out: np.ndarray) -> int:
+        """Check (crc32c) and decode chunk `chunk` from its shard's map into `out`."""
         n = self.array.chunk_len(chunk)
-        path, offset, nbytes = self.array._locate(chunk)  # (shard file, byte offset, size)
-        dst = out.reshape(-1).view(np.uint8)
-        if self.array.codec is None and nbytes != dst.nbytes:
-            raise ValueError(f"chunk {chunk} of {path} holds {nbytes} bytes, not {dst.nbytes}")
+        path, offset, nbytes = self.array.locate(chunk)  # (shard file, byte offset, size)
         key = str(path)
         m = self._acquire(key)
         try:
             view = memoryview(m)[offset : offset + nbytes]
-            if self.array.codec is None:
-                np.copyto(dst, np.frombuffer(view, np.uint8))
-            else:
-                self.array.codec.decode(view, out=out)
-            view.release()
+            try:
+                self.array.decode_into(view, chunk, out)
+            finally:
+                view.release()
         finally:
             with self._lock:
                 self._users[key] -= 1
@@ -78,17 +75,21 @@ class MappedChunks:
 
     def view(self, chunk: int) -> tuple[np.ndarray, int]:
         """A read-only (chunk_events, 4760, 2) view of an uncompressed chunk in its shard's
-        map (no copy) and its event count; the map stays open while the view lives."""
+        map (no copy; its checksum checked) and its event count; the map stays open while the
+        view lives."""
         if self.array.codec is not None:
             raise ValueError("view: only uncompressed chunks can be viewed in place")
-        path, offset, nbytes = self.array._locate(chunk)
+        path, offset, nbytes = self.array.locate(chunk)
+        shape = (self.array.chunk_events, *self.array.tail)
         m = self._acquire(str(path))
         try:
-            flat = np.frombuffer(m, np.uint16, nbytes // 2, offset)
+            data = self.array.payload(memoryview(m)[offset : offset + nbytes], chunk)
+            if len(data) != 2 * int(np.prod(shape)):
+                raise self.array.damaged(chunk, f"it holds {len(data)} bytes, not {shape} codes")
+            flat = np.frombuffer(data, np.uint16)
         finally:
             with self._lock:
                 self._users[str(path)] -= 1
-        shape = (self.array.chunk_events, *self.array.tail)
         return flat.reshape(shape), self.array.chunk_len(chunk)
 
     def _acquire(self, key: str) -> mmap.mmap:

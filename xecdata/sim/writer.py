@@ -6,7 +6,10 @@ float32[4760] arrays (``relative_npho`` repeats ``npho`` under the branch name o
 files), truth ``emiAng[2]`` (deg), ``energyTruth`` (GeV), ``timeTruth`` (ns), ``uvwTruth[3]``,
 ``xyzTruth[3]``, ``emiVec[3]``, ``xyzVTX[3]`` (cm) as float32, and ``run``, ``event``,
 ``nGamma`` as int32. Invalid values are 1e10. Each file also holds ``xec_sim``, a JSON string
-(TObjString) with the seed, the options, the geometry id and the file's event range.
+(TObjString) with the seed, the options, the geometry id and the file's event range. With a
+reconstruction calibration (``xec simulate --reco``) the files also carry the conventional
+reconstruction of each event (``xecdata.reco``: uvwRecoFI, xyzRecoFI, energyReco, timeReco,
+emiAngReco, statusReco), and ``xec_sim`` names the calibration (id and hash).
 
 Files are written under a temporary name and renamed when complete, so an interrupted run
 never leaves a file that looks finished.
@@ -19,6 +22,7 @@ import os
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import uproot
@@ -26,6 +30,9 @@ from tqdm import tqdm
 
 from xecdata.geometry import geometry_id
 from xecdata.sim.generate import BLOCK_EVENTS, SimConfig, iter_blocks
+
+if TYPE_CHECKING:
+    from xecdata.reco.calibration import Calibration
 
 TREE_NAME = "tree"
 META_KEY = "xec_sim"
@@ -75,16 +82,33 @@ def _branch_types(block: dict[str, np.ndarray]) -> dict[str, np.dtype]:
     }
 
 
-def _metadata(seed: int, cfg: SimConfig, first: int, end: int, compression: str) -> str:
+def _metadata(
+    seed: int, cfg: SimConfig, first: int, end: int, compression: str, reco: str | None = None
+) -> str:
     try:
         version = metadata.version("xec")
     except metadata.PackageNotFoundError:  # running from a source tree
         version = "unknown"
-    return json.dumps({
+    meta = {
         "generator": "xec simulate", "xec_version": version, "seed": seed,
         "config": cfg.to_dict(), "geometry_id": geometry_id(), "events": [first, end],
         "block_events": BLOCK_EVENTS, "compression": compression,
-    })  # fmt: skip
+    }  # fmt: skip
+    return json.dumps(meta if reco is None else meta | {"reco_calibration": reco})
+
+
+def _with_reco(
+    blocks: Iterator[dict[str, np.ndarray]], cal: Calibration | None
+) -> Iterator[dict[str, np.ndarray]]:
+    """The blocks with the conventional reconstruction's branches added (cal given)."""
+    if cal is None:
+        yield from blocks
+        return
+    from xecdata.reco.reconstruct import STATUS_BRANCH, reconstruct
+
+    for block in blocks:
+        rec = reconstruct(block["npho"], block["relative_time"], block["xyzVTX"], cal)
+        yield block | rec.branches | {STATUS_BRANCH: rec.status()}
 
 
 def _split(blocks: Iterator[dict[str, np.ndarray]], plan: list[tuple[Path, int, int]]):
@@ -112,12 +136,17 @@ def simulate(
     compression: str = DEFAULT_COMPRESSION,
     compression_level: int | None = None,
     progress: bool = False,
+    reco: Calibration | None = None,
 ) -> list[Path]:
-    """Simulate n_events and write them as ROOT files; returns the paths written.
+    """Simulate n_events and write them as ROOT files; returns the paths written. With
+    `reco`, a calibration, the events are also reconstructed (``xecdata.reco``).
 
     Same seed and options -> same events (bit for bit), whatever events_per_file is.
     """
     cfg = config or SimConfig()
+    tag = None if reco is None else f"{reco.id} {reco.hash}"
+    if reco is not None:
+        reco.check_usable("--reco")
     comp = compression_object(compression, compression_level)
     plan = file_plan(Path(output), n_events, events_per_file, cfg.run)
     plan[0][0].parent.mkdir(parents=True, exist_ok=True)
@@ -125,18 +154,18 @@ def simulate(
     current: tuple[int, uproot.WritableDirectory, Path] | None = None
     bar = tqdm(total=n_events, unit="ev", desc="simulate", disable=not progress)
     try:
-        for k, arrays in _split(iter_blocks(n_events, seed, cfg), plan):
+        for k, arrays in _split(_with_reco(iter_blocks(n_events, seed, cfg), reco), plan):
             if current is None or current[0] != k:
                 if current is not None:
                     done.append(_finish(current))
                     current = None
-                meta = _metadata(seed, cfg, plan[k][1], plan[k][2], compression)
+                meta = _metadata(seed, cfg, plan[k][1], plan[k][2], compression, tag)
                 current = (k, *_open(plan[k][0], comp, _branch_types(arrays), meta))
             current[1][TREE_NAME].extend(arrays)
             bar.update(len(arrays["event"]))
         if current is None:  # n_events == 0: an empty tree
-            empty = next(iter_blocks(1, seed, cfg))
-            meta = _metadata(seed, cfg, 0, 0, compression)
+            empty = next(_with_reco(iter_blocks(1, seed, cfg), reco))
+            meta = _metadata(seed, cfg, 0, 0, compression, tag)
             current = (0, *_open(plan[0][0], comp, _branch_types(empty), meta))
         done.append(_finish(current))
         current = None

@@ -31,7 +31,7 @@ stable:
     Store.read_raw(start, stop)            raw float32 (npho, time), stores made --keep-raw
     Store.split("train" | "val") -> (k, 2) int64 [start, stop) event ranges
     Store.stats(id) -> {mean, std, valid_fraction}: (4760, 2) each; Store.precision(id)
-    raw_codes_reader(store, id) -> CodesReader (codes + the loaders' CodeDecoder)
+    raw_codes_reader(store, id) -> CodesReader (codes + their CodeDecoder, xecdata.store.decoder)
 """
 
 from xecdata.store.format import (

@@ -12,6 +12,13 @@ In one run, on the same simulated ROOT files (ZLIB level 1, ROOT's default compr
   and its npho + time branches (goal: `fast` not larger than the zlib source);
 - decode: `Store.read_chunk_into` over every chunk, 1 thread (best of 3) and all cores,
   against the bare read (goal >= 5x at 1 thread);
+- main-process CPU per event: the ingest's own process (not its workers) hands out units and
+  input checksums and finalizes; its CPU time is a fixed part (start-up, plan, pool, metadata)
+  plus a part per event, measured as the slope between ingests of the files once and twice
+  (--allow-duplicate), with all cores (goal <= 2 us/event: a 64-core node stays worker-bound);
+- units-phase scaling: events/s of the units phase with 1, 2, ... workers up to all cores,
+  and the speed-up over 1 worker (on a shared machine other load caps it: see the load
+  average recorded);
 - work units (the grain of parallelism) of 4 chunks = 1024 events here, so that a benchmark
   of ~1e4 events gives every core work; stores keep the 16384-event default;
 - peak RSS per worker (ru_maxrss of the process running the units; every ingest runs in a
@@ -78,14 +85,17 @@ def run_ingest(files: list[Path], out: Path, workers: int, codec: str) -> dict[s
     from concurrent.futures import ProcessPoolExecutor
 
     shutil.rmtree(out, ignore_errors=True)
+    inputs = [str(f) for f in files]
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as child:
-        r = child.submit(_timed_ingest, [str(f) for f in files], str(out), workers, codec).result()
+        r = child.submit(_timed_ingest, inputs, str(out), workers, codec).result()
     meta = open_store(out).metadata
     n = meta["n_events"]
     return {
+        "events": n,
         "events_per_s": n / r["wall"],
         "units_events_per_s": n / r["units_seconds"],
         "seconds": r["wall"],
+        "cpu_s_main_process": r["cpu"],
         "cpu_us_per_event_main_process": r["cpu"] / n * 1e6,
         "peak_rss_mb_per_worker": r["peak_rss_mb"],
         "tensor_bytes_per_event": meta["arrays"][meta["schemes"][SCHEME]["array"]][
@@ -103,7 +113,8 @@ def _timed_ingest(files: list[str], out: str, workers: int, codec: str) -> dict[
 
     t0, c0 = time.perf_counter(), time.process_time()
     res = ingest(files, out, schemes=[SCHEME], workers=workers, codec=codec, progress=False,
-                 shard_chunks=SHARD_CHUNKS, command="xec bench ingest")  # fmt: skip
+                 shard_chunks=SHARD_CHUNKS, command="xec bench ingest",
+                 allow_duplicate=True)  # fmt: skip
     return {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
             "units_seconds": res.units_seconds, "peak_rss_mb": res.peak_rss_mb}  # fmt: skip
 
@@ -128,6 +139,66 @@ def _sources(tmp: Path, events: int, files: int) -> tuple[list[Path], dict[str, 
     return src, info
 
 
+def worker_scaling(src: list[Path], tmp: Path, cores: int) -> dict[str, Any]:
+    """Main-process CPU per event (slope between the files once and twice, all cores) and the
+    units phase with 1..cores workers (powers of two and all cores), sharing the runs."""
+    counts = sorted({*(2**i for i in range(cores.bit_length()) if 2**i <= cores), cores})
+    runs = {w: run_ingest(src, tmp / f"s{w}", w, "fast") for w in counts}
+    twice = run_ingest(_twice(src, tmp), tmp / "twice", cores, "fast")
+    once = runs[cores]
+    n1, n2 = once["events"], twice["events"]
+    c1, c2 = once["cpu_s_main_process"], twice["cpu_s_main_process"]
+    slope = (c2 - c1) / (n2 - n1)
+    rates = {w: r["units_events_per_s"] for w, r in runs.items()}
+    return {
+        "main_process_cpu": {
+            "workers": cores,
+            "events": [n1, n2],
+            "cpu_s": [c1, c2],
+            "us_per_event": slope * 1e6,
+            "fixed_s": c1 - slope * n1,
+            "goal_us_per_event": 2.0,
+        },
+        "units_scaling": {
+            "units_events_per_s": {str(w): r for w, r in rates.items()},
+            "speedup_over_1_worker": {str(w): r / rates[1] for w, r in rates.items()},
+            "main_cpu_us_per_event": {
+                str(w): r["cpu_us_per_event_main_process"] for w, r in runs.items()
+            },
+        },
+    }
+
+
+def _twice(src: list[Path], tmp: Path) -> list[Path]:
+    """The files and a second name of each (hard links: same bytes, no copy)."""
+    (tmp / "again").mkdir(exist_ok=True)
+    again = [tmp / "again" / p.name for p in src]
+    for a, b in zip(src, again, strict=True):
+        if not b.exists():
+            os.link(a, b)
+    return [*src, *again]
+
+
+def run_scaling_benchmark(
+    events: int = 16384, workers: int | None = None, files: int = 4, workdir: str | None = None
+) -> dict[str, Any]:
+    """Just the main-process CPU and the worker scaling (`benchmarks/ingest.py --only
+    scaling` puts them into the recorded results)."""
+    cores = workers or os.cpu_count() or 1
+    load_start = os.getloadavg()
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp_name:
+        src, _ = _sources(Path(tmp_name), events, files)
+        scaling = worker_scaling(src, Path(tmp_name), cores)
+    return scaling | {
+        "scaling_measured": {
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine_info() | {"load_average_start": load_start,
+                                         "load_average_end": os.getloadavg()},
+            "events": events,
+        }
+    }  # fmt: skip
+
+
 def run_benchmark(
     events: int = 16384, workers: int | None = None, files: int = 4, workdir: str | None = None
 ) -> dict[str, Any]:
@@ -149,6 +220,7 @@ def run_benchmark(
             profiles[codec] = {k: r[k] for k in keys} | {"ingest_events_per_s": r["events_per_s"]}
         dec1 = max(decode_rate(tmp / "w1", 1) for _ in range(3))
         decn = max(decode_rate(tmp / "w1", cores) for _ in range(2))
+        scaling = worker_scaling(src, tmp, cores)
     bare_rate = events / bare[0]
     return {
         "benchmark": "ingest",
@@ -167,7 +239,10 @@ def run_benchmark(
         "decode_events_per_s_1_thread": dec1,
         "decode_events_per_s_all_cores": decn,
         "decode_1_thread_over_bare_read": dec1 / bare_rate,
+        **scaling,
+        "machine_load_end": os.getloadavg(),
         "goals": {
+            "main process <= 2 us CPU/event": scaling["main_process_cpu"]["us_per_event"] <= 2.0,
             "ratio 1 worker >= 0.7": one["events_per_s"] / bare_rate >= 0.7,
             "fast <= zlib source bytes/event": profiles["fast"]["store_bytes_per_event"]
             <= source["bytes_per_event"],
@@ -193,6 +268,15 @@ def format_report(r: dict[str, Any]) -> str:
             f" us CPU/event; peak RSS per worker {x['peak_rss_mb_per_worker']:.0f} MB)"
         )
     lines.append(f"ratio 1 worker / bare read: {r['ratio_1_worker_to_bare_read']:.2f}")
+    m = r["main_process_cpu"]
+    lines.append(
+        f"main process CPU     {m['us_per_event']:.2f} us/event + {m['fixed_s']:.2f} s fixed "
+        f"({m['workers']} workers; slope over {m['events'][0]} and {m['events'][1]} events)"
+    )
+    sc = r["units_scaling"]
+    lines.append("units phase          " + ", ".join(
+        f"{w} workers {rate:.0f} events/s (x{sc['speedup_over_1_worker'][w]:.2f})"
+        for w, rate in sc["units_events_per_s"].items()))  # fmt: skip
     lines.append(
         f"decode 1 thread      {r['decode_events_per_s_1_thread']:8.0f} events/s "
         f"({r['decode_1_thread_over_bare_read']:.1f}x the bare read); all cores "

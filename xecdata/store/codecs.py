@@ -18,6 +18,13 @@ batched GPU decompressors (nvCOMP zstd) read directly. Byte shuffle uses the ite
 
 Each profile maps to (a) the numcodecs codec that the writer and the fast reader call directly
 and (b) the zarr v3 codec the array metadata declares, so plain zarr reads the same bytes.
+
+Checksums: every chunk ends in the crc32c of its compressed bytes (4 bytes, little-endian):
+zarr v3's `crc32c` codec, last in each array's chain and inside the shard's chain, so every
+chunk is checked on every read, by xec's readers and by plain zarr alike (the shard index has
+its own crc32c). A damaged chunk is an error naming it, never other numbers. On a `gpu` store a
+chunk is the zstd frame followed by those 4 bytes (`ChunkArray.chunk_bytes` returns the frame).
+Stores made before checksums (no `crc32c` in the chain) are still read, with a notice.
 """
 
 from __future__ import annotations
@@ -29,8 +36,20 @@ import numcodecs
 import numpy as np
 from numcodecs.abc import Codec
 
+_crc32c: Any
+try:  # hardware crc32c that releases the GIL, so the loaders' decode threads check in parallel
+    from crc32c import crc32c as _crc32c
+except ImportError:  # pragma: no cover - zarr's own dependency: the same numbers, GIL held
+    import google_crc32c
+
+    def _crc32c(data: Any) -> int:
+        return int(google_crc32c.value(np.frombuffer(data, np.uint8)))
+
+
 PROFILE_NAMES = ("fast", "dense", "none", "gpu")
 DEFAULT_PROFILE = "fast"
+CHECKSUM = "crc32c"
+CHECKSUM_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -52,22 +71,22 @@ class CodecProfile:
         return None
 
     def zarr_compressors(self, dtype: np.dtype) -> list[Any]:
-        """The zarr v3 bytes-to-bytes codecs declaring the same encoding."""
-        from zarr.codecs import BloscCodec, ZstdCodec
+        """The zarr v3 bytes-to-bytes codecs declaring the same encoding, crc32c last."""
+        from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
+        checksum = Crc32cCodec()
         if self.kind == "blosc":
-            return [
-                BloscCodec(
-                    cname=self.cname,  # type: ignore[arg-type]  # one of blosc's names
-                    clevel=self.level,
-                    shuffle="shuffle",
-                    typesize=np.dtype(dtype).itemsize,
-                    blocksize=0,
-                )
-            ]
+            blosc = BloscCodec(
+                cname=self.cname,  # type: ignore[arg-type]  # one of blosc's names
+                clevel=self.level,
+                shuffle="shuffle",
+                typesize=np.dtype(dtype).itemsize,
+                blocksize=0,
+            )
+            return [blosc, checksum]
         if self.kind == "zstd":
-            return [ZstdCodec(level=self.level, checksum=False)]
-        return []
+            return [ZstdCodec(level=self.level, checksum=False), checksum]
+        return [checksum]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +95,7 @@ class CodecProfile:
             "cname": self.cname,
             "level": self.level,
             "description": self.description,
+            "checksum": CHECKSUM,
         }
 
 
@@ -94,21 +114,30 @@ def get_profile(name: str) -> CodecProfile:
     return PROFILES[name]
 
 
-def decoder_from_zarr(codecs: list[dict[str, Any]]) -> Codec | None:
-    """numcodecs decoder of an inner chunk codec chain as written in zarr.json.
+def crc32c(data: Any) -> bytes:
+    """The 4 checksum bytes (crc32c, little-endian) of a bytes-like object, as zarr's crc32c
+    codec appends them."""
+    return int(_crc32c(data)).to_bytes(CHECKSUM_BYTES, "little")
+
+
+def decoder_from_zarr(codecs: list[dict[str, Any]]) -> tuple[Codec | None, bool]:
+    """(numcodecs decoder, chunks end in a crc32c) of an inner chunk codec chain as written
+    in zarr.json.
 
     Accepts exactly the chains this package writes: [bytes(little)] plus optional blosc or
-    zstd. Anything else raises ValueError (the reader then falls back to zarr).
+    zstd, plus crc32c last (absent in stores made before checksums). Anything else raises
+    ValueError naming the chain.
     """
     names = [c["name"] for c in codecs]
     if names[:1] != ["bytes"] or codecs[0].get("configuration", {}).get("endian") == "big":
         raise ValueError(f"unsupported inner codec chain {names}")
-    rest = codecs[1:]
+    checksum = names[-1] == CHECKSUM
+    rest = codecs[1 : len(codecs) - checksum]
     if not rest:
-        return None
+        return None, checksum
     if len(rest) == 1 and rest[0]["name"] == "blosc":
         cfg = rest[0]["configuration"]
-        return numcodecs.Blosc(cfg["cname"], cfg["clevel"], numcodecs.Blosc.SHUFFLE)
+        return numcodecs.Blosc(cfg["cname"], cfg["clevel"], numcodecs.Blosc.SHUFFLE), checksum
     if len(rest) == 1 and rest[0]["name"] == "zstd":
-        return numcodecs.Zstd(rest[0]["configuration"]["level"])
+        return numcodecs.Zstd(rest[0]["configuration"]["level"]), checksum
     raise ValueError(f"unsupported inner codec chain {names}")

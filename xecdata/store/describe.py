@@ -113,6 +113,12 @@ def _summary_lines(d: dict[str, Any]) -> list[str]:
         f"({sp['rule']}, val_fraction {sp['val_fraction']})",
         f"geometry   {d['geometry_id']}",
         f"codec      {d['codec']['name']}: {d['codec']['description']}",
+        "checksums  "
+        + (
+            "crc32c per chunk (`xec inspect --verify` reads them all)"
+            if d["codec"].get("checksum")
+            else "none: made before xec checksummed chunks (ingest again to add them)"
+        ),
         f"size       {d['bytes_per_event']:.0f} bytes/event in all arrays",
     ]
 

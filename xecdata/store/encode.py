@@ -159,13 +159,20 @@ class SchemeEncoder:
 
 
 def merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sum unit statistics (Python integers for codes: no overflow, no rounding)."""
-    total: dict[str, Any] = {"events": 0}
-    for p in parts:
-        total["events"] += int(p["events"])
-        for key in ("count", "s1", "s2"):
-            arr = p[key].astype(object) if p[key].dtype.kind in "iu" else p[key]
+    """Sum unit statistics exactly. Integer sums add as uint64 while no sum can overflow it
+    (s2 <= events * 65535^2 < 2^64 up to 4.29e9 events), else as Python integers; the totals
+    come back as Python-integer arrays, which finish_stats multiplies without overflow."""
+    events = sum(int(p["events"]) for p in parts)
+    wide = events * MAX_CODE**2 >= 2**64
+    total: dict[str, Any] = {"events": events}
+    for key in ("count", "s1", "s2"):
+        for p in parts:
+            arr = p[key]
+            if arr.dtype.kind in "iu":
+                arr = arr.astype(object if wide else np.uint64)
             total[key] = arr if key not in total else total[key] + arr
+        if key in total and total[key].dtype.kind == "u":
+            total[key] = total[key].astype(object)
     return total
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from xecdata.store.format import (
     shard_file,
     split_array,
     stats_array,
+    write_meta_node,
 )
 from xecdata.store.metadata import (
     now,
@@ -39,14 +41,19 @@ from xecdata.store.precision import ChannelCode
 from xecdata.store.units import unit_stats_file
 from xecdata.store.writer import write_small_array
 
+MERGE_BLOCK = 16  # units whose statistics one worker task merges
 
-def finalize(root: Path, plan: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
-    """Write statistics, split, metadata and the completion marker; returns the metadata."""
+
+def finalize(
+    root: Path, plan: dict[str, Any], previous: dict[str, Any] | None, pool: Executor | None = None
+) -> dict[str, Any]:
+    """Write statistics, split, metadata and the completion marker; returns the metadata.
+    With a pool, the workers merge the units' statistics (blocks of units each)."""
     n, ce = plan["n_events"], plan["chunk_events"]
     schemes = {}
     for sid, entry in plan["schemes"].items():
         if sid in plan["write_schemes"] or previous is None:
-            schemes[sid] = _scheme_record(root, plan, sid, entry)
+            schemes[sid] = _scheme_record(root, plan, sid, entry, pool)
         else:
             schemes[sid] = previous["schemes"][sid]
     prev = previous or {}
@@ -74,26 +81,17 @@ def finalize(root: Path, plan: dict[str, Any], previous: dict[str, Any] | None) 
     meta = json.loads(json.dumps(meta))  # plain JSON types (tuples -> lists)
     validate_metadata(meta)
     write_metadata(root, meta)
+    write_meta_node(root)  # format 2 (start_action wrote it too; a --finalize run may not)
     write_complete(root, meta)
     (root / PLAN_FILE).unlink(missing_ok=True)
     return meta
 
 
 def _scheme_record(
-    root: Path, plan: dict[str, Any], sid: str, entry: dict[str, Any]
+    root: Path, plan: dict[str, Any], sid: str, entry: dict[str, Any], pool: Executor | None
 ) -> dict[str, Any]:
     """Merge the units' statistics of one scheme, write its stats array, build its record."""
-    p = entry["precision"]
-    codes = (ChannelCode.from_dict(p["npho"]), ChannelCode.from_dict(p["time"]))
-    if entry["dtype"] == "float32":
-        codes = (lossless(codes[0]), lossless(codes[1]))
-    parts, clipped = [], np.zeros(2, np.int64)
-    for unit in range(-(-plan["n_events"] // plan["shard_events"])):
-        with np.load(io.BytesIO((root / unit_stats_file(unit, sid)).read_bytes())) as z:
-            parts.append({k: z[k] for k in ("events", "count", "s1", "s2")})
-            clipped += z["clipped"]
-    total = merge_stats(parts)
-    stats = finish_stats(total, codes)  # (3, 4760, 2)
+    stats, total, clipped, codes = merged_stats(root, plan, sid, entry, pool)
     write_small_array(root, stats_array(sid), stats)
     precision = dict(entry["precision"])
     precision["clipped"] = {"npho": int(clipped[0]), "time": int(clipped[1])}
@@ -109,6 +107,44 @@ def _scheme_record(
             "summary": _summary(total, codes),
         },
     }
+
+
+def merged_stats(
+    root: Path,
+    plan: dict[str, Any],
+    sid: str,
+    entry: dict[str, Any],
+    pool: Executor | None = None,
+) -> tuple[np.ndarray, dict[str, Any], np.ndarray, tuple[ChannelCode, ChannelCode]]:
+    """A scheme's statistics from its units' files: (stats (3, 4760, 2), merged sums, clipped
+    counts (2,), channel codes). `plan` needs n_events and shard_events. With a pool, blocks
+    of units are merged in its workers and only their partial sums here."""
+    p = entry["precision"]
+    codes = (ChannelCode.from_dict(p["npho"]), ChannelCode.from_dict(p["time"]))
+    if entry["dtype"] == "float32":
+        codes = (lossless(codes[0]), lossless(codes[1]))
+    units = list(range(-(-plan["n_events"] // plan["shard_events"])))
+    blocks = [units[i : i + MERGE_BLOCK] for i in range(0, len(units), MERGE_BLOCK)]
+    if pool is None or len(blocks) < 2:
+        partial = [merge_unit_stats(str(root), sid, b) for b in blocks]
+    else:
+        partial = list(pool.map(merge_unit_stats, [str(root)] * len(blocks), [sid] * len(blocks),
+                                blocks))  # fmt: skip
+    total = merge_stats([t for t, _ in partial])
+    clipped = np.zeros(2, np.int64)
+    for _, c in partial:
+        clipped += c
+    return finish_stats(total, codes), total, clipped, codes
+
+
+def merge_unit_stats(root: str, sid: str, units: list[int]) -> tuple[dict[str, Any], np.ndarray]:
+    """The summed statistics (exact) and clipped counts of some units of a scheme."""
+    parts, clipped = [], np.zeros(2, np.int64)
+    for unit in units:
+        with np.load(io.BytesIO((Path(root) / unit_stats_file(unit, sid)).read_bytes())) as z:
+            parts.append({k: z[k] for k in ("events", "count", "s1", "s2")})
+            clipped += z["clipped"]
+    return merge_stats(parts), clipped
 
 
 def _split_record(root: Path, n: int, ce: int, val_fraction: float) -> dict[str, Any]:

@@ -31,6 +31,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import socket
 from pathlib import Path
 
 FORMAT_NAME = "xec-store"
@@ -62,6 +64,37 @@ class IncompleteStoreError(StoreError):
 
 class SchemeMismatchError(StoreError):
     """The store lacks the requested scheme or holds another definition under its id."""
+
+
+class DamagedStoreError(StoreError):
+    """A chunk's stored bytes fail their checksum, are missing or cannot be decoded. The
+    message names the store, the array, the chunk (index and events) and the command that
+    rebuilds its shard; the fields are kept for `xec inspect --verify` (and survive pickling,
+    e.g. from a DALI worker)."""
+
+    def __init__(
+        self, root: str, array: str, chunk: int, events: tuple[int, int], unit: int, reason: str
+    ) -> None:
+        super().__init__(root, array, chunk, events, unit, reason)
+        self.root, self.array, self.chunk, self.events = root, array, chunk, events
+        self.unit, self.reason = unit, reason
+
+    def __str__(self) -> str:
+        a, b = self.events
+        root = Path(self.root)
+        return (
+            f"store {root}: chunk {self.chunk} of array {self.array} (events {a}..{b - 1}, "
+            f"shard {self.unit}) is damaged: {self.reason}. Rebuild it from its sources with "
+            f"`{repair_command(root, [self.unit])}`; `xec inspect --verify "
+            f"{shlex.quote(str(root))}` lists every damaged chunk"
+        )
+
+
+def repair_command(root: Path, units: list[int] | None = None) -> str:
+    """The command that rebuilds work units (= shards) of a store from its source files
+    (without units: whatever `xec inspect --verify` finds damaged)."""
+    tail = ["--units", ",".join(map(str, units))] if units else []
+    return shlex.join(["xec", "repair", str(root), *tail])
 
 
 def write_meta_node(root: Path) -> None:
@@ -121,11 +154,17 @@ def shard_file(root: Path, array: str, shard: int, ndim: int) -> Path:
     return root / array / "c" / str(shard) / Path(*(["0"] * (ndim - 1)))
 
 
+def temporary_name(path: Path) -> Path:
+    """Where `path` is written before its atomic rename: `.NAME.tmp-HOST-PID`, unique among the
+    processes of every node writing one store on a shared file system (`xec ingest --part`)."""
+    return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+
+
 def atomic_write_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
     """Write `data` to `path` through a temporary file and an atomic rename; with fsync the
     bytes and then the rename reach the disk before this returns (power-loss safe)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_name(path)
     with open(tmp, "wb") as f:
         f.write(data)
         if fsync:
@@ -151,7 +190,8 @@ def fsync_dir(path: Path) -> None:
 
 
 def remove_temporaries(root: Path) -> int:
-    """Delete leftover `.NAME.tmp-PID` files of interrupted writes; returns how many."""
+    """Delete leftover `.NAME.tmp-HOST-PID` files of interrupted writes; returns how many
+    (only while no other process writes the store)."""
     count = 0
     for tmp in root.rglob(".*.tmp-*"):
         tmp.unlink(missing_ok=True)

@@ -145,13 +145,19 @@ def renormalize_plan(
 
 
 def start_action(root: Path, plan: dict[str, Any], previous: dict[str, Any] | None) -> None:
-    """Marker off, plan on, array metadata in place: from here on the action is resumable."""
+    """Marker off, plan on, array metadata in place: from here on the action is resumable.
+
+    A new store gets its arrays before its plan, so a plan on disk always has its arrays (the
+    parts of `xec ingest --part` start units as soon as they read it; a crash before the plan
+    leaves a store with no plan, which the next run plans again). A finished store gets the
+    plan first: once its marker is gone, the plan is what makes the action resumable."""
     (root / fmt.COMPLETE_FILE).unlink(missing_ok=True)
     if previous is None:  # a bare root group; the metadata is added by finalize
         group = {"zarr_format": 3, "node_type": "group", "attributes": {}}
         fmt.atomic_write_bytes(root / "zarr.json", json.dumps(group).encode())
     fmt.write_meta_node(root)  # also upgrades a format-1 store that is appended to
-    fmt.atomic_write_bytes(root / fmt.PLAN_FILE, json.dumps(plan).encode(), fsync=True)
+    if previous is not None:
+        _write_plan(root, plan)
     profile = get_profile(plan["codec"])
     for d in plan["write_arrays"]:
         if plan["action"] == "append":
@@ -160,6 +166,12 @@ def start_action(root: Path, plan: dict[str, Any], previous: dict[str, Any] | No
             spec = ArraySpec(d["path"], tuple(d["tail"]), d["dtype"])
             n, ce, se = plan["n_events"], plan["chunk_events"], plan["shard_events"]
             create_array(root, spec, n, ce, se, profile)
+    if previous is None:
+        _write_plan(root, plan)
+
+
+def _write_plan(root: Path, plan: dict[str, Any]) -> None:
+    fmt.atomic_write_bytes(root / fmt.PLAN_FILE, json.dumps(plan).encode(), fsync=True)
 
 
 def roll_back(root: Path, plan: dict[str, Any], previous: dict[str, Any]) -> None:

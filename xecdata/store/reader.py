@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ import numpy as np
 
 from xecdata.geometry import N_SENSORS
 from xecdata.schemes import Scheme, UnknownSchemeError, get_scheme, register_scheme
-from xecdata.store.chunks import ChunkArray, lut_decode
+from xecdata.store.chunks import ChunkArray, lut_decode, read_small_array
+from xecdata.store.decoder import CodeDecoder
 from xecdata.store.format import (
     FORMAT_VERSION,
     PLAN_FILE,
@@ -44,7 +46,25 @@ def open_store(path: str | Path, *, require_complete: bool = True) -> Store:
             f"versions {', '.join(map(str, READABLE_FORMAT_VERSIONS))} and writes "
             f"{FORMAT_VERSION}: re-ingest it with this version"
         )
-    return Store(root, metadata, complete)
+    store = Store(root, metadata, complete)
+    if not store.checksums:
+        _notice_unchecked(store)
+    return store
+
+
+_NOTICED: set[str] = set()
+
+
+def _notice_unchecked(store: Store) -> None:
+    """One line on stderr, once per store and process, for a store without chunk checksums."""
+    key = str(store.path.resolve())
+    if key not in _NOTICED:
+        _NOTICED.add(key)
+        print(
+            f"notice: store {store.path} was made before xec checksummed its chunks, so damage "
+            "to it cannot be detected; ingest it again (same command, new -o) to add them",
+            file=sys.stderr,
+        )
 
 
 def _incomplete_message(root: Path) -> str:
@@ -84,6 +104,12 @@ class Store:
     @property
     def schemes(self) -> tuple[str, ...]:
         return tuple(self.metadata["schemes"])
+
+    @cached_property
+    def checksums(self) -> bool:
+        """True when every event-axis array ends each chunk in a crc32c (stores made since
+        checksums); False for older stores, whose damage cannot be detected."""
+        return all(self._array(path).checksum for path in self.metadata["arrays"])
 
     @cached_property
     def arrays(self) -> dict[str, str]:
@@ -252,20 +278,13 @@ class Store:
 
     def split(self, name: str) -> np.ndarray:
         """(k, 2) int64 [start, stop) event ranges of split 'train' or 'val'."""
-        import zarr
-
         if name not in self.metadata["split"]["events"]:
             raise KeyError(f"store {self.path} has no split {name!r} (it has train, val)")
-        return np.asarray(
-            zarr.open_array(store=str(self.path), path=split_array(name), mode="r")[:]
-        )
+        return read_small_array(self.path, split_array(name))
 
     def stats(self, scheme_id: str) -> dict[str, np.ndarray]:
         """Per-sensor statistics of a scheme: mean, std, valid_fraction, each (4760, 2)."""
-        import zarr
-
-        path = self._scheme_entry(scheme_id)["stats"]["array"]
-        values = np.asarray(zarr.open_array(store=str(self.path), path=path, mode="r")[:])
+        values = read_small_array(self.path, self._scheme_entry(scheme_id)["stats"]["array"])
         return dict(zip(STATS_FIELDS, list(values), strict=True))
 
     def precision(self, scheme_id: str) -> dict[str, Any]:
@@ -275,7 +294,7 @@ class Store:
 
 class CodesReader:
     """Reads one scheme's stored chunks as they are (codes) plus how to decode them; the
-    loaders move codes and decode only their batches (xecdata.loaders.codes)."""
+    loaders move codes and decode only their batches (xecdata.store.decoder)."""
 
     def __init__(self, store: Store, scheme_id: str) -> None:
         self.store, self.scheme_id = store, scheme_id
@@ -284,12 +303,10 @@ class CodesReader:
         self.dtype = self.array.dtype
 
     @cached_property
-    def decoder(self) -> Any:
-        """A loaders CodeDecoder for uint16 storage, None for float32 storage."""
+    def decoder(self) -> CodeDecoder | None:
+        """The CodeDecoder for uint16 storage, None for float32 storage."""
         if self.codes is None:
             return None
-        from xecdata.loaders.codes import CodeDecoder
-
         return CodeDecoder(*self.codes)
 
     def read_chunk_into(self, chunk: int, out: np.ndarray) -> int:

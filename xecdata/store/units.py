@@ -29,7 +29,6 @@ from xecdata.geometry import N_SENSORS
 from xecdata.rootio import Column, FileInfo, open_tree, read_block, read_steps
 from xecdata.schemes import Scheme
 from xecdata.store.chunks import ChunkArray
-from xecdata.store.codecs import get_profile
 from xecdata.store.encode import SchemeEncoder
 from xecdata.store.format import (
     RAW_ARRAYS,
@@ -88,22 +87,15 @@ class UnitWriter:
 
     def __init__(self, root: Path, plan: dict[str, Any], unit: int) -> None:
         self.root, self.plan, self.unit = root, plan, unit
-        profile = get_profile(plan["codec"])
         self.specs = {
             d["path"]: ArraySpec(d["path"], tuple(d["tail"]), d["dtype"])
             for d in plan["write_arrays"]
         }
-        self.writers = {
-            path: ShardWriter(
-                root,
-                spec,
-                unit,
-                plan["chunk_events"],
-                plan["shard_events"],
-                profile.numcodec(np.dtype(spec.dtype)),
-            )
-            for path, spec in self.specs.items()
-        }
+        self.writers = {}
+        for path, spec in self.specs.items():
+            chain = ChunkArray(root, path)  # the array's own codec chain, as its zarr.json says
+            ce, se = plan["chunk_events"], plan["shard_events"]
+            self.writers[path] = ShardWriter(root, spec, unit, ce, se, chain.codec, chain.checksum)
         self.encoders: dict[str, SchemeEncoder] = {}
         for sid in plan["write_schemes"]:
             entry = plan["schemes"][sid]

@@ -2,9 +2,10 @@
 
 A `ShardWriter` builds one shard file of the zarr v3 sharding codec ("sharding_indexed",
 index at the end, index codecs bytes + crc32c) without holding the shard in memory: each full
-chunk of `chunk_events` events is encoded with the profile's numcodecs codec and appended to a
-temporary file; `close` pads the last partial chunk with the fill value (zarr stores edge
-chunks at full size), appends the index and renames the file into place atomically. So a shard
+chunk of `chunk_events` events is encoded with the profile's numcodecs codec, followed by the
+crc32c of the encoded bytes (the chain's `crc32c` codec), and appended to a temporary file;
+`close` pads the last partial chunk with the fill value (zarr stores edge chunks at full size),
+appends the index and renames the file into place atomically. So a shard
 on disk is always either absent, the old version, or complete, and its bytes depend only on
 the values written (never on timing or worker count). Plain zarr reads these shards.
 """
@@ -20,8 +21,8 @@ import google_crc32c  # a dependency of zarr 3 (its crc32c codec)
 import numpy as np
 from numcodecs.abc import Codec
 
-from xecdata.store.codecs import CodecProfile
-from xecdata.store.format import shard_file
+from xecdata.store.codecs import CodecProfile, crc32c
+from xecdata.store.format import atomic_write_bytes, shard_file, temporary_name
 
 MISSING = np.uint64(2**64 - 1)  # index entry of a chunk absent from a shard
 
@@ -48,11 +49,15 @@ def create_array(
     profile: CodecProfile,
     attributes: dict[str, Any] | None = None,
 ) -> None:
-    """Write the zarr.json of an event-axis array (replacing an existing one)."""
+    """Write the zarr.json of an event-axis array (and of the groups above it), each by atomic
+    rename, and nothing else: shards already there are kept. So several processes filling one
+    store (`xec ingest --part`) may all run it with the same plan, in any order."""
     import zarr
+    from zarr.storage import MemoryStore
 
+    written: dict[str, Any] = {}
     zarr.create_array(
-        store=str(root),
+        store=MemoryStore(store_dict=written),
         name=spec.path,
         shape=(n_events, *spec.tail),
         dtype=spec.dtype,
@@ -62,9 +67,11 @@ def create_array(
         filters=None,
         fill_value=0,
         zarr_format=3,
-        overwrite=True,
         attributes=attributes or {},
     )
+    for key, buffer in written.items():
+        if key != "zarr.json":  # the root group is the store's own (metadata)
+            atomic_write_bytes(root / key, buffer.to_bytes())
 
 
 def resize_array(root: Path, path: str, n_events: int) -> None:
@@ -76,8 +83,10 @@ def resize_array(root: Path, path: str, n_events: int) -> None:
 
 
 def write_small_array(root: Path, path: str, values: np.ndarray) -> None:
-    """A small unchunked array (statistics, split ranges), written whole through zarr."""
+    """A small unchunked array (statistics, split ranges), written whole through zarr, its one
+    chunk checksummed like every other."""
     import zarr
+    from zarr.codecs import Crc32cCodec
 
     arr = zarr.create_array(
         store=str(root),
@@ -85,7 +94,7 @@ def write_small_array(root: Path, path: str, values: np.ndarray) -> None:
         shape=values.shape,
         dtype=values.dtype,
         chunks=tuple(max(1, s) for s in values.shape),
-        compressors=None,
+        compressors=[Crc32cCodec()],
         fill_value=0,
         zarr_format=3,
         overwrite=True,
@@ -105,12 +114,13 @@ class ShardWriter:
         chunk_events: int,
         shard_events: int,
         codec: Codec | None,
+        checksum: bool = True,
     ) -> None:
         self.path = shard_file(root, spec.path, shard, spec.ndim)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.tmp = temporary_name(self.path)
         self._file = open(self.tmp, "wb")  # noqa: SIM115 - closed in close()/abort()
-        self._codec = codec
+        self._codec, self._checksum = codec, checksum  # checksum: False only for old stores
         self._index = np.full((shard_events // chunk_events, 2), MISSING, dtype="<u8")
         self._buf = np.zeros((chunk_events, *spec.tail), dtype=spec.dtype)  # one chunk
         self._fill = 0  # events in _buf
@@ -134,8 +144,11 @@ class ShardWriter:
         data: Any = self._buf if self._codec is None else self._codec.encode(self._buf)
         raw = memoryview(data).cast("B")
         self._file.write(raw)
-        self._index[self._chunk] = (self._offset, raw.nbytes)
-        self._offset += raw.nbytes
+        nbytes = raw.nbytes
+        if self._checksum:
+            nbytes += self._file.write(crc32c(raw))
+        self._index[self._chunk] = (self._offset, nbytes)
+        self._offset += nbytes
         self._chunk += 1
         self._fill = 0
 

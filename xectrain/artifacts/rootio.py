@@ -35,24 +35,25 @@ W = TypeVar("W", bound="RootTreeFile")
 
 
 class RootTreeFile:
-    """Tree `predictions` written batch by batch with `extend`; `close()` adds the one-entry
-    `metadata` tree and moves `<path>.partial` to `path`, `abort()` drops it."""
+    """Tree `predictions` (or `tree`) written batch by batch with `extend`; `close()` adds the
+    one-entry `metadata` tree and moves `<path>.partial` to `path`, `abort()` drops it."""
 
     def __init__(self, path: str | Path, branch_types: Mapping[str, object],
-                 metadata: Metadata) -> None:  # fmt: skip
+                 metadata: Metadata, tree: str = "predictions") -> None:  # fmt: skip
         self.path = Path(path)
         self.metadata = dict(metadata)
+        self.tree = tree
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(self.path.name + ".partial")
         self._file = uproot.recreate(self._tmp)
-        self._file.mktree("predictions", dict(branch_types))
+        self._file.mktree(tree, dict(branch_types))
         self.entries = 0
 
     def extend(self, arrays: Mapping[str, np.ndarray]) -> None:
         """Append one basket; every array has the same length (nothing is written for 0)."""
         n = len(next(iter(arrays.values())))
         if n:
-            self._file["predictions"].extend(dict(arrays))
+            self._file[self.tree].extend(dict(arrays))
             self.entries += n
 
     def close(self) -> Path:
@@ -91,9 +92,9 @@ class TableRootWriter(RootTreeFile):
     the branch set and dtypes are those of `example` (e.g. the first batch)."""
 
     def __init__(self, path: str | Path, example: Mapping[str, np.ndarray],
-                 metadata: Metadata | None = None) -> None:  # fmt: skip
+                 metadata: Metadata | None = None, tree: str = "predictions") -> None:  # fmt: skip
         types = {k: np.dtype((v.dtype, v.shape[1:])) for k, v in example.items()}
-        super().__init__(path, types, metadata or {})
+        super().__init__(path, types, metadata or {}, tree)
         self.branches = tuple(types)
 
     def write(self, arrays: Mapping[str, np.ndarray]) -> None:

@@ -1,5 +1,6 @@
-"""SLURM batch scripts for training (`xec submit`): one job of N nodes x G GPUs running
-`torchrun -m xec_cli.main train ...`, or an interactive Jupyter server on a GPU node.
+"""SLURM batch scripts (`xec submit`): training, one job of N nodes x G GPUs running
+`torchrun -m xec_cli.main train ...`; an interactive Jupyter server on a GPU node; or a big
+ingest, an array job of N tasks (one whole node each) running `xec ingest ... --part K/N`.
 
 The script picks the Python environment by the node's architecture (x86_64 for A100/H100
 nodes, aarch64 for GH200), so one job file serves both kinds of partition. Like the earlier
@@ -43,6 +44,7 @@ class Resources:
 
 
 def _header(r: Resources) -> list[str]:
+    """#SBATCH lines; gpus_per_node 0: a CPU job that takes its nodes whole (--exclusive)."""
     lines = [
         "#!/bin/bash",
         f"#SBATCH --job-name={r.name}",
@@ -50,10 +52,15 @@ def _header(r: Resources) -> list[str]:
         f"#SBATCH --time={r.time}",
         f"#SBATCH --nodes={r.nodes}",
         "#SBATCH --ntasks-per-node=1",
-        f"#SBATCH --gpus-per-node={r.gpus_per_node}",
-        f"#SBATCH --cpus-per-task={r.cpus_per_gpu * r.gpus_per_node}",
-        f"#SBATCH --output={r.log_dir}/%x-%j.out",
     ]
+    if r.gpus_per_node:
+        lines += [
+            f"#SBATCH --gpus-per-node={r.gpus_per_node}",
+            f"#SBATCH --cpus-per-task={r.cpus_per_gpu * r.gpus_per_node}",
+            f"#SBATCH --output={r.log_dir}/%x-%j.out",
+        ]
+    else:
+        lines += ["#SBATCH --exclusive", f"#SBATCH --output={r.log_dir}/%x-%A_%a.out"]
     lines += [f"#SBATCH --mem={r.mem}"] if r.mem else []
     lines += [f"#SBATCH --account={r.account}"] if r.account else []
     return lines
@@ -100,6 +107,31 @@ def train_job(
         f"srun torchrun --nnodes={r.nodes} --nproc-per-node={r.gpus_per_node} "
         f"--rdzv-id=$SLURM_JOB_ID --rdzv-backend=c10d --rdzv-endpoint=$head:{RDZV_PORT} "
         f'-m xec_cli.main train {shlex.quote(kind)} "${{args[@]}}"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def ingest_job(
+    r: Resources,
+    parts: int,
+    ingest_args: Sequence[str],
+    env_x86: str,
+    env_arm: str | None = None,
+    workdir: str | None = None,
+) -> str:
+    """The sbatch script of an array job whose task K of `parts` runs `xec ingest
+    INGEST_ARGS... --part K/parts` on a whole node (workers: all its cores); the last part to
+    finish completes the store. A task that failed or ran out of time resumes when run again
+    (`scontrol requeue JOBID_K`, or `sbatch --array=K` of this file)."""
+    if r.gpus_per_node or r.nodes != 1:
+        raise ValueError("an ingest part runs on one whole node without GPUs")
+    lines = [*_header(r), f"#SBATCH --array=1-{parts}"]
+    lines += _activate(env_x86, env_arm)
+    lines += [f"cd {shlex.quote(workdir)}"] if workdir else []
+    lines += [
+        "args=(" + " ".join(shlex.quote(a) for a in ingest_args) + ")",
+        f'srun python -m xec_cli.main ingest "${{args[@]}}" --part "$SLURM_ARRAY_TASK_ID/{parts}" '
+        "--quiet",
     ]
     return "\n".join(lines) + "\n"
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import curve_fit, nnls
 
+from xecdata.robust import half_width_68
+
 FloatArray = np.ndarray
 
 
@@ -21,12 +23,6 @@ FloatArray = np.ndarray
 def wrap_degrees(d: FloatArray) -> FloatArray:
     """Angle differences wrapped into [-180, 180) degrees (phi residuals across the seam)."""
     return (np.asarray(d, dtype=np.float64) + 180.0) % 360.0 - 180.0
-
-
-def half_width_68(res: FloatArray) -> float:
-    """Half of the central 68.27 % interval, (q84.13 - q15.87) / 2; equals sigma for a Gaussian."""
-    q_lo, q_hi = np.percentile(np.asarray(res, dtype=np.float64), [15.865, 84.135])
-    return float(q_hi - q_lo) / 2.0
 
 
 def abs_q68(res: FloatArray) -> float:

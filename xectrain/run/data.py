@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from xecdata.schemes import Scheme
 from xectrain.config import RunConfig
-from xectrain.engine.distributed import World
+from xectrain.engine.distributed import World, broadcast_from_main
 from xectrain.engine.steps import StepOps
 from xectrain.evaluation.passes import ID_TARGETS
 
@@ -42,12 +43,40 @@ def loader_options(cfg: RunConfig) -> tuple[Any, Any]:
     return augment, reweight
 
 
+def shared_reweighter(store: Any, config: Any, world: World) -> Any:
+    """The reweighting tables, got once by rank 0 (the store's cache written by `xec reweight`,
+    else fitted in memory) and handed to every rank: no rank writes the store, and the ranks
+    cannot differ."""
+    from xecdata.reweight import (
+        Reweighter,
+        cached_reweighter,
+        fit_reweighter,
+        reweight_command,
+        training_ranges,
+    )
+    from xecdata.store import open_store
+
+    tables = None
+    if world.main:
+        st = open_store(store)
+        ranges = training_ranges(st)
+        rw = cached_reweighter(st, config, ranges)
+        if rw is None:
+            rw = fit_reweighter(st, config, ranges)
+            print(f"notice: reweighting fitted on the training split of {st.path}; cache it for "
+                  f"later runs with `{reweight_command(st, config)}`", file=sys.stderr)  # fmt: skip
+        tables = rw.to_dict()
+    return Reweighter.from_dict(broadcast_from_main(tables))
+
+
 def open_loaders(cfg: RunConfig, world: World, ops: StepOps, scheme: Scheme) -> Loaders:
     """Open the train loader (shuffled, sharded, augmented, reweighted) and the val loader."""
     from xecdata.loaders import open_loader
 
     d = cfg.data
     augment, reweight = loader_options(cfg)
+    if reweight is not None:
+        reweight = shared_reweighter(d.store, reweight, world)
     common: dict[str, Any] = dict(
         scheme=scheme.id, device=world.device, backend=d.backend, seed=cfg.training.seed,
         rank=world.rank, world_size=world.world_size, threads=d.loader_threads,

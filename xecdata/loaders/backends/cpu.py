@@ -23,10 +23,10 @@ import torch
 
 from xecdata.geometry import N_SENSORS
 from xecdata.loaders.batch import Batch
-from xecdata.loaders.codes import BLOCK_ROWS
 from xecdata.loaders.engine import Prefetcher
 from xecdata.loaders.sampler import EpochPlan
 from xecdata.loaders.source import ChunkSource
+from xecdata.store.decoder import BLOCK_ROWS
 
 Alloc = Callable[[tuple[int, ...], np.dtype], np.ndarray]
 

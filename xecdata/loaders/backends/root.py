@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from xecdata.loaders.codes import CodeDecoder
 from xecdata.loaders.source import _array_spec
 from xecdata.reweight import Reweighter
+from xecdata.store.decoder import CodeDecoder
 
 
 class RootSource:
