@@ -1,8 +1,9 @@
 """Other libraries' messages known to be harmless, kept out of `xec`'s output unless `xec -v`.
 
-Each is matched by its whole text (a pattern only where the text names an operator), so a new
-or different message of the same library still shows. Found by running `xec demo` and the
-verbs it calls; the reason each is harmless is beside it.
+Each is matched by its whole text (patterns only for the parts that vary: operator names, build
+paths), so a new or different message of the same library still shows. Found by running `xec
+demo` and the verbs it calls (and `xec export onnx --exporter torchscript`); the reason each is
+harmless is beside it.
 """
 
 from __future__ import annotations
@@ -11,13 +12,19 @@ import logging
 import re
 import warnings
 
-# (category, exact message, why it is harmless)
+# (category, whole message as a regular expression, why it is harmless)
 HARMLESS_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
     (
         FutureWarning,
-        "`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec) "
-        "and treespec.is_leaf()` instead.",
+        r"`isinstance\(treespec, LeafSpec\)` is deprecated, use `isinstance\(treespec, TreeSpec\) "
+        r"and treespec\.is_leaf\(\)` instead\.",
         "torch.onnx's exporter unpickles its own pytree specs; nothing of xec's calls this",
+    ),
+    (
+        UserWarning,
+        r"Constant folding - Only steps=1 can be constant folded for opset >= 10 onnx::Slice "
+        r"op\. Constant folding not applied\.( \(Triggered internally at \S+:\d+\.\))?",
+        "the torchscript exporter leaves strided slices unfolded; the model computes the same",
     ),
 )
 
@@ -61,8 +68,8 @@ def hide_harmless() -> None:
     global _installed
     if _installed:
         return
-    for category, message, _ in HARMLESS_WARNINGS:
-        warnings.filterwarnings("ignore", message=re.escape(message) + r"\Z", category=category)
+    for category, pattern, _ in HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern + r"\Z", category=category)
     patterns: dict[str, list[str]] = {}
     for logger, pattern, _ in HARMLESS_LOGS:
         patterns.setdefault(logger, []).append(pattern)

@@ -65,6 +65,7 @@ CASES: dict[str, list[list[str]]] = {
 }
 SLOW_CASES: dict[str, list[list[str]]] = {
     "bench ingest": [["bench", "ingest", "--events", "256", "--workers", "1", "--json"]],
+    "bench reco": [["bench", "reco", "--events", "256", "--repeats", "1", "--json"]],
 }
 
 
