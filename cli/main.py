@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "renormalize": "renormalize_cmd:renormalize_command",
     "repair": "repair_cmd:repair_command",
     "reweight": "reweight_cmd:reweight_command",
+    "config": "config_cmd:config",
     "train": "train_cmd:train",
     "submit": "submit_cmd:submit",
     "validate": "validate_cmd:validate",
@@ -53,8 +54,14 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="xec")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also show other libraries' messages that xec hides as harmless.")  # fmt: skip
+def main(verbose: bool) -> None:
     """xec: MEG II LXe detector data pipeline and training stack."""
+    if not verbose:
+        from .quiet import hide_harmless
+
+        hide_harmless()
 
 
 if __name__ == "__main__":

@@ -68,8 +68,11 @@ def _train(kind: str, config: Path | None, sets: tuple[str, ...], show_options: 
     click.echo(f"run folder: {result.run_dir}")
     click.echo(f"best {cfg.checkpoint.best_metric}: {result.best_metric:.6g}")
     if cfg.tracking.enabled:
-        click.echo(f"MLflow run {result.mlflow_run_id}; browse with: "
-                   f"mlflow ui --backend-store-uri {cfg.tracking.uri}")  # fmt: skip
+        from xectrain.run.tracking_target import resolve_tracking
+
+        target = resolve_tracking(cfg.tracking, kind)
+        click.echo(f"MLflow run {result.mlflow_run_id} in {target.describe()}")
+        click.echo(f"browse: {target.browse_hint()}")
 
 
 def _kind_command(kind: str) -> click.Command:
@@ -110,6 +113,8 @@ def _kind_command(kind: str) -> click.Command:
     @click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
     def command(config: Path | None, sets: tuple[str, ...], show_options: bool, dry_run: bool,
                 tasks: str | None, **flags: object) -> None:  # fmt: skip
+        obj = click.get_current_context().obj
+        config = config or (obj.get("config") if isinstance(obj, dict) else None)
         _train(kind, config, sets, show_options, dry_run, tasks, flags)
 
     command.help = (
@@ -119,9 +124,30 @@ def _kind_command(kind: str) -> click.Command:
     return command
 
 
-@click.group()
-def train() -> None:
+@click.group(invoke_without_command=True)
+@click.option("-c", "--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML run configuration (also accepted after the model kind).")  # fmt: skip
+@click.pass_context
+def train(ctx: click.Context, config: Path | None) -> None:
     """Train a model: regressor, mae (pretraining) or inpainter."""
+    ctx.obj = {"config": config}
+    if ctx.invoked_subcommand is not None:
+        return
+    if config is None:
+        click.echo(ctx.get_help())
+        return
+    from xectrain.config import ConfigError, read_yaml
+    from xectrain.config.keys import migrate_hint, old_style_keys
+
+    try:
+        tree = read_yaml(config)
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    earlier = old_style_keys(tree)
+    if earlier:
+        raise click.ClickException(migrate_hint(config, earlier))
+    kind = (tree.get("model") or {}).get("kind") or "regressor|mae|inpainter"
+    raise click.UsageError(f"name the model kind: xec train {kind} -c {config}")
 
 
 for _kind in ("regressor", "mae", "inpainter"):

@@ -13,6 +13,7 @@ import torch
 import uproot
 from mlflow.tracking import MlflowClient
 
+from tests.test_earlier_names import missing_documented
 from tests.trainhelpers import ListLoader, tiny_config, toy_events, toy_loaders
 from xectrain.artifacts import read_metadata, read_predictions_csv
 from xectrain.artifacts.csvio import task_arrays
@@ -110,7 +111,7 @@ def test_regressor_artifacts_and_mlflow_metrics(tmp_path: Path) -> None:
     names = {p.name for p in res.run_dir.iterdir()}
     for expected in ("predictions_angle_t.csv", "predictions_energy_t.csv",
                      "resolution_angle_t.pdf", "resolution_energy_t.pdf",
-                     "resolution_uvwFI_t.pdf", "saliency_t.pdf", "face_weights_t.pdf",
+                     "resolution_uvwFI_t.pdf", "saliency_profile_t.pdf", "face_weights_t.pdf",
                      "config.yaml", "checkpoint_best.pth", "checkpoint_last.pth"):  # fmt: skip
         assert expected in names
     assert (res.run_dir / "worst_events" / "worst_01_t.pdf").is_file()
@@ -134,7 +135,14 @@ def test_regressor_artifacts_and_mlflow_metrics(tmp_path: Path) -> None:
     assert m["system/compute_efficiency"] == pytest.approx(1 - m["system/data_wait_fraction"])
     assert 0 <= m["system/avg_data_load_sec"] <= m["system/epoch_duration_sec"]
     artifacts = {a.path for a in client.list_artifacts(res.mlflow_run_id)}
-    assert {"predictions_angle_t.csv", "config.yaml", "saliency_t.pdf"} <= artifacts
+    assert {"predictions_angle_t.csv", "config.yaml", "saliency_profile_t.pdf"} <= artifacts
+    # the earlier tool's documented names: metric keys, and links to the same files
+    assert missing_documented(m, ("regressor", "all")) == []
+    assert m["val_resolution_deg"] == m["val/angle_resolution_68pct"] == m["angle_resolution_68pct"]
+    assert m["val_cos"] == m["val/cos_loss"] and "val/val_cos" not in m
+    d = res.run_dir
+    assert (d / "resolution_profile_t.pdf").resolve() == (d / "resolution_angle_t.pdf").resolve()
+    assert (d / "worst_event_01_t.pdf").resolve() == (d / "worst_events/worst_01_t.pdf").resolve()
 
 
 def test_mae_then_inpainter_with_the_mae_encoder(tmp_path: Path) -> None:

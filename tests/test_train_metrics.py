@@ -47,7 +47,7 @@ def test_opening_angle_and_angle_metrics() -> None:
     pred[1, 1] = -179.0  # 179 + 2 crosses the seam: residual must still be +2
     m = angle_metrics(pred, true)
     psi = np.radians([1.0, 2.0, 3.0, 4.0])
-    assert m["val_cos"] == pytest.approx(np.mean(1 - np.cos(psi)))
+    assert m["cos_loss"] == pytest.approx(np.mean(1 - np.cos(psi)))
     assert m["angle_resolution_68pct"] == pytest.approx(3.04)  # 3 + 0.04 * (4 - 3)
     assert m["phi_bias"] == pytest.approx(1.0)  # (1 + 2 - 3 + 4) / 4
     assert m["theta_bias"] == 0.0 and m["theta_rms"] == 0.0
@@ -65,7 +65,7 @@ def test_position_metrics() -> None:
     assert m["uvw_w_bias"] == pytest.approx(1 / 3)
     cos0 = 10.0 * 10.0 / (np.linalg.norm([3, 4, 10]) * 10.0)
     cos2 = 25.0 / (5.0 * np.hypot(5.0, 1.0))
-    assert m["val_cos_pos"] == pytest.approx((1 - cos0 + 0 + 1 - cos2) / 3)
+    assert m["cos_loss_pos"] == pytest.approx((1 - cos0 + 0 + 1 - cos2) / 3)
 
 
 def test_energy_and_timing_widths() -> None:

@@ -27,6 +27,7 @@ from xecdata.store.format import (
     shard_file,
     split_array,
     stats_array,
+    write_meta_node,
 )
 from xecdata.store.metadata import (
     now,
@@ -80,6 +81,7 @@ def finalize(
     meta = json.loads(json.dumps(meta))  # plain JSON types (tuples -> lists)
     validate_metadata(meta)
     write_metadata(root, meta)
+    write_meta_node(root)  # format 2 (start_action wrote it too; a --finalize run may not)
     write_complete(root, meta)
     (root / PLAN_FILE).unlink(missing_ok=True)
     return meta

@@ -1,4 +1,4 @@
-"""On-disk layout of an xec store (Zarr v3, format version 1).
+"""On-disk layout of an xec store (Zarr v3, format version 2).
 
     STORE.xec.zarr/
       zarr.json              root group; attributes["xec"] = the metadata (written at the end)
@@ -11,6 +11,9 @@
       stats/<scheme id>      (3, 4760, 2) float64: per-sensor mean, std, valid fraction of the
                              normalized values (from exact integer sums of the stored codes)
       splits/train, splits/val   (k, 2) int64 [start, stop) event ranges
+      _xec/zarr.json         makes _xec an empty Zarr array (shape (0,)), so plain Zarr readers
+                             see a node and never look at the bookkeeping files beside it
+                             (format 1 had no such file: listing the root group warned)
       _xec/plan.json         what the running ingest/append/renormalize is doing (resume key)
       _xec/units/u<k>.json   one per finished work unit (+ u<k>.<scheme id>.npz: its statistics)
       _xec/complete.json     the completion marker, written last by atomic rename
@@ -25,6 +28,7 @@ per-event values are packed into a few arrays so they do not multiply the file c
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -32,11 +36,13 @@ import socket
 from pathlib import Path
 
 FORMAT_NAME = "xec-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)  # 1: the same store without _xec/zarr.json
 STORE_SUFFIX = ".xec.zarr"
 CHUNK_EVENTS = 256
 SHARD_CHUNKS = 64
 META_DIR = "_xec"
+META_NODE = f"{META_DIR}/zarr.json"
 PLAN_FILE = f"{META_DIR}/plan.json"
 COMPLETE_FILE = f"{META_DIR}/complete.json"
 UNITS_DIR = f"{META_DIR}/units"
@@ -89,6 +95,31 @@ def repair_command(root: Path, units: list[int] | None = None) -> str:
     (without units: whatever `xec inspect --verify` finds damaged)."""
     tail = ["--units", ",".join(map(str, units))] if units else []
     return shlex.join(["xec", "repair", str(root), *tail])
+
+
+def write_meta_node(root: Path) -> None:
+    """Make `_xec` an empty Zarr v3 array (idempotent). Zarr lists every entry of a group's
+    folder as a member and warns about one that is not a node; as an array, `_xec` is a node
+    whose folder Zarr never lists, so xec's plan, unit markers and completion marker there
+    stay private without warnings."""
+    node = {
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": [0],
+        "data_type": "uint8",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0,
+        "codecs": [{"name": "bytes"}],
+        "attributes": {
+            "xec": "private bookkeeping of xec (plan, work-unit and completion markers) in "
+            "files beside this metadata; holds no data"
+        },
+    }
+    data = json.dumps(node, indent=1).encode()
+    path = root / META_NODE
+    if not path.is_file() or path.read_bytes() != data:
+        atomic_write_bytes(path, data)
 
 
 def sensors_array(scheme_id: str) -> str:

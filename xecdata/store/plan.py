@@ -155,7 +155,8 @@ def start_action(root: Path, plan: dict[str, Any], previous: dict[str, Any] | No
     if previous is None:  # a bare root group; the metadata is added by finalize
         group = {"zarr_format": 3, "node_type": "group", "attributes": {}}
         fmt.atomic_write_bytes(root / "zarr.json", json.dumps(group).encode())
-    else:
+    fmt.write_meta_node(root)  # also upgrades a format-1 store that is appended to
+    if previous is not None:
         _write_plan(root, plan)
     profile = get_profile(plan["codec"])
     for d in plan["write_arrays"]:

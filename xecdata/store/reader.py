@@ -18,6 +18,7 @@ from xecdata.store.format import (
     FORMAT_VERSION,
     PLAN_FILE,
     RAW_ARRAYS,
+    READABLE_FORMAT_VERSIONS,
     STATS_FIELDS,
     IncompleteStoreError,
     SchemeMismatchError,
@@ -39,10 +40,11 @@ def open_store(path: str | Path, *, require_complete: bool = True) -> Store:
         raise IncompleteStoreError(_incomplete_message(root))
     if metadata is None:
         raise IncompleteStoreError(_incomplete_message(root) + " (it holds no events yet)")
-    if metadata.get("format_version") != FORMAT_VERSION:
+    if metadata.get("format_version") not in READABLE_FORMAT_VERSIONS:
         raise StoreError(
             f"store {root} has format version {metadata.get('format_version')}; this xec reads "
-            f"version {FORMAT_VERSION}: re-ingest it with this version"
+            f"versions {', '.join(map(str, READABLE_FORMAT_VERSIONS))} and writes "
+            f"{FORMAT_VERSION}: re-ingest it with this version"
         )
     store = Store(root, metadata, complete)
     if not store.checksums:

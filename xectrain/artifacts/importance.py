@@ -2,9 +2,9 @@
 
 - Face importance (`face_weights_{run}.pdf`): the increase of the validation loss when one face
   is replaced by the sentinel (an occlusion test; computed by the caller, plotted here).
-- Saliency (`saliency_{run}.pdf`): mean |d prediction / d input| per face and channel (npho,
-  time) for each output component of each task (theta and phi apart), in the task's physical
-  units per unit of normalized input, from input gradients the caller computes.
+- Saliency (`saliency_profile_{run}.pdf`): mean |d prediction / d input| per face and channel
+  (npho, time) for each output component of each task (theta and phi apart), in the task's
+  physical units per unit of normalized input, from input gradients the caller computes.
 """
 
 from __future__ import annotations

@@ -54,8 +54,9 @@ def residual_hist(ax: Axes, res: np.ndarray, xlabel: str, unit: str = "") -> Non
     x = np.linspace(lo, hi, 400)
     width = edges[1] - edges[0]
     core = np.abs(res - mu) < 2 * sigma
-    amp = core.sum() * width / (sigma * np.sqrt(2 * np.pi) * 0.9545) if sigma > 0 else 0.0
-    ax.plot(x, amp * np.exp(-0.5 * ((x - mu) / max(sigma, 1e-300)) ** 2), "r-", lw=1.2)
+    if sigma > 0:  # no curve for a zero-width core (identical residuals)
+        amp = core.sum() * width / (sigma * np.sqrt(2 * np.pi) * 0.9545)
+        ax.plot(x, amp * np.exp(-0.5 * ((x - mu) / sigma) ** 2), "r-", lw=1.2)
     u = f" {unit}" if unit else ""
     text = (
         f"N = {res.size}\nμ = {mu:.3g}{u}\nσ(core) = {sigma:.3g}{u}\n"
@@ -77,8 +78,8 @@ def profile(
     ax.errorbar(centers[ok], scale * widths[ok], yerr=scale * errs[ok], fmt="o", ms=3, capsize=2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    top = float(np.nanmax(scale * (widths + errs))) if ok.any() else 1.0
-    ax.set_ylim(0, 1.2 * top)
+    top = float(np.nanmax(scale * (widths + errs))) if ok.any() else 0.0
+    ax.set_ylim(0, 1.2 * top if top > 0 else 1.0)  # zero widths: an empty-looking, valid axis
     ax.grid(alpha=0.3)
 
 

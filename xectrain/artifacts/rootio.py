@@ -2,7 +2,8 @@
 
 Three layouts, each with a one-entry `metadata` tree (kind, channels or tasks, units, scheme id
 and hash, geometry id, ...):
-- `event` (MAE): one entry per event with (4760,) arrays truth_*, pred_*, err_*, mask (randomly
+- `event` (MAE): one entry per event: event_idx, run, event (also as the earlier tool's run_id,
+  event_id), and (4760,) arrays truth_*, pred_*, err_*, mask (randomly
   masked), invalid (already invalid before masking) and masked_npho, masked_time (the model
   input after masking, normalized: masked sensors hold the scheme's sentinels; not physical);
 - `sensor` (inpainter): one entry per masked sensor: event_idx, run, event, sensor_id, face,
@@ -128,6 +129,7 @@ class PredictionRootWriter(RootTreeFile):
         per_sensor = np.dtype((np.float32, (N_SENSORS,)))
         if self.layout == "event":
             types: dict[str, object] = {"event_idx": "int64", "run": "int64", "event": "int64"}
+            types |= {"run_id": "int64", "event_id": "int64"}  # the earlier tool's names of both
             types |= {"mask": np.dtype((np.bool_, (N_SENSORS,)))}
             types |= {"invalid": np.dtype((np.bool_, (N_SENSORS,)))}
             types |= {"masked_npho": per_sensor, "masked_time": per_sensor}
@@ -168,7 +170,7 @@ class PredictionRootWriter(RootTreeFile):
             "event": np.full(b, -1, np.int64) if event is None else np.asarray(event, np.int64),
         }
         if self.layout == "event":
-            arrays = ids | {"mask": mask}
+            arrays = ids | {"run_id": ids["run"], "event_id": ids["event"], "mask": mask}
             arrays["invalid"] = (
                 np.zeros_like(mask) if invalid is None else np.asarray(invalid, bool)
             )

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import yaml
 
+from .keys import migrate_hint, old_style_keys, resolve_key
 from .sections import KINDS, RunConfig
 from .typed import (
     ConfigError,
     coerce,
     deep_merge,
-    did_you_mean,
     field_docs,
     field_types,
     from_dict,
@@ -31,17 +31,9 @@ from .validate import validate
 
 # Differences from the dataclass defaults per model kind (everything else is shared).
 _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
-    "regressor": {"tracking": {"experiment": "xec-regressor"}},
-    "mae": {
-        "model": {"mask_ratio": 0.6},
-        "tasks": {"angle": {"enabled": False}},
-        "tracking": {"experiment": "xec-mae"},
-    },
-    "inpainter": {
-        "model": {"mask_ratio": 0.05},
-        "tasks": {"angle": {"enabled": False}},
-        "tracking": {"experiment": "xec-inpainter"},
-    },
+    "regressor": {},
+    "mae": {"model": {"mask_ratio": 0.6}, "tasks": {"angle": {"enabled": False}}},
+    "inpainter": {"model": {"mask_ratio": 0.05}, "tasks": {"angle": {"enabled": False}}},
 }
 
 
@@ -66,38 +58,6 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     return data
-
-
-def resolve_key(key: str) -> tuple[Any, Mapping[str, Any]]:
-    """Annotated type and field metadata of a dotted key (e.g. training.lr, tasks.energy.loss)."""
-    cls: Any = RunConfig
-    parts = key.split(".")
-    tp: Any = None
-    meta: Mapping[str, Any] = {}
-    i = 0
-    while i < len(parts):
-        name, done = parts[i], ".".join(parts[: i + 1])
-        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-            raise ConfigError(f"{done}: {'.'.join(parts[:i])} has no sub-keys")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        if name not in fields:
-            raise ConfigError(
-                f"{done}: unknown key{did_you_mean(name, fields)}; allowed: {', '.join(fields)}"
-            )
-        tp, meta = field_types(cls)[name], fields[name].metadata
-        names = meta.get("keys")
-        if names is not None and i + 1 < len(parts):
-            entry = parts[i + 1]
-            if entry not in names:
-                raise ConfigError(
-                    f"{done}.{entry}: unknown name{did_you_mean(entry, names)}; "
-                    f"allowed: {', '.join(names)}"
-                )
-            tp, meta = get_args(is_optional(tp)[1])[1], {}
-            i += 1
-        cls = is_optional(tp)[1]
-        i += 1
-    return tp, meta
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -147,6 +107,9 @@ def load_config(
     tree = to_dict(default_config(kind))
     if path is not None:
         user = read_yaml(path)
+        earlier = old_style_keys(user)
+        if earlier:
+            raise ConfigError(migrate_hint(path, earlier))
         file_kind = (user.get("model") or {}).get("kind", kind)
         if file_kind != kind:
             raise ConfigError(

@@ -257,16 +257,22 @@ class TrackingConfig:
 
     enabled: bool = True
     """Log params, metrics and artifacts to MLflow."""
-    uri: str = "sqlite:///mlruns.db"
-    """MLflow tracking URI: embedded SQLite by default, or any server (http://host:5000)."""
-    experiment: str = "xec"
-    """MLflow experiment name."""
+    uri: str | None = None
+    """MLflow tracking URI (sqlite:///file.db, http://host:5000, ...); null: MLFLOW_TRACKING_URI
+    from the environment, else the embedded sqlite:///mlruns.db."""
+    experiment: str | None = None
+    """MLflow experiment name; null: MLFLOW_EXPERIMENT_NAME (or MLFLOW_EXPERIMENT_ID) from the
+    environment, else xec-<model kind>."""
     run_name: str | None = None
     """Run name (also the artifact folder name); null makes <kind>-<date>-<time>."""
-    artifact_location: str = "mlartifacts"
-    """Folder for MLflow artifacts of a new experiment (local path or URI)."""
+    artifact_location: str | None = None
+    """Where a new experiment keeps its artifacts (local folder or URI); null: a tracking
+    server's own artifact root, or ./mlartifacts for a local store (SQLite, file)."""
     system_metrics: bool = True
     """Log throughput, data-wait fraction, GPU and host memory each epoch."""
+    earlier_names: bool = True
+    """Also log each metric under the key the earlier tool's documentation gives it where that
+    differs from xec's (val_cos, val_resolution_deg, theta_bias, val/npho_loss, ...)."""
     tensorboard: str | None = None
     """Also write every metric as TensorBoard scalars under <folder>/<run name> (rank 0; needs
     the tensorboard package: pip install 'xec[tensorboard]'); null: MLflow only."""

@@ -158,7 +158,8 @@ def _checkpoint(cfg: RunConfig, report: Report) -> None:
 
 def _tracking(cfg: RunConfig, report: Report) -> None:
     tr = cfg.tracking
-    if tr.enabled and not tr.uri:
-        report("tracking.uri: empty; use sqlite:///mlruns.db or a server URI")
+    for key in ("uri", "experiment", "artifact_location"):
+        if getattr(tr, key) == "":
+            report(f"tracking.{key}: empty; give a value or null (environment, then default)")
     if tr.run_name is not None and (not tr.run_name or "/" in tr.run_name):
         report(f"tracking.run_name: {tr.run_name!r} must be a non-empty name without '/'")

@@ -99,14 +99,14 @@ def opening_angle_deg(a: FloatArray, b: FloatArray) -> FloatArray:
 
 # ---- per-task metrics ----------------------------------------------------------------------
 def angle_metrics(pred: FloatArray, true: FloatArray) -> dict[str, float]:
-    """(N, 2) (theta, phi) degrees: val_cos = mean(1 - cos psi), 68 % opening angle, theta/phi
+    """(N, 2) (theta, phi) degrees: cos_loss = mean(1 - cos psi), 68 % opening angle, theta/phi
     bias, rms, skew and 68 % |residual|."""
     pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
     v_pred = direction_from_angles(pred[:, 0], pred[:, 1])
     v_true = direction_from_angles(true[:, 0], true[:, 1])
     psi = opening_angle_deg(v_pred, v_true)
     out = {
-        "val_cos": float(np.mean(1.0 - cos_between(v_pred, v_true))),
+        "cos_loss": float(np.mean(1.0 - cos_between(v_pred, v_true))),
         "angle_resolution_68pct": float(np.percentile(psi, 68.0)),
     }
     residuals = {"theta": pred[:, 0] - true[:, 0], "phi": wrap_degrees(pred[:, 1] - true[:, 1])}
@@ -122,17 +122,17 @@ def angle_vec_metrics(pred: FloatArray, true: FloatArray) -> dict[str, float]:
     cos = cos_between(pred, true)
     psi = np.degrees(np.arccos(cos))
     return {
-        "val_cos_vec": float(np.mean(1.0 - cos)),
+        "cos_loss_vec": float(np.mean(1.0 - cos)),
         "angle_vec_resolution_68pct": float(np.percentile(psi, 68.0)),
     }
 
 
 def position_metrics(pred: FloatArray, true: FloatArray) -> dict[str, float]:
-    """(N, 3) (u, v, w) cm: val_cos_pos, 68 % distance, per-axis 68 % |residual|, bias, rms."""
+    """(N, 3) (u, v, w) cm: cos_loss_pos, 68 % distance, per-axis 68 % |residual|, bias, rms."""
     pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
     res = pred - true
     out = {
-        "val_cos_pos": float(np.mean(1.0 - cos_between(pred, true))),
+        "cos_loss_pos": float(np.mean(1.0 - cos_between(pred, true))),
         "uvw_dist_68pct": float(np.percentile(np.linalg.norm(res, axis=1), 68.0)),
     }
     for i, axis in enumerate("uvw"):

@@ -30,6 +30,7 @@ from xectrain.engine.distributed import (
 )
 from xectrain.engine.steps import StepOps, build_model, collect_targets
 from xectrain.run.data import Loaders, open_loaders
+from xectrain.run.earlier_names import link_earlier_artifacts
 from xectrain.run.ema import ModelEMA
 from xectrain.run.loop import Trainer, train_epoch
 from xectrain.run.optim import build_optimizer
@@ -160,7 +161,7 @@ def _train(cfg: RunConfig, world: World, loaders: Loaders | None) -> RunResult:
     if role == "resume":
         assert ckpt is not None
         resume_run_id = restore_trainer(tr, ckpt, steps)
-    tracker = Tracker(cfg.tracking, world.rank)
+    tracker = Tracker(cfg.tracking, world.rank, cfg.model.kind)
     params = to_dict(cfg) | {"scheme_hash": scheme.hash, "world_size": world.world_size}
     run_id = tracker.start(run_dir.name, params, resume_run_id, tags={"kind": cfg.model.kind})
     if world.main:
@@ -169,6 +170,7 @@ def _train(cfg: RunConfig, world: World, loaders: Loaders | None) -> RunResult:
         metrics = _epochs(tr, loaders, scheme, run_dir, tracker, run_id)
         if world.main:
             write_final_artifacts(tr, loaders, scheme, run_dir, tracker)
+            link_earlier_artifacts(run_dir, cfg.model.kind)
     except BaseException as err:
         tracker.end("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
@@ -203,6 +205,7 @@ def _epochs(
             save_epoch_checkpoints(tr, loaders.train, scheme, run_dir, run_id, improved)
             if improved and evaluation is not None:
                 write_best_artifacts(tr, evaluation, run_dir, tracker)
+            link_earlier_artifacts(run_dir, cfg.model.kind)  # the documented names too
         tracker.log_metrics(metrics, step=tr.epoch)
         barrier()
     return metrics

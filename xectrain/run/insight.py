@@ -94,7 +94,7 @@ def best_model(tr: Trainer, run_dir: Path) -> Any:
 
 
 def write_insight_plots(tr: Trainer, loaders: Any, scheme: Scheme, run_dir: Path) -> list[Path]:
-    """saliency_<run>.pdf and face_weights_<run>.pdf of the best model."""
+    """saliency_profile_<run>.pdf and face_weights_<run>.pdf of the best model."""
     model = best_model(tr, run_dir)
     n = min(INSIGHT_BATCHES, loaders.n_val)
     loaders.val.set_epoch(0)
@@ -102,7 +102,9 @@ def write_insight_plots(tr: Trainer, loaders: Any, scheme: Scheme, run_dir: Path
     if not batches:
         return []
     name = run_dir.name
-    saliency = plot_saliency(input_saliency(model, batches), run_dir / f"saliency_{name}.pdf")
+    saliency = plot_saliency(
+        input_saliency(model, batches), run_dir / f"saliency_profile_{name}.pdf"
+    )
     baseline, faces = face_importance(model, tr.ops, batches, scheme)
     weights = plot_face_importance(faces, run_dir / f"face_weights_{name}.pdf", baseline)
     return [saliency, weights]

@@ -2,10 +2,11 @@
 With tracking.tensorboard set, the metrics also go to TensorBoard event files (even with MLflow
 off), for users who follow loss curves there.
 
-The default backend is an embedded SQLite file (`sqlite:///mlruns.db`) with artifacts in a
-local folder, so nothing needs a server; any tracking URI works by option. The client API is
-used directly (no global mlflow state), and on every rank but 0 the tracker does nothing.
-View runs with: mlflow ui --backend-store-uri sqlite:///mlruns.db
+Where runs go follows MLflow's precedence (tracking_target.py): the run configuration, then
+MLFLOW_TRACKING_URI / MLFLOW_EXPERIMENT_NAME / MLFLOW_EXPERIMENT_ID, then the embedded SQLite
+file `sqlite:///mlruns.db` with artifacts in ./mlartifacts, so nothing needs a server. The
+client API is used directly (no global mlflow state), and on every rank but 0 the tracker does
+nothing. View runs with: mlflow ui --backend-store-uri sqlite:///mlruns.db
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from xectrain.config import TrackingConfig
+from xectrain.run.earlier_names import with_earlier_names
+from xectrain.run.tracking_target import resolve_tracking
 
 PARAM_LIMIT = 6000  # MLflow's maximum length of a parameter value
 
@@ -32,18 +35,17 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-def artifact_uri(location: str) -> str:
-    """A local folder becomes an absolute file URI; URIs (s3://, file:, ...) pass unchanged."""
-    if "://" in location or location.startswith("file:"):
-        return location
-    return Path(location).resolve().as_uri()
+class TrackingError(ValueError):
+    """The tracking store cannot take the run as configured; the message says how to fix it."""
 
 
 class Tracker:
-    """One MLflow run. Inactive (every call a no-op) when disabled or not on rank 0."""
+    """One MLflow run of a `kind` model. Inactive (every call a no-op) when disabled or not on
+    rank 0."""
 
-    def __init__(self, cfg: TrackingConfig, rank: int = 0) -> None:
+    def __init__(self, cfg: TrackingConfig, rank: int = 0, kind: str = "regressor") -> None:
         self.cfg = cfg
+        self.target = resolve_tracking(cfg, kind)
         self.active = cfg.enabled and rank == 0
         self.run_id: str | None = None
         self._client: Any = None
@@ -68,15 +70,22 @@ class Tracker:
         if self._client is None:
             from mlflow.tracking import MlflowClient
 
-            self._client = MlflowClient(tracking_uri=self.cfg.uri)
+            self._client = MlflowClient(tracking_uri=self.target.uri)
         return self._client
 
     def _experiment_id(self) -> str:
-        exp = self.client.get_experiment_by_name(self.cfg.experiment)
+        """The experiment's id; a named experiment is created when missing (its artifacts go
+        to target.artifact_location, None: where the tracking server puts them)."""
+        t = self.target
+        if t.experiment is None:  # MLFLOW_EXPERIMENT_ID: it must exist
+            if self.client.get_experiment(t.experiment_id) is None:
+                raise TrackingError(f"MLFLOW_EXPERIMENT_ID={t.experiment_id}: no such experiment "
+                                    f"in {t.uri}")  # fmt: skip
+            return str(t.experiment_id)
+        exp = self.client.get_experiment_by_name(t.experiment)
         if exp is not None:
             return str(exp.experiment_id)
-        location = artifact_uri(self.cfg.artifact_location)
-        return str(self.client.create_experiment(self.cfg.experiment, artifact_location=location))
+        return str(self.client.create_experiment(t.experiment, t.artifact_location))
 
     def start(
         self,
@@ -90,6 +99,7 @@ class Tracker:
         if not self.active:
             return None
         if resume_run_id is not None:
+            self._check_run(resume_run_id)
             self.client.update_run(resume_run_id, status="RUNNING")
             self.run_id = resume_run_id
             return self.run_id
@@ -105,8 +115,24 @@ class Tracker:
                 self.client.log_batch(self.run_id, params=items[i : i + 100])
         return self.run_id
 
+    def _check_run(self, run_id: str) -> None:
+        """A resumed run must be in this tracking store (the URI may come from elsewhere now)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_run(run_id)
+        except MlflowException:
+            raise TrackingError(
+                f"the checkpoint's MLflow run {run_id} is not in {self.target.describe()}; "
+                "track to the store it was logged to (tracking.uri or MLFLOW_TRACKING_URI) or "
+                "start a new MLflow run (--new-mlflow-run)"
+            ) from None
+
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        """Log finite metrics at `step` (the epoch) in one batch."""
+        """Log finite metrics at `step` (the epoch) in one batch (with the earlier tool's
+        documented keys too, tracking.earlier_names)."""
+        if self.cfg.earlier_names:
+            metrics = with_earlier_names(metrics)
         finite = {
             _key(k): float(v)
             for k, v in metrics.items()
