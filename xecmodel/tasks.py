@@ -1,12 +1,16 @@
 """The task table (defined once here) and `TaskSpec`, one enabled task of a regressor.
 
 task      outputs  target branch  units   kind             default loss
-angle     2        emiAng         deg     regression       smooth_l1    (theta, phi)
-energy    1        energyTruth    GeV     regression       l1
+angle     2        emiAng         deg     regression       smooth_l1    (theta, phi): polar
+energy    1        energyTruth    GeV     regression       l1           always > 0: positive
 timing    1        timeTruth      ns      regression       l1
 uvwFI     3        uvwTruth       cm      regression       mse          (u, v, w)
 angleVec  3        emiVec         1       direction        angular      (x, y, z) unit vector
 n_gamma   5        nGamma         count   classification   cross_entropy (classes 0..4)
+
+Only a `positive` task takes the relative losses (they divide by the true value; a time, a
+position or an angle has a conventional zero and takes any sign). A `polar` task (theta, phi in
+degrees) takes the direction losses, computed between the unit vectors of both directions.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from xecmodel.losses import CLASSIFICATION, DIRECTION, REGRESSION, get_loss
+from xecmodel.losses import CLASSIFICATION, DIRECTION, PHYSICAL, REGRESSION, VECTORS, get_loss
 from xecmodel.transforms import parse_transforms
 
 
 @dataclass(frozen=True)
 class TaskInfo:
-    """Static facts of a task: output size, target branch, units, labels, kind."""
+    """Static facts of a task: output size, target branch, units, labels, kind; `positive`: the
+    quantity is > 0 in every event; `polar`: it is a direction as (theta, phi) in degrees."""
 
     name: str
     dim: int
@@ -29,6 +34,8 @@ class TaskInfo:
     labels: tuple[str, ...]
     kind: str
     default_loss: str
+    positive: bool = False
+    polar: bool = False
 
     @property
     def target_dim(self) -> int:
@@ -39,8 +46,10 @@ class TaskInfo:
 TASKS: dict[str, TaskInfo] = {
     t.name: t
     for t in (
-        TaskInfo("angle", 2, "emiAng", "deg", ("theta", "phi"), REGRESSION, "smooth_l1"),
-        TaskInfo("energy", 1, "energyTruth", "GeV", ("energy",), REGRESSION, "l1"),
+        TaskInfo(
+            "angle", 2, "emiAng", "deg", ("theta", "phi"), REGRESSION, "smooth_l1", polar=True
+        ),
+        TaskInfo("energy", 1, "energyTruth", "GeV", ("energy",), REGRESSION, "l1", positive=True),
         TaskInfo("timing", 1, "timeTruth", "ns", ("time",), REGRESSION, "l1"),
         TaskInfo("uvwFI", 3, "uvwTruth", "cm", ("u", "v", "w"), REGRESSION, "mse"),
         TaskInfo("angleVec", 3, "emiVec", "1", ("x", "y", "z"), DIRECTION, "angular"),
@@ -87,8 +96,14 @@ class TaskSpec:
             self.loss = info.default_loss
         where = f"task {self.name}"
         loss = get_loss(self.loss, self.loss_kwargs, where=where)
-        if info.kind not in loss.kinds:
+        if info.kind not in loss.kinds and not (loss.space == VECTORS and info.polar):
             raise ValueError(f"{where}: loss {self.loss!r} does not serve {info.kind} tasks")
+        if loss.space == PHYSICAL and not info.positive:
+            raise ValueError(
+                f"{where}: loss {self.loss!r} divides by the true value, and {info.branch} "
+                f"({info.units}) can be 0 or negative (its zero is a convention), so the "
+                "relative error is undefined; use l1, smooth_l1, huber or mse"
+            )
         try:
             parse_transforms(self.transform, info.dim)
         except ValueError as err:
