@@ -47,11 +47,15 @@ KINDS = ("regressor", "mae", "inpainter", "jupyter", "ingest")
 @click.option("--port", default=8888, show_default=True, help="Jupyter port (kind jupyter).")
 @click.option("-o", "--job-dir", type=click.Path(path_type=Path), default=Path("jobs"),
               show_default=True, help="Where the job file and its logs go.")  # fmt: skip
+@click.option("--signal-before", default=300, show_default=True, type=click.IntRange(min=0),
+              help="Training: SIGUSR1 this many seconds before the wall time; the ranks save "
+                   "checkpoint_last and the job requeues itself to continue (0: off).")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Write the job file and print it; do not submit.")
 def submit(
     kind: str, train_args: tuple[str, ...], partition: str, time_: str, nodes: int, gpus: int,
     cpus_per_gpu: int, mem: str | None, account: str | None, name: str | None,
-    env_x86: str | None, env_arm: str | None, port: int, job_dir: Path, dry_run: bool,
+    env_x86: str | None, env_arm: str | None, port: int, job_dir: Path, signal_before: int,
+    dry_run: bool,
 ) -> None:  # fmt: skip
     """Write JOB_DIR/<name>.sbatch for `xec train KIND TRAIN_ARGS...` (submit options come
     before KIND; everything after it goes to xec train, e.g. `xec submit -p gh --gpus 4
@@ -61,7 +65,9 @@ def submit(
     jupyter starts a Jupyter server instead; its log prints the ssh tunnel command. KIND
     ingest writes an array job of --nodes tasks, each on a whole node without GPUs, running
     `xec ingest ARGS... --part K/N`; the last part to finish completes the store (`xec submit
-    -p cpu --nodes 8 ingest /data/run*/ -o /scratch/big.xec.zarr`)."""
+    -p cpu --nodes 8 ingest /data/run*/ -o /scratch/big.xec.zarr`). A training job gets
+    SIGUSR1 --signal-before seconds before its wall time, saves, and requeues itself; the
+    requeued job continues the run (named <name>-<job id>) from its checkpoint_last."""
     from xectrain.cluster.slurm import Resources, ingest_job, jupyter_job, train_job
 
     if kind == "jupyter" and train_args:
@@ -74,7 +80,7 @@ def submit(
     one_node = kind in ("jupyter", "ingest")
     r = Resources(name or f"xec-{kind}", partition, time_, 1 if one_node else nodes,
                   0 if kind == "ingest" else gpus, cpus_per_gpu, mem, account,
-                  str(job_dir.resolve()))  # fmt: skip
+                  str(job_dir.resolve()), 0 if one_node else signal_before)  # fmt: skip
     env = env_x86 or sys.prefix
     workdir = str(Path.cwd())
     if kind == "jupyter":

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from xecmodel import TASKS
 
 from .names import split_names
+
+if TYPE_CHECKING:
+    from xectrain.run.fit import RunResult
 
 COMMON_FLAGS = {  # flag -> config key it sets
     "epochs": "training.epochs",
@@ -63,6 +68,8 @@ def _train(kind: str, config: Path | None, sets: tuple[str, ...], show_options: 
         result = train(cfg)
     except (ConfigError, CheckpointError, StoreError, OSError, KeyError, ValueError) as err:
         raise click.ClickException(str(err)) from None
+    if result.stopped_by is not None:
+        _stopped(result)
     if not result.main:
         return  # other torchrun ranks: rank 0 reports
     click.echo(f"run folder: {result.run_dir}")
@@ -152,3 +159,17 @@ def train(ctx: click.Context, config: Path | None) -> None:
 
 for _kind in ("regressor", "mae", "inpainter"):
     train.add_command(_kind_command(_kind))
+
+
+def _stopped(result: RunResult) -> None:
+    """A run stopped by SIGTERM / SIGUSR1: say where it continues, exit with PREEMPTED_EXIT."""
+    from xectrain.run.preempt import PREEMPTED_EXIT
+    from xectrain.run.resume import LAST
+
+    if result.main:
+        click.echo(
+            f"stopped by {result.stopped_by} after the current step; continue with: "
+            f"xec train ... --resume-from {result.run_dir / LAST}",
+            err=True,
+        )
+    sys.exit(PREEMPTED_EXIT)

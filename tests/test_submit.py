@@ -20,7 +20,7 @@ def _shims(tmp_path: Path) -> dict[str, str]:
     bin_.mkdir()
     scripts = {
         "srun": 'exec "$@"',
-        "scontrol": "echo node17; echo node18",
+        "scontrol": f'echo "$@" >> {tmp_path / "scontrol.log"}; echo node17; echo node18',
         "torchrun": f'printf "%s\\n" "$@" > {tmp_path / "torchrun.args"}',
         "sbatch": 'echo "Submitted batch job 4242"',
     }
@@ -48,7 +48,8 @@ def test_training_job_runs_torchrun_with_options_and_env_overrides(
     text = job.read_text()
     log = f"#SBATCH --output={tmp_path}/jobs/%x-%j.out"
     for line in ("#SBATCH --partition=gh-daily", "#SBATCH --nodes=2", "#SBATCH --gpus-per-node=4",
-                 "#SBATCH --cpus-per-task=64", log):  # fmt: skip
+                 "#SBATCH --cpus-per-task=64", log, "#SBATCH --signal=B:USR1@300",
+                 "#SBATCH --requeue"):  # fmt: skip
         assert line in text.splitlines()
     env = {"PATH": shims["PATH"], "SLURM_JOB_NODELIST": "node[17-18]", "SLURM_JOB_ID": "9",
            "BATCH_SIZE": "512", "TASKS": "angle,energy", "HOME": str(tmp_path)}  # fmt: skip
@@ -56,9 +57,11 @@ def test_training_job_runs_torchrun_with_options_and_env_overrides(
     args = (tmp_path / "torchrun.args").read_text().splitlines()
     assert args[:5] == ["--nnodes=2", "--nproc-per-node=4", "--rdzv-id=9", "--rdzv-backend=c10d",
                         "--rdzv-endpoint=node17:29500"]  # fmt: skip
-    assert args[5:] == ["-m", "xec_cli.main", "train", "regressor", "-c", "configs/regressor.yaml",
+    assert args[5:] == ["-m", "xec_cli.main", "train", "regressor", "--run-name=xec-regressor-9",
+                        "--set", "checkpoint.resume_last=true", "-c", "configs/regressor.yaml",
                         "--store", "my store.xec.zarr", "--set", "training.lr=1e-4",
                         "--batch-size", "512", "--tasks", "angle,energy"]  # fmt: skip
+    assert "requeue" not in (tmp_path / "scontrol.log").read_text()  # it finished
 
     env["XEC_ENV_X86"] = str(tmp_path / "nowhere")  # neither a venv nor a conda env here
     env["PATH"] = f"{tmp_path / 'bin'}:/usr/bin:/bin"
@@ -148,3 +151,53 @@ def test_ingest_array_job_parts_fill_one_store(tmp_path: Path, monkeypatch: pyte
     for why, bad in refused.items():
         out = CliRunner().invoke(main, ["submit", "-p", "cpu", "--dry-run", *bad])
         assert out.exit_code != 0 and why in out.output, out.output
+
+
+STAND_IN_RANKS = """#!/bin/bash
+# torchrun stand-in: a run that stops on SIGTERM with $ON_TERM, or ends at once with $EXIT
+trap 'touch {tmp}/got_term; exit ${{ON_TERM:-1}}' TERM
+[ -n "${{EXIT:-}}" ] && exit "$EXIT"
+touch {tmp}/started
+for _ in $(seq 600); do sleep 0.05; done
+"""
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "requeued"),
+    [("usr1, torchrun exits 1", 1, True), ("usr1, xec train exits 75", 75, True),
+     ("sigterm alone: 75", 75, True), ("finished", 0, False), ("failed", 1, False)],
+)  # fmt: skip
+def test_training_job_passes_the_signal_on_and_requeues_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, status: int, requeued: bool
+) -> None:
+    """SIGUSR1 to the batch shell (what --signal=B:USR1@300 sends) reaches the ranks as
+    SIGTERM; the job requeues itself when the run stopped early, and only then."""
+    import signal
+    import time
+
+    shims = _shims(tmp_path)
+    (tmp_path / "bin" / "torchrun").write_text(STAND_IN_RANKS.format(tmp=tmp_path))
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(main, ["submit", "-p", "a100", "--env", shims["ENV"], "--dry-run",
+                                    "regressor", "--store", "s"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    job = tmp_path / "jobs" / "xec-regressor.sbatch"
+    env = {"PATH": shims["PATH"], "SLURM_JOB_NODELIST": "node17", "SLURM_JOB_ID": "9",
+           "HOME": str(tmp_path)}  # fmt: skip
+    if case.startswith("usr1"):
+        env["ON_TERM"] = str(status)
+    else:
+        env["EXIT"] = str(status)
+    proc = subprocess.Popen(["bash", str(job)], env=env, cwd=tmp_path, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    if case.startswith("usr1"):
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGUSR1)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == status, err
+    assert (tmp_path / "got_term").exists() == case.startswith("usr1")
+    log = (tmp_path / "scontrol.log").read_text().splitlines()
+    assert ("requeue 9" in log) == requeued, (log, err)
+    assert ("continues from its checkpoint_last" in err) == requeued

@@ -2,6 +2,14 @@
 `torchrun -m xec_cli.main train ...`; an interactive Jupyter server on a GPU node; or a big
 ingest, an array job of N tasks (one whole node each) running `xec ingest ... --part K/N`.
 
+A training job survives its wall time: SLURM sends the batch shell SIGUSR1 `signal_before`
+seconds before the limit (`--signal=B:USR1@<s>`); the shell passes SIGTERM on to the ranks (srun
+forwards it to torchrun, torchrun to its workers), which finish their step, write
+checkpoint_last and exit; the shell then requeues the job (`scontrol requeue`, allowed by
+`--requeue`), and the requeued job, under the same run name (<job name>-<job id>), continues
+from that checkpoint (checkpoint.resume_last). A run stopped by SIGTERM alone (preemption)
+exits with status 75 and is requeued the same way.
+
 The script picks the Python environment by the node's architecture (x86_64 for A100/H100
 nodes, aarch64 for GH200), so one job file serves both kinds of partition. Like the earlier
 tool's submit scripts it takes overrides from the environment at submission time
@@ -26,6 +34,9 @@ ENV_OVERRIDES: dict[str, str] = {
     "STORE": "--store",
 }
 RDZV_PORT = 29500
+PREEMPTED_EXIT = (
+    75  # xectrain.run.preempt.PREEMPTED_EXIT (not imported: this module stays torch-free)
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,7 @@ class Resources:
     mem: str | None = None
     account: str | None = None
     log_dir: str = "jobs"
+    signal_before: int = 0  # seconds before the wall time to send USR1 (0: no signal, no requeue)
 
 
 def _header(r: Resources) -> list[str]:
@@ -62,6 +74,8 @@ def _header(r: Resources) -> list[str]:
     else:
         lines += ["#SBATCH --exclusive", f"#SBATCH --output={r.log_dir}/%x-%A_%a.out"]
     lines += [f"#SBATCH --mem={r.mem}"] if r.mem else []
+    if r.signal_before:
+        lines += [f"#SBATCH --signal=B:USR1@{r.signal_before}", "#SBATCH --requeue"]
     lines += [f"#SBATCH --account={r.account}"] if r.account else []
     return lines
 
@@ -95,20 +109,52 @@ def train_job(
     """The sbatch script of `xec train KIND TRAIN_ARGS...` over r.nodes x r.gpus_per_node."""
     lines = _header(r) + _activate(env_x86, env_arm)
     lines += [f"cd {shlex.quote(workdir)}"] if workdir else []
+    own = [
+        f"--run-name={shlex.quote(r.name)}-$SLURM_JOB_ID",
+        "--set",
+        "checkpoint.resume_last=true",
+    ]
     lines += [
-        "args=(" + " ".join(shlex.quote(a) for a in train_args) + ")",
+        "args=("
+        + " ".join([*(own if r.signal_before else []), *map(shlex.quote, train_args)])
+        + ")",
         "# overrides from the environment at submission (sbatch exports it)",
     ]
     lines += [
         f'[ -n "${{{var}:-}}" ] && args+=({opt} "${var}")' for var, opt in ENV_OVERRIDES.items()
     ]
-    lines += [
-        'head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)  # no SIGPIPE',
+    lines += ['head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)  # no SIGPIPE']
+    run = (
         f"srun torchrun --nnodes={r.nodes} --nproc-per-node={r.gpus_per_node} "
         f"--rdzv-id=$SLURM_JOB_ID --rdzv-backend=c10d --rdzv-endpoint=$head:{RDZV_PORT} "
-        f'-m xec_cli.main train {shlex.quote(kind)} "${{args[@]}}"',
-    ]
+        f'-m xec_cli.main train {shlex.quote(kind)} "${{args[@]}}"'
+    )
+    lines += _requeue_on_signal(run, r.signal_before) if r.signal_before else [run]
     return "\n".join(lines) + "\n"
+
+
+def _requeue_on_signal(run: str, grace: int) -> list[str]:
+    """Shell lines running `run` in the background, passing the batch shell's SIGUSR1 on as
+    SIGTERM, and requeueing the job when the run stopped early (status 75, or non-zero after
+    the signal) so that it continues from its checkpoint_last."""
+    return [
+        f"export TORCH_ELASTIC_SHUTDOWN_TIMEOUT=${{TORCH_ELASTIC_SHUTDOWN_TIMEOUT:-{grace}}}"
+        "  # torchrun's wait for its ranks to save",
+        "signalled=0 run=",
+        'trap \'signalled=1; echo "wall time near: stopping after the current step" >&2; '
+        'kill -TERM "$run" 2>/dev/null || true\' USR1',
+        f"{run} &",
+        "run=$!",
+        "status=0",
+        'wait "$run" || status=$?',
+        'while kill -0 "$run" 2>/dev/null; do status=0; wait "$run" || status=$?; done',
+        f"stopped=$(( status == {PREEMPTED_EXIT} || (signalled && status != 0) ))",
+        'if [ "$stopped" -eq 1 ]; then',
+        '  echo "requeueing job $SLURM_JOB_ID: it continues from its checkpoint_last" >&2',
+        '  scontrol requeue "$SLURM_JOB_ID"',
+        "fi",
+        'exit "$status"',
+    ]
 
 
 def ingest_job(

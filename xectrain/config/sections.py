@@ -220,12 +220,21 @@ class CheckpointConfig:
     """Root folder; a run writes checkpoints and artifacts to <dir>/<run name>/."""
     every: int = 1
     """Write checkpoint_last every N epochs (always after the last epoch)."""
+    every_steps: int = 0
+    """Also write checkpoint_last every N optimizer steps, mid-epoch, with the loader position
+    (0: never); a resume continues at that step."""
+    every_minutes: float = 0.0
+    """Also write checkpoint_last mid-epoch when this many minutes passed since the last one (0:
+    never); SIGTERM / SIGUSR1 write one and stop the run anyway (exit status 75)."""
     keep: int = 0
     """Also keep the N most recent per-epoch snapshots (checkpoint_epoch_XXX.pth); 0 keeps none."""
     best_metric: str = "val/total_loss"
     """Validation metric that selects checkpoint_best (lower is better)."""
     resume_from: str | None = None
     """Checkpoint to resume (same kind) or to take the encoder from (MAE -> regressor/inpainter)."""
+    resume_last: bool = False
+    """Continue from <dir>/<run name>/checkpoint_last.pth when it exists (a requeued job; needs
+    tracking.run_name), else start as configured (resume_from included)."""
     refresh_lr: bool = False
     """On resume: restart the learning-rate schedule over the remaining epochs."""
     reset_epoch: bool = False

@@ -142,6 +142,10 @@ def _training(cfg: RunConfig, report: Report) -> None:
 def _checkpoint(cfg: RunConfig, report: Report) -> None:
     c = cfg.checkpoint
     _positive(report, "checkpoint.every", c.every)
+    _positive(report, "checkpoint.every_steps", c.every_steps, allow_zero=True)
+    _positive(report, "checkpoint.every_minutes", c.every_minutes, allow_zero=True)
+    if c.resume_last and not cfg.tracking.run_name:
+        report("checkpoint.resume_last: needs a fixed run name; set tracking.run_name")
     _positive(report, "checkpoint.keep", c.keep, allow_zero=True)
     _positive(report, "checkpoint.best_artifacts_keep", c.best_artifacts_keep, allow_zero=True)
     _positive(report, "checkpoint.predictions_every", c.predictions_every)

@@ -5,11 +5,13 @@
 setup (device, seed, scheme, loaders, model, optimizer) -> optional resume or encoder transfer
 -> for each epoch: train_epoch, validate with the EMA model, checkpoint (last, best), log to
 MLflow, artifacts on a new best -> final artifacts (worst events, saliency, face importance).
-Only rank 0 writes; every rank runs the same number of batches.
+Only rank 0 writes; every rank runs the same number of batches. SIGTERM / SIGUSR1 stop the run
+after the current step on every rank, with checkpoint_last written (xectrain.run.preempt).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from xecdata.schemes import Scheme, UnknownSchemeError, get_scheme, parse_scheme_id
-from xectrain.checkpoint import checkpoint_role, load_checkpoint
+from xectrain.checkpoint import checkpoint_role, load_checkpoint, save_checkpoint
 from xectrain.config import RunConfig, save_config, to_dict
 from xectrain.engine.distributed import (
     World,
@@ -35,7 +37,9 @@ from xectrain.run.ema import ModelEMA
 from xectrain.run.loop import Trainer, train_epoch
 from xectrain.run.optim import build_optimizer
 from xectrain.run.outputs import run_directory, write_best_artifacts, write_final_artifacts
-from xectrain.run.resume import restore_trainer, save_epoch_checkpoints
+from xectrain.run.preempt import StopFlag
+from xectrain.run.resume import LAST, MidEpoch, restore_trainer, save_epoch_checkpoints
+from xectrain.run.resume import trainer_checkpoint as make_trainer_checkpoint
 from xectrain.run.schedule import build_schedule
 from xectrain.run.tracking import Tracker, system_metrics
 from xectrain.run.validation import run_validation
@@ -52,6 +56,7 @@ class RunResult:
     mlflow_run_id: str | None = None
     history: list[tuple[int, float]] = field(default_factory=list)
     main: bool = True  # rank 0 (the process that wrote everything)
+    stopped_by: str | None = None  # the signal that stopped the run early (checkpoint_last)
 
 
 def train(cfg: RunConfig, loaders: Loaders | None = None) -> RunResult:
@@ -59,7 +64,8 @@ def train(cfg: RunConfig, loaders: Loaders | None = None) -> RunResult:
     the store loaders (tests, benchmarks); it must follow the xecdata.loaders contract."""
     world = setup_world(cfg.training.device)
     try:
-        return _train(cfg, world, loaders)
+        with StopFlag(world) as stop:  # from the start: a signal during setup stops at step 1
+            return _train(cfg, world, loaders, stop)
     finally:
         teardown_world()
 
@@ -97,6 +103,17 @@ def _resume_source(cfg: RunConfig, scheme: Scheme) -> tuple[dict[str, Any] | Non
         return None, None
     ckpt = load_checkpoint(path, scheme={"id": scheme.id, "hash": scheme.hash})
     return ckpt, checkpoint_role(ckpt, cfg.model.kind, path)
+
+
+def _continue_own(cfg: RunConfig) -> RunConfig:
+    """With checkpoint.resume_last and the run's own checkpoint_last on disk (a requeued job):
+    resume exactly from it, whatever resume_from and its options said for the first start."""
+    own = Path(cfg.checkpoint.dir) / str(cfg.tracking.run_name) / LAST
+    if not (cfg.checkpoint.resume_last and own.is_file()):
+        return cfg
+    c = dataclasses.replace(cfg.checkpoint, resume_from=str(own), refresh_lr=False,
+                            reset_epoch=False, new_mlflow_run=False)  # fmt: skip
+    return dataclasses.replace(cfg, checkpoint=c)
 
 
 def _encoder_source(cfg: RunConfig, scheme: Scheme) -> dict[str, Any] | None:
@@ -152,11 +169,12 @@ def _make_trainer(
     return tr
 
 
-def _train(cfg: RunConfig, world: World, loaders: Loaders | None) -> RunResult:
+def _train(cfg: RunConfig, world: World, loaders: Loaders | None, stop: StopFlag) -> RunResult:
     torch.manual_seed(cfg.training.seed)  # identical initial weights on every rank
     if cfg.training.deterministic:
         set_deterministic(True)
     scheme = resolve_scheme(cfg)
+    cfg = _continue_own(cfg)
     ckpt, role = _resume_source(cfg, scheme)
     enc = _encoder_source(cfg, scheme)
     cfg, run_dir = run_directory(cfg, ckpt if role == "resume" else None, world.main)
@@ -168,36 +186,41 @@ def _train(cfg: RunConfig, world: World, loaders: Loaders | None) -> RunResult:
     resume_run_id = None
     if role == "resume":
         assert ckpt is not None
-        resume_run_id = restore_trainer(tr, ckpt, steps)
+        resume_run_id = restore_trainer(tr, ckpt, steps, loaders.train)
     tracker = Tracker(cfg.tracking, world.rank, cfg.model.kind)
     params = to_dict(cfg) | {"scheme_hash": scheme.hash, "world_size": world.world_size}
     run_id = tracker.start(run_dir.name, params, resume_run_id, tags={"kind": cfg.model.kind})
     if world.main:
         save_config(cfg, run_dir / "config.yaml")
     try:
-        metrics = _epochs(tr, loaders, scheme, run_dir, tracker, run_id)
-        if world.main:
+        hook = MidEpoch(tr, loaders.train, scheme, run_dir, run_id, stop)
+        metrics = _epochs(tr, loaders, hook, tracker)
+        if world.main and stop.stopped_by is None:
             write_final_artifacts(tr, loaders, scheme, run_dir, tracker)
             link_earlier_artifacts(run_dir, cfg.model.kind)
     except BaseException as err:
         tracker.end("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
-    tracker.end()
+    tracker.end("KILLED" if stop.stopped_by else "FINISHED")
     barrier()
-    return RunResult(run_dir, run_dir.name, tr.best, metrics, run_id, tr.history, world.main)
+    return RunResult(run_dir, run_dir.name, tr.best, metrics, run_id, tr.history, world.main,
+                     stop.stopped_by)  # fmt: skip
 
 
-def _epochs(
-    tr: Trainer, loaders: Any, scheme: Scheme, run_dir: Path, tracker: Tracker, run_id: str | None
-) -> dict[str, float]:
-    """The epoch loop: train, validate, checkpoint, log. Returns the last epoch's metrics."""
-    cfg = tr.cfg
+def _epochs(tr: Trainer, loaders: Any, hook: MidEpoch, tracker: Tracker) -> dict[str, float]:
+    """The epoch loop: train, validate, checkpoint, log; ends early, with checkpoint_last
+    written, when the ranks agree to stop. Returns the last epoch's metrics."""
+    cfg, scheme, run_dir, run_id = tr.cfg, hook.scheme, hook.run_dir, hook.run_id
     metrics: dict[str, float] = {}
     while tr.epoch < cfg.training.epochs:
         epoch = tr.epoch
-        loaders.train.set_epoch(epoch)
-        stats = train_epoch(tr, loaders.train, loaders.n_train)
+        if not tr.epoch_batches:  # else restore_trainer positioned the loader mid-epoch
+            loaders.train.set_epoch(epoch)
+        stats = train_epoch(tr, loaders.train, loaders.n_train, tr.epoch_batches, hook)
+        tr.epoch_batches = 0
         metrics = dict(stats.metrics)
+        if hook.stop.stopped_by is not None:
+            return metrics  # MidEpoch wrote checkpoint_last at this step
         if cfg.tracking.system_metrics:
             metrics |= system_metrics(
                 stats.events, stats.seconds, stats.wait_seconds, tr.device, stats.batches
@@ -216,6 +239,12 @@ def _epochs(
             link_earlier_artifacts(run_dir, cfg.model.kind)  # the documented names too
         tracker.log_metrics(metrics, step=tr.epoch)
         barrier()
+        if not last and hook.stop.now():  # asked to stop during validation or checkpoints
+            if tr.world.main:
+                save_checkpoint(
+                    run_dir / LAST, make_trainer_checkpoint(tr, loaders.train, scheme, run_id)
+                )
+            return metrics
     return metrics
 
 

@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,7 @@ class Trainer:
     scaler: torch.amp.GradScaler | None = None
     epoch: int = 0  # next epoch to run (0-based)
     step: int = 0  # optimizer steps taken
+    epoch_batches: int = 0  # batches of epoch `epoch` already trained (mid-epoch resume)
     best: float = math.inf
     skipped: torch.Tensor = field(default_factory=lambda: torch.zeros(()))  # non-finite steps
     history: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) at log points
@@ -165,17 +166,24 @@ class WaitClock:
         return self.gpu
 
 
-def train_epoch(tr: Trainer, loader: Any, n_batches: int) -> EpochStats:
-    """Run `n_batches` batches of the current epoch (the loader is positioned by the caller)."""
+def train_epoch(
+    tr: Trainer, loader: Any, n_batches: int, first: int = 0,
+    after_step: Callable[[int], bool] | None = None,
+) -> EpochStats:  # fmt: skip
+    """Run batches `first`..`n_batches` of the current epoch (the loader is positioned there by
+    the caller). `after_step(batches done)` runs after every optimizer step; True ends the
+    epoch there (a stop request)."""
     cfg = tr.cfg.training
     tr.model.train()
     accum = cfg.grad_accum_steps
     sums: dict[str, torch.Tensor] = {}
     events, batches, clock, start = 0, 0, WaitClock(tr.device), time.perf_counter()
     bar = tqdm(
-        total=n_batches, desc=f"epoch {tr.epoch + 1}", disable=not tr.world.main, leave=False
-    )
-    for i, batch in enumerate(clock.timed(itertools.islice(loader, n_batches))):
+        total=n_batches, initial=first, desc=f"epoch {tr.epoch + 1}", disable=not tr.world.main,
+        leave=False,
+    )  # fmt: skip
+    todo = itertools.islice(loader, max(n_batches - first, 0))
+    for i, batch in enumerate(clock.timed(todo), first):
         group_start = (i // accum) * accum
         group = min(accum, n_batches - group_start)  # the last group may be short
         last_of_group = i + 1 == group_start + group
@@ -190,7 +198,9 @@ def train_epoch(tr: Trainer, loader: Any, n_batches: int) -> EpochStats:
         if last_of_group:
             optimizer_step(tr)
             if tr.step % cfg.log_every == 0:
-                _log_progress(tr, bar, sums, i + 1, events, clock, start)
+                _log_progress(tr, bar, sums, batches, events, clock, start)
+            if after_step is not None and after_step(i + 1):
+                break
     bar.close()
     return _epoch_stats(tr, sums, batches, events, clock, start)
 

@@ -1,9 +1,12 @@
 """Checkpoints of a training run, saved and restored in one place: what a trainer writes at
-an epoch end (last, best, snapshots, MAE encoders) and how it continues from one."""
+an epoch end (last, best, snapshots, MAE encoders) and mid-epoch (checkpoint.every_steps /
+every_minutes, a stop request), and how it continues from one, mid-epoch included."""
 
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from xectrain.checkpoint import (
 from xectrain.config import to_dict
 from xectrain.run.ema import ModelEMA
 from xectrain.run.loop import Trainer
+from xectrain.run.preempt import StopFlag
 from xectrain.run.schedule import LRSchedule, build_schedule
 
 LAST, BEST = "checkpoint_last.pth", "checkpoint_best.pth"
@@ -49,7 +53,8 @@ def trainer_checkpoint(
         ema=tr.ema.state_dict() if tr.ema is not None else None,
         optimizer=tr.optimizer.state_dict(), scheduler=tr.schedule.state_dict(),
         scaler=tr.scaler.state_dict() if tr.scaler is not None else None,
-        epoch=tr.epoch, step=tr.step, loader=loader.state_dict(), rng=rng_state(),
+        epoch=tr.epoch, epoch_batches=tr.epoch_batches, step=tr.step,
+        loader=loader.state_dict(), rng=rng_state(),
         best_metric=tr.best, best_metric_name=tr.cfg.checkpoint.best_metric,
         skipped_steps=float(tr.skipped), config=to_dict(tr.cfg),
         scheme={"id": scheme.id, "hash": scheme.hash}, transforms=tasks, mlflow_run_id=run_id,
@@ -83,8 +88,42 @@ def save_epoch_checkpoints(
         prune_snapshots(run_dir, c.keep)
 
 
-def restore_trainer(tr: Trainer, ckpt: dict[str, Any], steps_per_epoch: int) -> str | None:
-    """Continue from a checkpoint of the same kind (weights are already in tr.raw); returns
+@dataclass
+class MidEpoch:
+    """Runs after every optimizer step: rank 0 writes checkpoint_last every
+    checkpoint.every_steps steps / every_minutes minutes and when the ranks agree to stop
+    (then the epoch ends there). The checkpoint records the batches of the epoch done."""
+
+    tr: Trainer
+    loader: Any
+    scheme: Scheme
+    run_dir: Path
+    run_id: str | None
+    stop: StopFlag
+    saved_at: float = field(default_factory=time.monotonic)
+
+    def __call__(self, batches_done: int) -> bool:
+        stop = self.stop.after_step()
+        c, tr = self.tr.cfg.checkpoint, self.tr
+        due = stop or bool(c.every_steps and tr.step % c.every_steps == 0)
+        due = due or bool(
+            c.every_minutes and time.monotonic() - self.saved_at >= 60 * c.every_minutes
+        )
+        if due and tr.world.main:
+            tr.epoch_batches = batches_done
+            ckpt = trainer_checkpoint(tr, self.loader, self.scheme, self.run_id)
+            tr.epoch_batches = 0
+            save_checkpoint(self.run_dir / LAST, ckpt)
+        if due:
+            self.saved_at = time.monotonic()
+        return stop
+
+
+def restore_trainer(
+    tr: Trainer, ckpt: dict[str, Any], steps_per_epoch: int, loader: Any = None
+) -> str | None:
+    """Continue from a checkpoint of the same kind (weights are already in tr.raw), at the
+    batch of the epoch it was written at (the train `loader` is positioned there); returns
     the MLflow run id to continue, or None for a new MLflow run."""
     c = tr.cfg.checkpoint
     if tr.ema is not None:
@@ -109,4 +148,8 @@ def restore_trainer(tr: Trainer, ckpt: dict[str, Any], steps_per_epoch: int) -> 
         tr.schedule = LRSchedule.from_state_dict(ckpt["scheduler"])
     if ckpt.get("rng"):
         set_rng_state(ckpt["rng"])
+    tr.epoch_batches = int(ckpt.get("epoch_batches") or 0)
+    if tr.epoch_batches and loader is not None:  # written mid-epoch: continue at its batch
+        loader.set_epoch(tr.epoch)
+        loader.load_state_dict(ckpt["loader"])
     return run_id
