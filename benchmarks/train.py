@@ -10,7 +10,8 @@ On a GPU the pinned and resident backends are added (and DALI with --dali); give
 events for many batches (e.g. --events 131072 --batch-size 1024 --size base).
 
     python benchmarks/train.py [--events 8192] [--batch-size 256] [--batches 16] \
-        [--size tiny] [--backends root,cpu,resident] [--out benchmarks/results/train.json]
+        [--size tiny] [--backends root,cpu,resident] [--amp bf16] [--compile] \
+        [--workdir DIR] [--out benchmarks/results/train.json]
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ def make_store(workdir: Path, events: int) -> Path:
 
     store = workdir / "train.xec.zarr"
     if not (store / "_xec" / "complete.json").exists():
-        files = simulate(events, workdir / "sim", seed=3, events_per_file=max(1, events // 4))
+        files = sorted((workdir / "sim").glob("*.root"))  # e.g. benchmarks/loader.py's, reused
+        if not files:
+            files = simulate(events, workdir / "sim", seed=3, events_per_file=max(1, events // 4))
         ingest(files, store, schemes=["new@1"], chunk_events=128, progress=False)
     return store
 
@@ -52,11 +55,14 @@ def train_backend(store: Path, backend: str, args: argparse.Namespace, out: Path
         f"model.size={args.size}", "training.epochs=2", "training.warmup_epochs=0",
         f"checkpoint.dir={out}", f"tracking.run_name=bench-{backend}", "tracking.enabled=false",
         "checkpoint.save_artifacts=false", "tasks.energy.enabled=true", "tasks.uvwFI.enabled=true",
+        f"training.amp={args.amp}", f"training.compile={str(args.compile).lower()}",
     ]  # fmt: skip
-    result = train(load_config("regressor", None, sets))
+    cfg = load_config("regressor", None, sets)
+    result = train(cfg)
     m = result.metrics
     return {
         "backend": backend,
+        "tasks": [name for name, task in cfg.tasks.items() if task.enabled],
         "events_per_s": m["system/throughput_events_per_sec"],
         "data_wait_fraction": m["system/data_wait_fraction"],
         "epoch_seconds": m["system/epoch_duration_sec"],
@@ -73,6 +79,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--backends", help="comma list; default root,cpu,resident (+ pinned on CUDA)")
     p.add_argument("--dali", action="store_true", help="also the dali backend")
     p.add_argument("--repeats", type=int, default=2, help="interleaved rounds; best is kept")
+    p.add_argument("--amp", default="bf16", help="training.amp (bf16, fp16, none; CPU: float32)")
+    p.add_argument("--compile", action="store_true", help="training.compile (torch.compile)")
     p.add_argument("--workdir", type=Path, help="keep the data here (default: a temp folder)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/train.json"))
     args = p.parse_args(argv)
