@@ -1,67 +1,16 @@
-"""The task table (defined once here) and `TaskSpec`, one enabled task of a regressor.
-
-task      outputs  target branch  units   kind             default loss
-angle     2        emiAng         deg     regression       smooth_l1    (theta, phi)
-energy    1        energyTruth    GeV     regression       l1
-timing    1        timeTruth      ns      regression       l1
-uvwFI     3        uvwTruth       cm      regression       mse          (u, v, w)
-angleVec  3        emiVec         1       direction        angular      (x, y, z) unit vector
-n_gamma   5        nGamma         count   classification   cross_entropy (classes 0..4)
-"""
+"""`TaskSpec`, one enabled task of a regressor: loss, weight and target transform of an entry
+of the task catalogue (`xecdata.tasks`: name, truth branch, dims, units, labels, kind)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from xecmodel.losses import CLASSIFICATION, DIRECTION, REGRESSION, get_loss
+from xecdata.tasks import REGRESSION, TASKS, Task, get_task
+from xecmodel.losses import get_loss
 from xecmodel.transforms import parse_transforms
 
-
-@dataclass(frozen=True)
-class TaskInfo:
-    """Static facts of a task: output size, target branch, units, labels, kind."""
-
-    name: str
-    dim: int
-    branch: str
-    units: str
-    labels: tuple[str, ...]
-    kind: str
-    default_loss: str
-
-    @property
-    def target_dim(self) -> int:
-        """Columns of the target (1 class index for classification)."""
-        return 1 if self.kind == CLASSIFICATION else self.dim
-
-
-TASKS: dict[str, TaskInfo] = {
-    t.name: t
-    for t in (
-        TaskInfo("angle", 2, "emiAng", "deg", ("theta", "phi"), REGRESSION, "smooth_l1"),
-        TaskInfo("energy", 1, "energyTruth", "GeV", ("energy",), REGRESSION, "l1"),
-        TaskInfo("timing", 1, "timeTruth", "ns", ("time",), REGRESSION, "l1"),
-        TaskInfo("uvwFI", 3, "uvwTruth", "cm", ("u", "v", "w"), REGRESSION, "mse"),
-        TaskInfo("angleVec", 3, "emiVec", "1", ("x", "y", "z"), DIRECTION, "angular"),
-        TaskInfo(
-            "n_gamma",
-            5,
-            "nGamma",
-            "count",
-            tuple(f"p{i}" for i in range(5)),
-            CLASSIFICATION,
-            "cross_entropy",
-        ),
-    )
-}
-
-
-def task_info(name: str) -> TaskInfo:
-    """The TaskInfo of `name`; raises listing the known tasks."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose from {list(TASKS)}")
-    return TASKS[name]
+__all__ = ["TASKS", "Task", "TaskSpec", "as_specs"]
 
 
 @dataclass
@@ -82,7 +31,7 @@ class TaskSpec:
     std: list[float] | None = None
 
     def __post_init__(self) -> None:
-        info = task_info(self.name)
+        info = get_task(self.name)
         if self.loss is None:
             self.loss = info.default_loss
         where = f"task {self.name}"
@@ -99,7 +48,7 @@ class TaskSpec:
             raise ValueError(f"{where}: weight must be >= 0, got {self.weight}")
 
     @property
-    def info(self) -> TaskInfo:
+    def info(self) -> Task:
         return TASKS[self.name]
 
     @property
