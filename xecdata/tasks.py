@@ -9,7 +9,8 @@ uvwFI     regression      uvwTruth     3   cm     u, v, w     uvwRecoFI   uvw (1
 angleVec  direction       emiVec       3   1      x, y, z     (direction xyzVTX -> xyzRecoFI)
 n_gamma   classification  nGamma       5   count  n_gamma     -           -              -
 
-This module holds data only (no torch): behaviour is attached by name elsewhere. The loss is a
+The angle is `polar` ((theta, phi): direction losses apply), the energy `positive` (relative
+losses apply). This module holds data only (no torch): behaviour is attached by name elsewhere. The loss is a
 name in `xecmodel.losses.LOSSES`, the transform a spec of `xecmodel.transforms`, `metrics` a
 family in `METRIC_FAMILIES` (functions in `xectrain.evaluation.metrics`), `plot` a kind in
 `PLOT_KINDS` (functions in `xectrain.artifacts.regressor`). A new task is one
@@ -101,6 +102,10 @@ class Task:
     """Histogram reweighting of the task's truth; None: the task cannot be reweighted."""
     plot: str | None = None
     """Resolution plot kind (PLOT_KINDS); None: no plot."""
+    positive: bool = False
+    """The quantity is > 0 in every event (only then do the relative losses apply)."""
+    polar: bool = False
+    """A direction as (theta, phi) in degrees (the direction losses then apply)."""
 
     @property
     def target_dim(self) -> int:
@@ -131,6 +136,8 @@ class Task:
                              f"{', '.join(RECO_DERIVATIONS)}")  # fmt: skip
         if self.kind != REGRESSION and self.transform != "identity":
             raise ValueError(f"{where}: a {self.kind} task takes only the identity transform")
+        if self.polar and (self.kind != REGRESSION or self.dim != 2):
+            raise ValueError(f"{where}: a polar task is a regression of (theta, phi), dim 2")
         if self.reweight is not None and len(self.reweight.bins) != self.target_dim:
             raise ValueError(f"{where}: reweight bins {self.reweight.bins} need one count per "
                              f"truth component ({self.target_dim})")  # fmt: skip
@@ -191,10 +198,10 @@ def _builtins() -> tuple[Task, ...]:
     return (
         Task("angle", REGRESSION, "emiAng", 2, "deg", ("theta", "phi"), ("theta", "phi"),
              Display("θ, φ", "deg", digits=1), "smooth_l1", "angle", reco="emiAngReco",
-             reco_derived="angles", reweight=angle_reweight, plot="angle"),
+             reco_derived="angles", reweight=angle_reweight, plot="angle", polar=True),
         Task("energy", REGRESSION, "energyTruth", 1, "GeV", ("energy",), ("energy",),
              Display("E", "MeV", 1000.0, 2), "l1", "relative", reco="energyReco",
-             reweight=Reweight("energy", (30,)), plot="energy"),
+             reweight=Reweight("energy", (30,)), plot="energy", positive=True),
         Task("timing", REGRESSION, "timeTruth", 1, "ns", ("timing",), ("time",),
              Display("t", "ns", digits=3), "l1", "scalar", reco="timeReco",
              reweight=Reweight("timing", (30,)), plot="timing"),

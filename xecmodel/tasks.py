@@ -1,5 +1,10 @@
 """`TaskSpec`, one enabled task of a regressor: loss, weight and target transform of an entry
-of the task catalogue (`xecdata.tasks`: name, truth branch, dims, units, labels, kind)."""
+of the task catalogue (`xecdata.tasks`: name, truth branch, dims, units, labels, kind).
+
+Only a `positive` task takes the relative losses (they divide by the true value; a time, a
+position or an angle has a conventional zero and takes any sign). A `polar` task (theta, phi in
+degrees) takes the direction losses, computed between the unit vectors of both directions.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from xecdata.tasks import REGRESSION, TASKS, Task, get_task
-from xecmodel.losses import get_loss
+from xecmodel.losses import PHYSICAL, VECTORS, get_loss
 from xecmodel.transforms import parse_transforms
 
 __all__ = ["TASKS", "Task", "TaskSpec", "as_specs"]
@@ -36,8 +41,14 @@ class TaskSpec:
             self.loss = info.default_loss
         where = f"task {self.name}"
         loss = get_loss(self.loss, self.loss_kwargs, where=where)
-        if info.kind not in loss.kinds:
+        if info.kind not in loss.kinds and not (loss.space == VECTORS and info.polar):
             raise ValueError(f"{where}: loss {self.loss!r} does not serve {info.kind} tasks")
+        if loss.space == PHYSICAL and not info.positive:
+            raise ValueError(
+                f"{where}: loss {self.loss!r} divides by the true value, and {info.branch} "
+                f"({info.units}) can be 0 or negative (its zero is a convention), so the "
+                "relative error is undefined; use l1, smooth_l1, huber or mse"
+            )
         try:
             parse_transforms(self.transform, info.dim)
         except ValueError as err:
