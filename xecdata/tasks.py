@@ -10,11 +10,12 @@ angleVec  direction       emiVec       3   1      x, y, z     (direction xyzVTX 
 n_gamma   classification  nGamma       5   count  n_gamma     -           -              -
 
 The angle is `polar` ((theta, phi): direction losses apply), the energy `positive` (relative
-losses apply). This module holds data only (no torch): behaviour is attached by name elsewhere. The loss is a
-name in `xecmodel.losses.LOSSES`, the transform a spec of `xecmodel.transforms`, `metrics` a
-family in `METRIC_FAMILIES` (functions in `xectrain.evaluation.metrics`), `plot` a kind in
-`PLOT_KINDS` (functions in `xectrain.artifacts.regressor`). A new task is one
-`register_task(Task(...))`; every reader, head, metric and artifact then serves it.
+losses apply). This module holds data only (no torch): behaviour is attached by name
+elsewhere. The loss is a name in `xecmodel.losses.LOSSES`, the transform a spec of
+`xecmodel.transforms`, `metrics` a family in `METRIC_FAMILIES` (functions in
+`xectrain.evaluation.metrics`), `plot` a kind in `PLOT_KINDS` (functions in
+`xectrain.artifacts.regressor`). A new task is one `register_task(Task(...))`; every reader,
+head, metric and artifact then serves it.
 """
 
 from __future__ import annotations
