@@ -144,8 +144,8 @@ class ReconstructionConfig:
     learn_channel_logvars: bool = False
     """Learn per-channel uncertainties that weight the npho and time losses."""
     predict_time: bool = True
-    """Predict times as well as photon counts; false is npho-only mode (the earlier tool's
-    predict_channels [npho]): no time loss, time metrics or predicted times."""
+    """Predict times as well as photon counts; false is npho-only mode (predict_channels [npho]
+    in migrated configurations): no time loss, time metrics or predicted times."""
 
 
 @dataclass
