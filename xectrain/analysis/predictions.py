@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from xecdata.errors import XecError
 from xecdata.markers import valid_rows
 from xecdata.rootio import RECO_OF_TASK
 from xecdata.sim.kinematics import emission_angles
@@ -27,7 +28,7 @@ from xectrain.evaluation.metrics import task_metrics
 REFERENCES = ("auto", "truth", "reco")
 
 
-class AnalysisError(ValueError):
+class AnalysisError(XecError, ValueError):
     """A file `xec analyze` cannot analyse; the message says why and what to do."""
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from xecdata.errors import XecError
 from xecdata.geometry import geometry_id
 
 FORMAT = "xec-checkpoint"
@@ -28,7 +29,7 @@ ENCODER_SOURCES: dict[str, tuple[str, ...]] = {"mae": ("regressor", "inpainter")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DDP and torch.compile wrappers
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(XecError, RuntimeError):
     """A checkpoint cannot be used for what was asked; the message says why and what to do."""
 
 

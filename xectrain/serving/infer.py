@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from xecdata.errors import XecError
 from xecdata.geometry import geometry_id
 from xecdata.schemes import Scheme
 from xecmodel import read_onnx_metadata
 from xectrain.artifacts.rootio import TableRootWriter
 
 
-class InferenceError(ValueError):
+class InferenceError(XecError, ValueError):
     """A model or an input that `xec infer` cannot serve; the message says why and what to do."""
 
 
@@ -61,6 +62,11 @@ def open_model(path: str | Path, providers: Sequence[str] | None = None) -> Onnx
         meta = read_onnx_metadata(path)
     except ValueError:  # read_onnx_metadata refuses a model without xec.* metadata
         meta = {}
+    except Exception as exc:  # not ONNX at all: onnx / protobuf raise several types
+        raise InferenceError(
+            f"{path}: not an ONNX model ({type(exc).__name__}); give a model written by "
+            "`xec export onnx`"
+        ) from exc
     if "scheme" not in meta:
         raise InferenceError(
             f"{path}: not an xec model (no xec.* metadata); export checkpoints with "
