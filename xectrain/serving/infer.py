@@ -60,7 +60,7 @@ def open_model(path: str | Path, providers: Sequence[str] | None = None) -> Onnx
         raise InferenceError(f"model {path} does not exist")
     try:
         meta = read_onnx_metadata(path)
-    except ValueError:  # read_onnx_metadata refuses a model without xec.* metadata
+    except Exception:  # no xec.* metadata (ValueError), or not ONNX at all (e.g. a .pth)
         meta = {}
     except Exception as exc:  # not ONNX at all: onnx / protobuf raise several types
         raise InferenceError(
