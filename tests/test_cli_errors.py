@@ -67,7 +67,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "plots": (["plots", "{notstore}"], ["notstore", "xec validate"]),
     "display": (["display", "{junk}", "--entry", "0"], ["junk.bin"]),
     "export onnx": (["export", "onnx", "{junk}", "-o", "{dir}/m.onnx"], ["junk.bin"]),
-    "infer": (["infer", "{junk}", "{junk}", "-o", "{dir}/p.root"], ["junk.bin", "xec export"]),
+    "infer": (["infer", "{junk}", "{junk}", "-o", "{dir}/p.root"], ["junk.bin", "xec export onnx"]),
     "analyze": (["analyze", "{junk}"], ["junk.bin"]),
     "bench ingest": (["bench", "ingest", "--events", "0"], ["--events"]),
     "bench loader": (["bench", "loader", "{store}", "--threads", "one"], ["--threads", "one"]),

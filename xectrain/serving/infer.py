@@ -62,11 +62,6 @@ def open_model(path: str | Path, providers: Sequence[str] | None = None) -> Onnx
         meta = read_onnx_metadata(path)
     except Exception:  # no xec.* metadata (ValueError), or not ONNX at all (e.g. a .pth)
         meta = {}
-    except Exception as exc:  # not ONNX at all: onnx / protobuf raise several types
-        raise InferenceError(
-            f"{path}: not an ONNX model ({type(exc).__name__}); give a model written by "
-            "`xec export onnx`"
-        ) from exc
     if "scheme" not in meta:
         raise InferenceError(
             f"{path}: not an xec model (no xec.* metadata); export checkpoints with "
