@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from xecdata.errors import XecError
 from xecdata.geometry import N_SENSORS
 from xecdata.tasks import TASKS, task_branches
 
@@ -41,7 +42,7 @@ _SKIP = "remove it from the inputs or pass --skip-bad to record it as skipped an
 _SKIP_FIX = _SKIP[0].upper() + _SKIP[1:]
 
 
-class InputError(ValueError):
+class InputError(XecError, ValueError):
     """A ROOT input cannot be ingested; str() names file/tree/branch/entry and the fix."""
 
     def __init__(self, path: str | Path, problem: str, fix: str, **where: object) -> None:

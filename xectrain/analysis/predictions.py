@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from xecdata.errors import XecError
 from xecdata.markers import valid_rows
 from xecdata.sim.kinematics import emission_angles
 from xecdata.tasks import TASKS, get_task
@@ -27,7 +28,7 @@ from xectrain.evaluation.metrics import task_metrics
 REFERENCES = ("auto", "truth", "reco")
 
 
-class AnalysisError(ValueError):
+class AnalysisError(XecError, ValueError):
     """A file `xec analyze` cannot analyse; the message says why and what to do."""
 
 

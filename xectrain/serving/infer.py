@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from xecdata.errors import XecError
 from xecdata.geometry import geometry_id
 from xecdata.schemes import Scheme
 from xecmodel import read_onnx_metadata
 from xectrain.artifacts.rootio import TableRootWriter
 
 
-class InferenceError(ValueError):
+class InferenceError(XecError, ValueError):
     """A model or an input that `xec infer` cannot serve; the message says why and what to do."""
 
 
