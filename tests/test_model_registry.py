@@ -14,9 +14,9 @@ from xecmodel import SIZES, TASKS, TaskSpec, count_parameters, create_model, lis
 SCHEME = get_scheme("new@1")
 ALL_TASKS = [TaskSpec(n) for n in TASKS]
 MIXED_TASKS = [
-    TaskSpec("angle", loss="huber", loss_kwargs={"delta": 2.0}, transform="standardize"),
+    TaskSpec("angle", loss="angular", transform="standardize"),
     TaskSpec("energy", loss="gaussian_nll", transform="log+standardize"),
-    TaskSpec("timing", loss="relative_smooth_l1", transform="inverse"),
+    TaskSpec("timing", loss="huber", loss_kwargs={"delta": 2.0}, transform="inverse"),
     TaskSpec("uvwFI", loss="l2", weight=0.5),
     TaskSpec("angleVec", loss="cosine"),
 ]

@@ -85,7 +85,7 @@ def _smooth(d: torch.Tensor, beta: float) -> torch.Tensor:
         (
             "relative_smooth_l1",
             {"beta": 1.0, "eps": 0.0},
-            (_smooth(P - T, 1.0) / T.abs()).mean(-1),
+            _smooth((P - T) / T.abs(), 1.0).mean(-1),
         ),
     ],
 )

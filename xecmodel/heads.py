@@ -1,8 +1,10 @@
 """Task heads: an MLP per enabled task that owns its target transform and its loss.
 
-`forward` gives the raw outputs in transformed space (what the loss sees), `predict` the
-physical quantity: regression values through the inverse transform, unit vectors for
-directions, class probabilities for n_gamma.
+`forward` gives the raw outputs in transformed space, `predict` the physical quantity:
+regression values through the inverse transform, unit vectors for directions, class
+probabilities for n_gamma. `loss` compares in the loss's space: the raw output with the
+transformed target, the physical prediction with the raw target (relative losses), or unit
+vectors (direction losses; the angle task's (theta, phi) through `polar_to_unit`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xecmodel.losses import CLASSIFICATION, DIRECTION, get_loss
+from xecmodel.losses import CLASSIFICATION, DIRECTION, PHYSICAL, VECTORS, get_loss, polar_to_unit
 from xecmodel.tasks import TaskSpec
 from xecmodel.transforms import TargetTransform
 
@@ -32,7 +34,8 @@ class TaskHead(nn.Module):
         self.transform = TargetTransform(
             spec.transform, self.info.dim, spec.transform_eps, spec.mean, spec.std
         )
-        self.loss_fn = get_loss(spec.loss or "", spec.loss_kwargs, where=f"task {spec.name}").fn
+        info = get_loss(spec.loss or "", spec.loss_kwargs, where=f"task {spec.name}")
+        self.loss_fn, self.loss_space = info.fn, info.space
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.mlp(features)  # (B, n_outputs), transformed space
@@ -64,5 +67,11 @@ class TaskHead(nn.Module):
         return self.transform(y.to(torch.float32))
 
     def loss(self, raw: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-sample loss (B,) in transformed space."""
-        return self.loss_fn(raw.float(), self.target(y), **self.spec.loss_kwargs)
+        """Per-sample loss (B,) in the loss's space (see the module docstring)."""
+        target, raw = self.target(y), raw.float()  # target() also checks the columns
+        if self.loss_space == PHYSICAL or (self.loss_space == VECTORS and self.info.polar):
+            pred, target = self.predict(raw), y.reshape(target.shape).float()
+            if self.info.polar:
+                pred, target = polar_to_unit(pred), polar_to_unit(target)
+            return self.loss_fn(pred, target, **self.spec.loss_kwargs)
+        return self.loss_fn(raw, target, **self.spec.loss_kwargs)

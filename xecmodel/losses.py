@@ -4,9 +4,9 @@
     huber(delta=1)              mean_d huber(p - t; delta)
     l1                          mean_d |p - t|
     mse, l2                     mean_d (p - t)^2
-    relative_l1(eps=1e-6)       mean_d |p - t| / (|t| + eps)
-    relative_smooth_l1(beta=1, eps=1e-6)   mean_d smooth_l1(p - t; beta) / (|t| + eps)
-    relative_mse(eps=1e-6)      mean_d (p - t)^2 / (|t| + eps)^2
+    relative_l1(eps=1e-6)       mean_d |r|,  r = (p - t) / (|t| + eps)
+    relative_smooth_l1(beta=0.01, eps=1e-6)   mean_d smooth_l1(r; beta)  (beta: a relative error)
+    relative_mse(eps=1e-6)      mean_d r^2
     gaussian_nll(logvar_min=-15, logvar_max=15)
                                 pred = [mu | s] (B, 2D), s = clamp(log sigma^2):
                                 mean_d 0.5 (s + (t - mu)^2 exp(-s))
@@ -14,7 +14,12 @@
     cosine                      1 - p . t / (|p| |t|)
     cross_entropy(label_smoothing=0)   pred = logits (B, C), target = class index (B,) or (B, 1)
 
-Each loss says which task kinds it serves and how many outputs per target dimension it needs.
+Each loss says which task kinds it serves, how many outputs per target dimension it needs and
+the space it runs in (`LossInfo.space`): most compare the head's raw output with the
+transformed target; the `relative_*` losses compare the prediction and the target in physical
+units (the head inverse-transforms its output), so r is the relative error of the physical
+quantity whatever the transform; the direction losses compare unit vectors, which the `angle`
+task's (theta, phi) in degrees become through `polar_to_unit`.
 `get_loss` raises on an unknown name or keyword; nothing falls back to another loss.
 """
 
@@ -27,7 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-REGRESSION, DIRECTION, CLASSIFICATION = "regression", "direction", "classification"
+from xecdata.tasks import CLASSIFICATION, DIRECTION, REGRESSION
 
 
 def smooth_l1(p: torch.Tensor, t: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
@@ -46,19 +51,23 @@ def mse(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (p - t).square().mean(-1)
 
 
+def _relative(p: torch.Tensor, t: torch.Tensor, eps: float) -> torch.Tensor:
+    return (p - t) / (t.abs() + eps)  # (B, D) relative error in physical units
+
+
 def relative_l1(p: torch.Tensor, t: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    return ((p - t).abs() / (t.abs() + eps)).mean(-1)
+    return _relative(p, t, eps).abs().mean(-1)
 
 
 def relative_smooth_l1(
-    p: torch.Tensor, t: torch.Tensor, beta: float = 1.0, eps: float = 1e-6
+    p: torch.Tensor, t: torch.Tensor, beta: float = 0.01, eps: float = 1e-6
 ) -> torch.Tensor:
-    per = F.smooth_l1_loss(p, t, reduction="none", beta=beta)
-    return (per / (t.abs() + eps)).mean(-1)
+    r = _relative(p, t, eps)
+    return F.smooth_l1_loss(r, torch.zeros_like(r), reduction="none", beta=beta).mean(-1)
 
 
 def relative_mse(p: torch.Tensor, t: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    return ((p - t).square() / (t.abs() + eps).square()).mean(-1)
+    return _relative(p, t, eps).square().mean(-1)
 
 
 def gaussian_nll(
@@ -79,19 +88,31 @@ def cosine(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return 1.0 - F.cosine_similarity(p, t, dim=-1, eps=1e-8)
 
 
+def polar_to_unit(angles_deg: torch.Tensor) -> torch.Tensor:
+    """(B, 2) (theta, phi) in degrees -> (B, 3) unit vectors (sin t cos p, sin t sin p, cos t):
+    the inverse of emiAng's convention (theta from +z, phi = atan2(y, x))."""
+    t, p = torch.deg2rad(angles_deg).unbind(-1)
+    return torch.stack([t.sin() * p.cos(), t.sin() * p.sin(), t.cos()], dim=-1)
+
+
 def cross_entropy(p: torch.Tensor, t: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     return F.cross_entropy(
         p, t.reshape(-1).long(), reduction="none", label_smoothing=label_smoothing
     )
 
 
+TRANSFORMED, PHYSICAL, VECTORS = "transformed", "physical", "vectors"
+
+
 @dataclass(frozen=True)
 class LossInfo:
-    """A named loss: the function, the task kinds it serves, outputs per target dimension."""
+    """A named loss: the function, the task kinds it serves, outputs per target dimension and
+    the space it compares in (TRANSFORMED, PHYSICAL units, or unit VECTORS)."""
 
     fn: Callable[..., torch.Tensor]
     kinds: tuple[str, ...]
     outputs_per_dim: int = 1
+    space: str = TRANSFORMED
 
     @property
     def keywords(self) -> tuple[str, ...]:
@@ -105,12 +126,12 @@ LOSSES: dict[str, LossInfo] = {
     "l1": LossInfo(l1, _VALUE),
     "mse": LossInfo(mse, _VALUE),
     "l2": LossInfo(mse, _VALUE),
-    "relative_l1": LossInfo(relative_l1, (REGRESSION,)),
-    "relative_smooth_l1": LossInfo(relative_smooth_l1, (REGRESSION,)),
-    "relative_mse": LossInfo(relative_mse, (REGRESSION,)),
+    "relative_l1": LossInfo(relative_l1, (REGRESSION,), space=PHYSICAL),
+    "relative_smooth_l1": LossInfo(relative_smooth_l1, (REGRESSION,), space=PHYSICAL),
+    "relative_mse": LossInfo(relative_mse, (REGRESSION,), space=PHYSICAL),
     "gaussian_nll": LossInfo(gaussian_nll, (REGRESSION,), outputs_per_dim=2),
-    "angular": LossInfo(angular, (DIRECTION,)),
-    "cosine": LossInfo(cosine, (DIRECTION,)),
+    "angular": LossInfo(angular, (DIRECTION,), space=VECTORS),
+    "cosine": LossInfo(cosine, (DIRECTION,), space=VECTORS),
     "cross_entropy": LossInfo(cross_entropy, (CLASSIFICATION,)),
 }
 

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from xecdata.tasks import CLASSIFICATION
 from xecmodel.encoder import XECEncoder
 from xecmodel.heads import TaskHead
 from xecmodel.kind import ModelKind, OutputSpec
-from xecmodel.losses import CLASSIFICATION
 from xecmodel.pooling import WeightedPoolingReadout
 from xecmodel.tasks import TASKS, TaskSpec, as_specs
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xecdata.errors import XecError
 from xecdata.geometry import geometry_id
 from xecdata.reco.energy import EnergyCalibration
 from xecdata.reco.tables import BinnedLinear
@@ -38,7 +39,7 @@ NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_.-]*"
 REBUILD = "rebuild it with `xec reco calibrate SIM... -o CALIB.json` from simulated files"
 
 
-class CalibrationError(ValueError):
+class CalibrationError(XecError, ValueError):
     """A calibration file that cannot be used; the message says why and what to do."""
 
 

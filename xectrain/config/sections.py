@@ -96,7 +96,8 @@ class TaskConfig:
     enabled: bool = False
     """Train and validate this task."""
     loss: str = choice("smooth_l1", LOSSES)
-    """Loss (xecmodel.LOSSES), computed in the transformed target space."""
+    """Loss (xecmodel.LOSSES), computed in the transformed target space; relative_* on the
+    physical value (energy only), angular / cosine on unit vectors (angle, angleVec)."""
     loss_kwargs: dict[str, float] = field(default_factory=dict)
     """Extra loss arguments, e.g. {beta: 1.0} for smooth_l1."""
     weight: float = 1.0
