@@ -91,6 +91,13 @@ class Calibration:
         })  # fmt: skip
 
     @property
+    def attenuation_length(self) -> float | None:
+        """cm, the position fit's attenuation of the direct light; None (calibrations before
+        default@3, made with a fit without it) for none."""
+        value = self.settings.get("attenuation_length_cm")
+        return None if value is None else float(value)
+
+    @property
     def hash(self) -> str:
         canonical = json.dumps(self.parameters(), sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
