@@ -105,9 +105,13 @@ def run(inputs: tuple[Path, ...], output: Path, calibration: Path | None, batch_
 @click.option("--tree", default="tree", show_default=True, help="TTree of ROOT inputs.")
 @click.option("--npho-branch", help="Photon-count branch (default npho, else relative_npho).")
 @click.option("--time-branch", default="relative_time", show_default=True)
+@click.option("--attenuation-length", type=click.FloatRange(min=0.0, min_open=True),
+              help="Attenuate the direct light over this length (cm) in the position fit's "
+                   "model (the simulator's Rayleigh length is 45); off by default.")  # fmt: skip
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def calibrate(inputs: tuple[Path, ...], output: Path, name: str, version: int, tree: str,
-              npho_branch: str | None, time_branch: str, quiet: bool) -> None:  # fmt: skip
+              npho_branch: str | None, time_branch: str, attenuation_length: float | None,
+              quiet: bool) -> None:  # fmt: skip
     """Build the reconstruction's calibration (first-interaction depth correction, energy
     weights / uniformity / scale, time constants) from simulated files SIM... (ROOT files,
     folders or stores with truth, e.g. from `xec simulate`). Same inputs, same bytes."""
@@ -120,7 +124,8 @@ def calibrate(inputs: tuple[Path, ...], output: Path, name: str, version: int, t
         raise click.BadParameter(f"{name!r} must match {NAME_PATTERN}", param_hint="--name")
     try:
         cal = build_calibration(resolve(inputs), name, version, progress=not quiet, tree=tree,
-                                npho_branch=npho_branch, time_branch=time_branch)  # fmt: skip
+                                npho_branch=npho_branch, time_branch=time_branch,
+                                attenuation_length=attenuation_length)  # fmt: skip
     except InputError as err:
         raise click.ClickException(_input_message(err)) from None
     except (CalibrationError, ValueError) as err:

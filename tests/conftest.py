@@ -4,6 +4,7 @@ or wherever XEC_GEOMETRY_TABLES points; tests that need them skip when they are 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,18 @@ def geometry_tables() -> Path:
     if path is None:
         pytest.skip("reference geometry tables not found (set XEC_GEOMETRY_TABLES)")
     return path
+
+
+@pytest.fixture(scope="session")
+def toy_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's shared store (tests/loader_stores.py: 1200 toy events in two ROOT files,
+    scheme new@1), built once for every module that only reads a store. A test that writes to
+    a store copies it first (`shutil.copytree`); the fixture checks at the end that nothing
+    changed it."""
+    from tests.loader_stores import build_store
+    from tests.readonly import snapshot
+
+    store = build_store(tmp_path_factory.mktemp("toy_store"))
+    before = snapshot(store)
+    yield store
+    assert snapshot(store) == before, f"a test changed the shared store {store}; copy it first"

@@ -6,9 +6,11 @@ or uproot's counter-jagged `npho[nnpho]`). Every error a user can hit is an `Inp
 message names the file, tree, branch and entry and says how to fix it.
 
 Kept per-event branches, when present (all files of one ingest must carry the same set):
-truth `TRUTH_BRANCHES`, reconstruction `RECO_BRANCHES` plus any other numeric fixed-size branch
-whose name contains "Reco", ids `ID_BRANCHES`. NaN/Inf in a truth branch is an error; 1e10 is
-the legitimate "invalid" marker of these files and is kept as is.
+truth `truth_branches()` (every task's truth branch and `OTHER_TRUTH`), reconstruction
+`reco_branches()` (every task's reco branch and `OTHER_RECO`) plus any other numeric
+fixed-size branch whose name contains "Reco", ids
+`ID_BRANCHES`. NaN/Inf in a truth branch is an error; 1e10 is the legitimate "invalid" marker
+of these files and is kept as is.
 """
 
 from __future__ import annotations
@@ -21,18 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from xecdata.errors import XecError
 from xecdata.geometry import N_SENSORS
+from xecdata.tasks import TASKS, task_branches
 
-TRUTH_BRANCHES = (
-    "emiAng", "energyTruth", "timeTruth", "uvwTruth", "xyzTruth", "emiVec", "xyzVTX", "nGamma",
-)  # fmt: skip
-RECO_BRANCHES = ("uvwRecoFI", "xyzRecoFI", "energyReco", "timeReco", "emiAngReco")
-# the conventional reconstruction of a regressor task's quantity, in the truth branch's units
-# (emiAngReco is written by `xec reco`; real-data files have no angle branch: there the angle
-# is the direction from xyzVTX to xyzRecoFI, which xectrain.analysis computes)
-RECO_OF_TASK = {
-    "energy": "energyReco", "timing": "timeReco", "uvwFI": "uvwRecoFI", "angle": "emiAngReco",
-}  # fmt: skip
+# truth branches kept besides the tasks' ones (xecdata.tasks): positions for analysis
+OTHER_TRUTH = ("xyzTruth", "xyzVTX")
+# reconstruction kept besides the tasks' reco branches: the first-interaction point, from
+# which (with xyzVTX) real-data files give the angle (xecdata.tasks, reco_derived)
+OTHER_RECO = ("xyzRecoFI",)
 ID_BRANCHES = ("run", "event")
 DEFAULT_TREE = "tree"
 DEFAULT_NPHO = "npho"
@@ -43,7 +42,7 @@ _SKIP = "remove it from the inputs or pass --skip-bad to record it as skipped an
 _SKIP_FIX = _SKIP[0].upper() + _SKIP[1:]
 
 
-class InputError(ValueError):
+class InputError(XecError, ValueError):
     """A ROOT input cannot be ingested; str() names file/tree/branch/entry and the fix."""
 
     def __init__(self, path: str | Path, problem: str, fix: str, **where: object) -> None:
@@ -209,13 +208,26 @@ def _sensor_kind(t: Any, path: str | Path, tree: str, branch: str) -> bool:
     )
 
 
+def truth_branches() -> tuple[str, ...]:
+    """Truth branches an ingest keeps: every task's truth branch, then OTHER_TRUTH."""
+    return task_branches() + tuple(b for b in OTHER_TRUTH if b not in task_branches())
+
+
+def reco_branches() -> tuple[str, ...]:
+    """Named reconstruction branches an ingest keeps: every task's reco branch, OTHER_RECO."""
+    tasks = tuple(dict.fromkeys(t.reco for t in TASKS.values() if t.reco))
+    return tasks + tuple(b for b in OTHER_RECO if b not in tasks)
+
+
 def _columns(t: Any, path: str | Path, tree: str) -> tuple[Column, ...]:
     """The kept truth/reco/id branches of a tree with their dtypes and shapes."""
     import uproot
 
-    wanted = [(b, "truth") for b in TRUTH_BRANCHES] + [(b, "ids") for b in ID_BRANCHES]
-    wanted += [(b, "reco") for b in RECO_BRANCHES]
-    wanted += [(b, "reco") for b in sorted(t.keys()) if "Reco" in b and b not in RECO_BRANCHES]
+    truth = truth_branches()
+    wanted = [(b, "truth") for b in truth] + [(b, "ids") for b in ID_BRANCHES]
+    reco = reco_branches()
+    wanted += [(b, "reco") for b in reco]
+    wanted += [(b, "reco") for b in sorted(t.keys()) if "Reco" in b and b not in reco]
     out = []
     present = set(t.keys())
     for name, kind in wanted:
@@ -224,7 +236,7 @@ def _columns(t: Any, path: str | Path, tree: str) -> tuple[Column, ...]:
         interp = t[name].interpretation
         fixed = isinstance(interp, uproot.AsDtype) and interp.to_dtype.base.kind in "fiub"
         if not fixed or int(np.prod(interp.inner_shape)) >= N_SENSORS:
-            if name in TRUTH_BRANCHES + RECO_BRANCHES + ID_BRANCHES:
+            if name in truth + reco + ID_BRANCHES:
                 raise InputError(
                     path,
                     f"branch has type {t[name].typename}; a fixed-size number or array is needed",

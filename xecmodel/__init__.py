@@ -4,10 +4,10 @@ Takes geometry only from xecdata.geometry / xecdata.facemaps and normalization f
 xecdata.schemes Scheme it is given; never reads data files. Public API:
 
 Tasks
-    TASKS: dict[str, TaskInfo]   the task table (dim, target branch, units, labels, kind)
+    TASKS: dict[str, Task]   the task catalogue (xecdata.tasks: branch, dims, units, labels, ...)
     TaskSpec(name, loss=None, loss_kwargs={}, weight=1.0, transform="identity",
              transform_eps=0.0, mean=None, std=None)
-        name in angle, energy, timing, uvwFI, angleVec, n_gamma; loss by name (LOSSES, an
+        name of a catalogue entry (angle, energy, ...); loss by name (LOSSES, an
         unknown name raises); transform in identity, log, inverse, standardize,
         log+standardize, inverse+standardize.
 
@@ -46,7 +46,7 @@ from xecmodel.losses import LOSSES
 from xecmodel.mae import XECMAE
 from xecmodel.registry import SIZES, count_parameters, create_model, list_models
 from xecmodel.regressor import XECRegressor
-from xecmodel.tasks import TASKS, TaskInfo, TaskSpec
+from xecmodel.tasks import TASKS, Task, TaskSpec
 from xecmodel.transforms import TRANSFORMS
 
 __all__ = [
@@ -56,7 +56,7 @@ __all__ = [
     "TRANSFORMS",
     "XECMAE",
     "EncoderConfig",
-    "TaskInfo",
+    "Task",
     "TaskSpec",
     "XECEncoder",
     "XECInpainter",

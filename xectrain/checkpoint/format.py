@@ -5,18 +5,27 @@ optimizer, scheduler, scaler, epoch, step, loader position, RNG states, best met
 config, scheme id + hash, geometry id, target transforms and the MLflow run id. It is written to
 a temporary file in the same folder, fsynced and renamed over the old one, so killing training
 at any moment leaves either the old or the new checkpoint, never a torn one.
+
+Reading never runs code from the file: torch.load(weights_only=True) rebuilds only tensors and
+plain containers, plus the allow-listed SAFE_GLOBALS; a pickle that names anything else (a
+shared `.pth` crafted to run a command) is refused with UnsafeCheckpointError before any of it
+is unpickled.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import pickletools
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.torch_version import TorchVersion
 
+from xecdata.errors import XecError
 from xecdata.geometry import geometry_id
 
 FORMAT = "xec-checkpoint"
@@ -26,10 +35,26 @@ ENCODER_PREFIX = "encoder."
 # Checkpoint kind -> model kinds that may take its encoder (the rest must match exactly).
 ENCODER_SOURCES: dict[str, tuple[str, ...]] = {"mae": ("regressor", "inpainter")}
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DDP and torch.compile wrappers
+# Types beyond torch's weights-only defaults (tensors, dicts, lists, numbers, strings) that an
+# xec checkpoint holds: torch.__version__ (a str subclass) in files written before it was
+# stored as a plain str.
+SAFE_GLOBALS: tuple[type, ...] = (TorchVersion,)
+_SAFE_NAMES = {f"{t.__module__}.{t.__qualname__}" for t in SAFE_GLOBALS}
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(XecError, RuntimeError):
     """A checkpoint cannot be used for what was asked; the message says why and what to do."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The file's pickle names code an xec checkpoint never holds; nothing of it was run."""
+
+    def __init__(self, path: str | Path, found: str) -> None:
+        super().__init__(
+            f"{path} is refused: its pickle carries {found}, which an xec checkpoint never "
+            "holds, and loading it could run code; nothing of it was run. Ask its author for the "
+            "checkpoint_*.pth that xec train wrote"
+        )
 
 
 def unwrap_state_dict(state: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,7 +110,7 @@ def make_checkpoint(kind: str, model_state: Mapping[str, Any], **fields: Any) ->
         "format_version": FORMAT_VERSION,
         "kind": kind,
         "geometry_id": geometry_id(),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),  # a plain str: no extra type to allow
         "model": unwrap_state_dict(model_state),
         **fields,
     }
@@ -133,16 +158,60 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # torch raises several types for foreign or torn files
-        raise CheckpointError(f"{path}: not a readable checkpoint ({err})") from None
+    ckpt = safe_load(path, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") not in (FORMAT, ENCODER_FORMAT):
         raise CheckpointError(
             f"{path}: not an xec checkpoint (no '{FORMAT}' header); checkpoints of the earlier "
             "tool must be converted, or retrain"
         )
     return ckpt
+
+
+def pickle_globals(path: Path) -> list[str]:
+    """Names of the classes and functions the file's pickle would import, read from its
+    opcodes without unpickling (torch's zip format, or a bare pickle)."""
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except (ValueError, RuntimeError, OSError):
+        pass  # not torch's zip format
+    names: list[str] = []
+    strings: list[str] = []  # STACK_GLOBAL takes module and name from the two pushed before
+    try:
+        with path.open("rb") as fh:
+            for op, arg, _ in pickletools.genops(fh):
+                if op.name == "GLOBAL":
+                    names.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    names.append(f"{strings[-2]}.{strings[-1]}")
+                if isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:  # not a pickle (or a torn one): torch.load says what it is
+        pass
+    return names
+
+
+def safe_load(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load with weights_only=True and the SAFE_GLOBALS allow-list; a file naming any
+    other global is refused (UnsafeCheckpointError) before it is unpickled."""
+    unsafe = sorted(set(pickle_globals(path)) - _SAFE_NAMES - {"collections.OrderedDict"})
+    if unsafe:
+        raise UnsafeCheckpointError(path, ", ".join(unsafe))
+    try:
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises several types for foreign or torn files
+        found = re.search(r"GLOBAL (\S+)", str(err))
+        if isinstance(err, pickle.UnpicklingError) and found:
+            raise UnsafeCheckpointError(path, found.group(1)) from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_reason(err)})") from None
+
+
+def _reason(err: Exception) -> str:
+    """The informative line of a torch.load error (the weights-only reader's are paragraphs)."""
+    boiler = ("Weights only load failed", "Please file an issue", "Check the documentation")
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(boiler)]
+    return lines[-1] if lines else type(err).__name__
 
 
 def check_compatible(

@@ -99,9 +99,17 @@ def _resume_source(cfg: RunConfig, scheme: Scheme) -> tuple[dict[str, Any] | Non
     return ckpt, checkpoint_role(ckpt, cfg.model.kind, path)
 
 
+def _encoder_source(cfg: RunConfig, scheme: Scheme) -> dict[str, Any] | None:
+    """The checkpoint named by model.encoder_from, read before the loaders open (fail fast)."""
+    if not cfg.model.encoder_from:
+        return None
+    return load_checkpoint(cfg.model.encoder_from, scheme={"id": scheme.id, "hash": scheme.hash})
+
+
 def _prepare_model(
-    cfg: RunConfig, scheme: Scheme, ops: StepOps, loader: Any, ckpt: dict | None, role: str | None
-) -> torch.nn.Module:
+    cfg: RunConfig, scheme: Scheme, ops: StepOps, loader: Any, ckpt: dict | None, role: str | None,
+    enc: dict | None = None,
+) -> torch.nn.Module:  # fmt: skip
     """Build the model; fit target transforms or take weights / encoder from checkpoints."""
     model: Any = build_model(cfg, scheme)
     if role == "resume":
@@ -111,9 +119,8 @@ def _prepare_model(
     if cfg.model.kind == "regressor":
         model.fit_transforms(collect_targets(loader, ops, cfg.training.transform_fit_batches))
     sources = [(ckpt, str(cfg.checkpoint.resume_from))] if role == "encoder" else []
-    if cfg.model.encoder_from:
-        enc = load_checkpoint(cfg.model.encoder_from, scheme={"id": scheme.id, "hash": scheme.hash})
-        sources.append((enc, cfg.model.encoder_from))
+    if enc is not None:
+        sources.append((enc, str(cfg.model.encoder_from)))
     for source, _ in sources:
         assert source is not None
         weights = source.get("encoder") or (source.get("ema") or {}).get("model") or source["model"]
@@ -151,10 +158,11 @@ def _train(cfg: RunConfig, world: World, loaders: Loaders | None) -> RunResult:
         set_deterministic(True)
     scheme = resolve_scheme(cfg)
     ckpt, role = _resume_source(cfg, scheme)
+    enc = _encoder_source(cfg, scheme)
     cfg, run_dir = run_directory(cfg, ckpt if role == "resume" else None, world.main)
     ops = StepOps(cfg)
     loaders = loaders or open_loaders(cfg, world, ops, scheme)
-    model = _prepare_model(cfg, scheme, ops, loaders.train, ckpt, role)
+    model = _prepare_model(cfg, scheme, ops, loaders.train, ckpt, role, enc)
     steps = math.ceil(loaders.n_train / cfg.training.grad_accum_steps)
     tr = _make_trainer(cfg, world, ops, model, steps)
     resume_run_id = None

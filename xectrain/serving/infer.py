@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from xecdata.errors import XecError
 from xecdata.geometry import geometry_id
 from xecdata.schemes import Scheme
 from xecmodel import read_onnx_metadata
 from xectrain.artifacts.rootio import TableRootWriter
 
 
-class InferenceError(ValueError):
+class InferenceError(XecError, ValueError):
     """A model or an input that `xec infer` cannot serve; the message says why and what to do."""
 
 
@@ -59,7 +60,7 @@ def open_model(path: str | Path, providers: Sequence[str] | None = None) -> Onnx
         raise InferenceError(f"model {path} does not exist")
     try:
         meta = read_onnx_metadata(path)
-    except ValueError:  # read_onnx_metadata refuses a model without xec.* metadata
+    except Exception:  # no xec.* metadata (ValueError), or not ONNX at all (e.g. a .pth)
         meta = {}
     if "scheme" not in meta:
         raise InferenceError(
