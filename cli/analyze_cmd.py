@@ -59,8 +59,9 @@ def analyze(
     if _is_reconstruction(first):
         if against != "auto" or tasks or conventional:
             raise click.UsageError(
-                "--against, --tasks and --conventional apply to xec infer outputs; MAE / "
-                "inpainter prediction files are analysed per face and channel (drop them)"
+                "--against and --tasks apply to xec infer outputs (so does --conventional); "
+                "MAE / inpainter prediction files are analysed per face and channel (drop those "
+                "options)"
             )
         _reconstruction(predictions, out, suffix, as_json)
         return

@@ -22,7 +22,7 @@ import numpy as np
 
 from xecdata.markers import INVALID, valid_rows
 from xecdata.reco.resolution import depth_regions, fiducial, residuals, resolution_table
-from xecdata.rootio import RECO_OF_TASK
+from xecdata.tasks import TASKS
 
 ENERGY_EDGES_MEV = (15.0, 25.0, 35.0, 45.0, 55.0, 60.0)
 DEPTH_EDGES_CM = (0.0, 2.0, 5.0, 10.0, 20.0, 42.0)
@@ -35,6 +35,11 @@ def _rows(x: np.ndarray) -> np.ndarray:
     return a.reshape(len(a), -1)
 
 
+def reco_of_task() -> dict[str, str]:
+    """{task: its conventional reconstruction's branch} for the catalogue's tasks that have one."""
+    return {t.name: t.reco for t in TASKS.values() if t.reco is not None}
+
+
 def ml_as_reco(
     preds: Mapping[str, np.ndarray], cols: Mapping[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
@@ -42,7 +47,7 @@ def ml_as_reco(
     (energyReco, uvwRecoFI, timeReco, emiAngReco), marked invalid where the conventional
     reconstruction of that quantity is, so both sides use the same events."""
     out = {}
-    for task, branch in RECO_OF_TASK.items():
+    for task, branch in reco_of_task().items():
         if task in preds and branch in cols:
             ok = valid_rows(cols[branch])
             out[branch] = np.where(ok[:, None], _rows(preds[task]), INVALID)
@@ -51,7 +56,7 @@ def ml_as_reco(
 
 def conventional(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The conventional reconstruction's branches present in `cols`."""
-    return {b: cols[b] for b in RECO_OF_TASK.values() if b in cols}
+    return {b: cols[b] for b in reco_of_task().values() if b in cols}
 
 
 def _bins(values: np.ndarray, edges: Sequence[float], sel: np.ndarray, unit: str) -> dict:
@@ -203,7 +208,7 @@ def compare_inference(path: str | Path, out_dir: str | Path, suffix: str = "") -
     from xectrain.analysis.predictions import AnalysisError, read_inference
 
     cols, meta = read_inference(path)
-    tasks = [t for t in str(meta.get("tasks", "")).split(",") if t in RECO_OF_TASK]
+    tasks = [t for t in str(meta.get("tasks", "")).split(",") if t in reco_of_task()]
     preds = {t: cols[f"pred_{t}"] for t in tasks}
     missing = [b for b in ("energyTruth", "uvwTruth") if b not in cols]
     if missing or not preds:
