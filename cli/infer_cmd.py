@@ -9,17 +9,18 @@ import click
 
 @click.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="ROOT file to write (tree `predictions` + `metadata`).")  # fmt: skip
 @click.option("--batch-size", default=512, show_default=True, type=int)
 @click.option("--tree", default="tree", show_default=True, help="TTree of ROOT inputs.")
 @click.option("--npho-branch", help="Photon-count branch (default npho, else relative_npho).")
 @click.option("--time-branch", default="relative_time", show_default=True)
-def infer(model: Path, inputs: tuple[Path, ...], output: Path, batch_size: int, tree: str,
+def infer(model: Path, inputs: tuple[str, ...], output: Path, batch_size: int, tree: str,
           npho_branch: str | None, time_branch: str) -> None:  # fmt: skip
-    """Run MODEL on INPUT... (ROOT files or stores), normalized with the model's own scheme;
-    CUDA when onnxruntime has it, CPU otherwise."""
+    """Run MODEL on INPUT... (ROOT files, URLs of ROOT files: root://, https://, s3://, or
+    stores), normalized with the model's own scheme; CUDA when onnxruntime has it, CPU
+    otherwise."""
     from xecdata.rootio import InputError
     from xecdata.store import StoreError
     from xectrain.serving.infer import InferenceError, run_inference
