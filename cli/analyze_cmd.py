@@ -31,6 +31,12 @@ from .names import split_names
     "uvwRecoFI; angle from xyzVTX to xyzRecoFI), or truth when present.",
 )
 @click.option("--tasks", default=None, help="Comma-separated subset of the predicted tasks.")
+@click.option(
+    "--conventional",
+    is_flag=True,
+    help="Also measure the conventional reconstruction the file carries (xec simulate --reco) "
+    "against the truth on the same events: the ML-vs-conventional table (physics.md, .json, .pdf).",
+)
 @click.option("--suffix", default="", help="Appended to every output file name (e.g. _v2).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def analyze(
@@ -38,6 +44,7 @@ def analyze(
     output_dir: Path | None,
     against: str,
     tasks: str | None,
+    conventional: bool,
     suffix: str,
     as_json: bool,
 ) -> None:
@@ -51,10 +58,11 @@ def analyze(
     first = predictions[0]
     out = output_dir or first.with_name(f"{first.stem}_analysis")
     if _is_reconstruction(first):
-        if against != "auto" or tasks:
+        if against != "auto" or tasks or conventional:
             raise click.UsageError(
-                "--against and --tasks apply to xec infer outputs; MAE / inpainter prediction "
-                "files are analysed per face and channel (drop those options)"
+                "--against and --tasks apply to xec infer outputs (so does --conventional); "
+                "MAE / inpainter prediction files are analysed per face and channel (drop those "
+                "options)"
             )
         _reconstruction(predictions, out, suffix, as_json)
         return
@@ -64,6 +72,10 @@ def analyze(
     subset = split_names(tasks)
     try:
         report = analyze_inference(predictions_file, out, against, subset, suffix)
+        if conventional:
+            from xectrain.analysis.physics import compare_inference
+
+            report["conventional"] = compare_inference(predictions_file, out, suffix)
     except AnalysisError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
@@ -83,6 +95,11 @@ def analyze(
         click.echo(f"  {task:<9} vs {entry['reference']}: {entry['events']} events{left}; {shown}")
         if "warning" in entry:
             click.echo(f"  {'':<9} WARNING: {entry['warning']}")
+    if conventional:
+        from xectrain.analysis.physics import markdown_split
+
+        click.echo(f"\nML vs conventional, both against the truth ({out / f'physics{suffix}.md'}):")
+        click.echo(markdown_split(report["conventional"]))
 
 
 def _is_reconstruction(path: Path) -> bool:

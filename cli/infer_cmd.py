@@ -9,7 +9,7 @@ import click
 
 @click.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="ROOT file to write (tree `predictions` + `metadata`).")  # fmt: skip
 @click.option("--batch-size", default=512, show_default=True, type=int)
@@ -20,12 +20,13 @@ import click
               help="MAE / inpainter: also mask this fraction of the measured sensors (seeded) "
                    "and keep their measured values: `xec analyze` scores the filling.")  # fmt: skip
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of --mask-fraction.")
-def infer(model: Path, inputs: tuple[Path, ...], output: Path, batch_size: int, tree: str,
+def infer(model: Path, inputs: tuple[str, ...], output: Path, batch_size: int, tree: str,
           npho_branch: str | None, time_branch: str, mask_fraction: float,
           seed: int) -> None:  # fmt: skip
-    """Run MODEL on INPUT... (ROOT files or stores), normalized with the model's own scheme;
-    CUDA when onnxruntime has it, CPU otherwise. Writes the outputs the model's kind declares:
-    pred_<task> (regressor), or npho / time with the dead sensors filled (MAE, inpainter)."""
+    """Run MODEL on INPUT... (ROOT files, URLs of ROOT files: root://, https://, s3://, or
+    stores), normalized with the model's own scheme; CUDA when onnxruntime has it, CPU
+    otherwise. Writes the outputs the model's kind declares: pred_<task> (regressor), or
+    npho / time with the dead sensors filled (MAE, inpainter)."""
     from xecdata.rootio import InputError
     from xecdata.store import StoreError
     from xectrain.serving.infer import InferenceError, run_inference

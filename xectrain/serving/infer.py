@@ -134,7 +134,7 @@ def run_batch(
 
 
 def _root_batches(
-    path: Path, scheme: Scheme, batch: int, tree: str, npho: str | None, tbranch: str
+    path: str | Path, scheme: Scheme, batch: int, tree: str, npho: str | None, tbranch: str
 ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], int]]:
     from xecdata.rootio import inspect_file, open_tree, read_block, read_steps
 
@@ -162,11 +162,17 @@ def input_batches(
     path: str | Path, scheme: Scheme, batch: int, tree: str = "tree",
     npho_branch: str | None = None, time_branch: str = "relative_time",
 ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], int]]:  # fmt: skip
-    """(x normalized (B, 4760, 2), truth / reco / id columns, first entry) of a ROOT file or a
-    store folder."""
+    """(x normalized (B, 4760, 2), truth / reco / id columns, first entry) of a ROOT file (a
+    path or a URL: root://, https://, s3://, ...) or a store folder."""
+    from xecdata.remote import is_url
+
+    if isinstance(path, str) and is_url(path):
+        return _root_batches(path, scheme, batch, tree, npho_branch, time_branch)
     path = Path(path)
     if path.is_dir():
         return _store_batches(path, scheme, batch)
+    if not path.exists():
+        raise InferenceError(f"input {path} does not exist; check the path")
     if path.suffix != ".root":
         raise InferenceError(f"input {path}: give ROOT files (.root) or store folders")
     return _root_batches(path, scheme, batch, tree, npho_branch, time_branch)
