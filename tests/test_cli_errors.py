@@ -72,6 +72,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "bench ingest": (["bench", "ingest", "--events", "0"], ["--events"]),
     "bench loader": (["bench", "loader", "{store}", "--threads", "one"], ["--threads", "one"]),
     "bench reco": (["bench", "reco", "--repeats", "0"], ["--repeats"]),
+    "bench physics": (["bench", "physics", "--epochs", "0"], ["--epochs"]),
     "demo": (["demo", "-o", "{full}"], ["full", "-o"]),
 }
 

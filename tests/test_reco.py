@@ -152,6 +152,25 @@ def test_calibration_is_deterministic_and_hashed(cal: Calibration, calib_file: P
         load_calibration(path)
 
 
+def test_calibrate_records_the_fits_attenuation_length(
+    cal: Calibration, calib_file: Path, events: dict, tmp_path: Path
+) -> None:
+    path = tmp_path / "att.json"
+    out = _run("reco", "calibrate", str(calib_file), "-o", str(path), "--name", "att",
+               "--attenuation-length", "45", "-q")  # fmt: skip
+    assert out.exit_code == 0, out.output
+    att = load_calibration(path)
+    assert cal.attenuation_length is None and "attenuation_length_cm" not in cal.settings
+    assert att.attenuation_length == 45.0 and att.hash != cal.hash  # hashed: it moves fits
+    args = (events["npho"][:50], events["relative_time"][:50], events["xyzVTX"][:50])
+    rec, bare = reconstruct(*args, att), reconstruct(*args, cal)
+    assert (rec.position == 0).all()
+    moved = np.abs(rec.branches["uvwRecoFI"] - bare.branches["uvwRecoFI"]).max(axis=0)
+    assert np.all(moved > 0.01) and np.all(moved < 5.0)  # cm: another model, the same events
+    bad = _run("reco", "calibrate", str(calib_file), "-o", str(path), "--attenuation-length", "0")
+    assert bad.exit_code != 0 and "--attenuation-length" in bad.output
+
+
 def test_cli_writes_branches_and_records_the_calibration(cal: Calibration, events: dict,
                                                          tmp_path: Path) -> None:  # fmt: skip
     write_uproot(tmp_path / "in.root", 0, events={k: v[:100] for k, v in events.items()})

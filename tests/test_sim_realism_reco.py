@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from xec_cli.main import main
 from xecdata.sim.limits import widths
 
-pytest.importorskip("xecdata.reco", reason="the conventional reconstruction (xec reco)")
+reco_package = pytest.importorskip("xecdata.reco", reason="the conventional reconstruction")
 FIDUCIAL_U, FIDUCIAL_V = 23.9, 67.9
 
 
@@ -55,12 +55,12 @@ def test_reconstruction_degrades_as_the_realism_table_says(tmp_path):
     calib = tmp_path / "calib.json"
     _xec("reco", "calibrate", str(line), str(flat), "--name", "t", "-o", str(calib), "-q")
     res = {}
-    for name, effects, cal in (("ideal", "none", None), ("real", "all", calib)):
+    ideal_cal = Path(reco_package.__file__).parent / "default@1.json"  # the ideal detector's
+    for name, effects, cal in (("ideal", "none", ideal_cal), ("real", "all", calib)):
         sim, out = tmp_path / f"{name}.root", tmp_path / f"{name}_reco.root"
         _xec("simulate", "-n", "3000", "--seed", "7", "--energy", "52.8", "--effects", effects,
              "-o", str(sim), "-q")  # fmt: skip
-        _xec("reco", "run", str(sim), "-o", str(out), "-q",
-             *(("--calibration", str(cal)) if cal else ()))  # fmt: skip
+        _xec("reco", "run", str(sim), "-o", str(out), "-q", "--calibration", str(cal))
         res[name] = _resolutions(sim, out)
     ideal, real = res["ideal"], res["real"]
     # table: ideal E 1.06 / 1.65 %, default 1.65 / 1.98 %; default u 3.8, v 3.0, w 4.0 / 6.1 mm,
