@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xecdata.errors import XecError
 from xecdata.geometry import geometry_id
 from xecdata.reco.energy import EnergyCalibration
 from xecdata.reco.tables import BinnedLinear
@@ -38,7 +39,7 @@ NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_.-]*"
 REBUILD = "rebuild it with `xec reco calibrate SIM... -o CALIB.json` from simulated files"
 
 
-class CalibrationError(ValueError):
+class CalibrationError(XecError, ValueError):
     """A calibration file that cannot be used; the message says why and what to do."""
 
 
@@ -88,6 +89,13 @@ class Calibration:
             "settings": self.settings, "depth": self.depth.to_dict(),
             "energy": self.energy.to_dict(), "time": self.time.to_dict(),
         })  # fmt: skip
+
+    @property
+    def attenuation_length(self) -> float | None:
+        """cm, the position fit's attenuation of the direct light; None (calibrations before
+        default@3, made with a fit without it) for none."""
+        value = self.settings.get("attenuation_length_cm")
+        return None if value is None else float(value)
 
     @property
     def hash(self) -> str:

@@ -73,7 +73,7 @@ def reconstruct(
     the target centre is used for the line of flight and the gamma's flight time, and the
     angle is left out)."""
     b = len(npho)
-    fit = fit_positions(npho, int(cal.settings["window_half"]))
+    fit = fit_positions(npho, int(cal.settings["window_half"]), cal.attenuation_length)
     fitted = fit.status == OK
     has_vtx = np.zeros(b, bool) if vertex is None else valid_rows(vertex)
     vtx = np.tile(TARGET_CENTRE, (b, 1))

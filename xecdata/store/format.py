@@ -35,6 +35,8 @@ import shlex
 import socket
 from pathlib import Path
 
+from xecdata.errors import XecError
+
 FORMAT_NAME = "xec-store"
 FORMAT_VERSION = 2
 READABLE_FORMAT_VERSIONS = (1, 2)  # 1: the same store without _xec/zarr.json
@@ -52,7 +54,7 @@ ATTR_KEY = "xec"
 _SCHEME_ID = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*@[0-9]+")
 
 
-class StoreError(Exception):
+class StoreError(XecError):
     """A store cannot be used as asked; the message names the store and the fix."""
 
 

@@ -14,6 +14,8 @@ from typing import Any, get_args, get_origin
 
 import yaml
 
+from xecdata.errors import yaml_problem
+
 from .keys import migrate_hint, old_style_keys, resolve_key
 from .sections import KINDS, RunConfig
 from .typed import (
@@ -54,7 +56,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(f"{path}: not valid YAML ({yaml_problem(err)}); fix the file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     return data

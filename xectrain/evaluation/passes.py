@@ -11,6 +11,7 @@ import contextlib
 import heapq
 import itertools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,9 @@ class RegressorEval:
     results: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     ids: dict[str, np.ndarray] = field(default_factory=dict)
     worst: list[EventRecord] = field(default_factory=list)
-    store: str | None = None  # the store the events came from (None: an in-memory loader)
+    # where the events came from: a store path, the column source of ROOT inputs, or None
+    # (an in-memory loader)
+    store: Any = None
 
 
 def _reduce_means(sums: dict[str, torch.Tensor], events: int, device: torch.device) -> dict:
@@ -100,15 +103,13 @@ def _batch_truth(batch: Any, i: int, have: dict[str, Any]) -> dict[str, np.ndarr
             if task not in have and info.branch in batch.targets}  # fmt: skip
 
 
-def add_store_truth(records: list[EventRecord], store: str | None) -> None:
+def add_store_truth(records: list[EventRecord], store: Any) -> None:
     """Complete the truth of a few displayed events with every truth array of the store that
     the loader did not deliver (tasks not trained, other truth branches), read by event index:
     the loader carries only the trained tasks' targets, so these few reads are done here."""
     if store is None or not records:
         return
-    from xecdata.store import open_store
-
-    st = open_store(store)
+    st = _columns_source(store)
     task_of = {info.branch: task for task, info in TASKS.items()}
     for name, kind in st.arrays.items():
         key = task_of.get(name, name)
@@ -157,15 +158,23 @@ def validate_regressor(
     return out
 
 
+def _columns_source(store: Any) -> Any:
+    """The opened store at a path, or the loader's own column source (ROOT inputs: a
+    RootColumns, which reads as a store does: arrays, read_array, read_rows)."""
+    if isinstance(store, (str, Path)):
+        from xecdata.store import open_store
+
+        return open_store(store)
+    return store
+
+
 def store_columns(ev: RegressorEval) -> dict[str, np.ndarray]:
     """Every truth and reco array of the store at the validated events (event_index), for the
     validation ROOT file; empty without a store (in-memory loaders)."""
     index = ev.ids.get("event_index")
     if ev.store is None or index is None:
         return {}
-    from xecdata.store import open_store
-
-    st = open_store(ev.store)
+    st = _columns_source(ev.store)
     names = [n for n, kind in st.arrays.items() if kind in ("truth", "reco")]
     return {name: st.read_rows(name, index) for name in names}
 

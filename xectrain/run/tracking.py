@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from xecdata.errors import XecError
 from xectrain.config import TrackingConfig
 from xectrain.run.earlier_names import with_earlier_names
 from xectrain.run.tracking_target import resolve_tracking
@@ -35,7 +36,7 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-class TrackingError(ValueError):
+class TrackingError(XecError, ValueError):
     """The tracking store cannot take the run as configured; the message says how to fix it."""
 
 
