@@ -50,8 +50,9 @@ def analyze(
 ) -> None:
     """Compare the regressor predictions in PREDICTIONS (written by `xec infer`) with the
     reference they carry; events whose reference is invalid (1e10, NaN) are left out and
-    counted. MAE / inpainter prediction files (several: the ranks of one validation) get the
-    residuals of their reconstructed sensors per face and channel instead."""
+    counted. MAE / inpainter prediction files (several: the ranks of one validation) and their
+    `xec infer --mask-fraction` outputs get the residuals of their reconstructed sensors per
+    face and channel instead."""
     from xectrain.analysis.predictions import AnalysisError, analyze_inference
 
     first = predictions[0]
@@ -72,13 +73,16 @@ def analyze(
     try:
         report = analyze_inference(predictions_file, out, against, subset, suffix)
         if conventional:
-            from xectrain.analysis.physics import compare_inference
+            from xectrain.analysis.physics_files import compare_inference
 
             report["conventional"] = compare_inference(predictions_file, out, suffix)
     except AnalysisError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(report, indent=1))
+        return
+    if "faces" in report:  # a model that fills sensors: residuals per face and channel
+        _echo_faces(report, 1, out)
         return
     click.echo(f"{report['events']} events of {predictions_file} -> {out}")
     for task, entry in report["tasks"].items():
@@ -118,7 +122,11 @@ def _reconstruction(paths: tuple[Path, ...], out: Path, suffix: str, as_json: bo
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
-    click.echo(f"{report['kind']} predictions of {len(paths)} file(s) -> {out}")
+    _echo_faces(report, len(paths), out)
+
+
+def _echo_faces(report: dict, n_files: int, out: Path) -> None:
+    click.echo(f"{report['kind']} predictions of {n_files} file(s) -> {out}")
     for face, per in report["faces"].items():
         parts = [
             f"{c}: n {v['n']}, bias {v['bias']:.3g}, rmse {v['rmse']:.3g}"

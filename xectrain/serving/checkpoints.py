@@ -117,7 +117,7 @@ def validate_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
     name = f"{Path(path).parent.name}_{split}"
     amp = lambda: amp_context(dev, cfg.training.amp)  # noqa: E731
-    if cfg.model.kind == "regressor":
+    if model.task_names:  # per-event task outputs (the kind's declaration), else filled sensors
         ev = validate_regressor(model, ops, loader, n, amp, model.scheme,
                                 cfg.checkpoint.worst_events)  # fmt: skip
         meta = artifact_metadata(model, int(ckpt.get("epoch", 0)), split)
