@@ -73,7 +73,7 @@ def analyze(
     try:
         report = analyze_inference(predictions_file, out, against, subset, suffix)
         if conventional:
-            from xectrain.analysis.physics import compare_inference
+            from xectrain.analysis.physics_files import compare_inference
 
             report["conventional"] = compare_inference(predictions_file, out, suffix)
     except AnalysisError as exc:

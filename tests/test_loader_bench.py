@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from xec_cli.main import main
 from xecdata.loaders.bench import _parallel_copy
 
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from xecdata.rootio import InputError
+from xecdata.errors import InputError
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 BLOCK = 1 << 22  # bytes per read when hashing

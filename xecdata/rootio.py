@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from xecdata.errors import XecError
+from xecdata.errors import InputError
 from xecdata.geometry import N_SENSORS
 from xecdata.tasks import TASKS, task_branches
 
@@ -40,22 +40,6 @@ DEFAULT_TIME = "relative_time"
 ROOT_MAGIC = b"root"
 _SKIP = "remove it from the inputs or pass --skip-bad to record it as skipped and go on"
 _SKIP_FIX = _SKIP[0].upper() + _SKIP[1:]
-
-
-class InputError(XecError, ValueError):
-    """A ROOT input cannot be ingested; str() names file/tree/branch/entry and the fix."""
-
-    def __init__(self, path: str | Path, problem: str, fix: str, **where: object) -> None:
-        loc = ", ".join(f"{k} {v!r}" for k, v in where.items() if v is not None)
-        super().__init__(f"{path}{' (' + loc + ')' if loc else ''}: {problem}. {fix}")
-        self.path, self.problem, self.fix, self.where = str(path), problem, fix, where
-
-    def __reduce__(self) -> tuple[Any, ...]:  # keyword fields survive worker processes
-        return (_rebuild_input_error, (self.path, self.problem, self.fix, self.where))
-
-
-def _rebuild_input_error(path: str, problem: str, fix: str, where: dict[str, Any]) -> InputError:
-    return InputError(path, problem, fix, **where)
 
 
 @dataclass(frozen=True)
