@@ -69,7 +69,7 @@ def bench_ingest(events: int, workers: int | None, as_json: bool, output: Path |
 @click.option("--threads", default="1,2", show_default=True, callback=_thread_counts,
               help="Decode thread counts, comma-separated.")  # fmt: skip
 @click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Also write JSON.")
 def bench_loader(
@@ -83,8 +83,17 @@ def bench_loader(
 ) -> None:
     """Loader events/s and GB/s per backend and thread count against the memory-mapped
     read of the same bytes uncompressed (the machine's bound)."""
+    import torch
+
+    from xecdata.loaders import BACKENDS
     from xecdata.loaders.bench import format_report, run_store_benchmark
 
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise click.BadParameter(f"{unknown[0]!r}: choose from {', '.join(BACKENDS)}",
+                                 param_hint="--backend")  # fmt: skip
+    if device == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("no CUDA device is visible here; use cpu", param_hint="--device")
     result = run_store_benchmark(
         store, backends=backends, threads=threads, batch_size=batch_size, device=device
     )

@@ -76,6 +76,15 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "demo": (["demo", "-o", "{full}"], ["full", "-o"]),
 }
 
+# further refused requests that once ended in a traceback or an "unexpected" line
+MORE_CASES: list[tuple[list[str], list[str]]] = [
+    (["bench", "loader", "{store}", "--backend", "bogus"], ["--backend", "bogus"]),
+    (["train", "regressor", "--store", "{store}", "--set", "data.scheme=legacy@1",
+      "--set", "training.device=cpu", "--set", "tracking.enabled=false",
+      "--set", "checkpoint.dir={dir}/runs"], ["{store}", "legacy@1", "xec renormalize"]),
+    (["validate", "{ckpt}", "--store", "{notstore}"], ["notstore", "xec ingest"]),
+]  # fmt: skip
+
 
 def _invoke(args: list[str]) -> Result:
     return CliRunner().invoke(main, args)
@@ -102,6 +111,25 @@ def test_a_refused_request_ends_in_one_error_line(verb: str, inputs: dict[str, s
     line = _assert_one_error_line(_invoke([a.format(**inputs) for a in args]))
     for name in names:
         assert name.format(**inputs) in line, line
+
+
+@pytest.mark.parametrize("case", range(len(MORE_CASES)))
+def test_more_refused_requests(case: int, inputs: dict[str, str]) -> None:
+    args, names = MORE_CASES[case]
+    line = _assert_one_error_line(_invoke([a.format(**inputs) for a in args]))
+    for name in names:
+        assert name.format(**inputs) in line, line
+
+
+def test_cuda_without_a_device_is_a_refused_request(inputs: dict[str, str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible")
+    for args in (["validate", inputs["ckpt"], "--store", inputs["store"], "--device", "cuda"],
+                 ["bench", "loader", inputs["store"], "--device", "cuda"]):  # fmt: skip
+        line = _assert_one_error_line(_invoke(args))
+        assert "no CUDA device is visible" in line and "cpu" in line, line
 
 
 def _leaf_verbs(group: click.Group, ctx: click.Context, prefix: str) -> Iterator[str]:

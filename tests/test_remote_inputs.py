@@ -4,10 +4,12 @@ bytes, provenance with the URL and the content hash, resume, and clear errors na
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import uproot
 from click.testing import CliRunner
 
 from tests.httpserve import serve
@@ -118,3 +120,38 @@ def test_infer_and_reco_read_urls_as_files(served) -> None:  # type: ignore[no-u
         assert [b.source for b in got] == [f"{base}/{name}"] * len(want)
         for b, b0 in zip(got, want, strict=True):
             assert np.array_equal(b.npho, b0.npho) and np.array_equal(b.time, b0.time)
+
+
+def test_reco_run_on_a_url_writes_what_the_local_file_gives(served, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src, base, _ = served
+    for name, given in (("url", f"{base}/a.root"), ("local", str(src / "a.root"))):
+        out = CliRunner().invoke(main, ["reco", "run", given, "-o", str(tmp_path / f"{name}.root"),
+                                        "-q", "--json"])  # fmt: skip
+        assert out.exit_code == 0, out.output
+        assert json.loads(out.output)["inputs"] == [given if name == "url" else str(src / "a.root")]
+    with uproot.open(tmp_path / "url.root") as f, uproot.open(tmp_path / "local.root") as g:
+        got, want = f["reco"].arrays(library="np"), g["reco"].arrays(library="np")
+        assert str(f["metadata"]["inputs"].array(library="np")[0]) == f"{base}/a.root"
+    assert got.keys() == want.keys() and len(got["energyReco"]) == 50
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+@pytest.mark.slow  # exports an ONNX model
+def test_infer_on_a_url_writes_what_the_local_file_gives(served, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from xecmodel import TaskSpec, create_model, export_onnx
+
+    src, base, _ = served
+    net = create_model("regressor", "tiny", scheme=get_scheme("new@1"),
+                       tasks=[TaskSpec("energy", transform="identity")])  # fmt: skip
+    model = export_onnx(net.eval(), tmp_path / "m.onnx", exporter="torchscript")
+    for name, given in (("url", f"{base}/b.root"), ("local", str(src / "b.root"))):
+        args = ["infer", str(model), given, "-o", str(tmp_path / f"{name}.root")]
+        out = CliRunner().invoke(main, [*args, "--batch-size", "8"])
+        assert out.exit_code == 0, out.output
+    with uproot.open(tmp_path / "url.root") as f, uproot.open(tmp_path / "local.root") as g:
+        got, want = f["predictions"].arrays(library="np"), g["predictions"].arrays(library="np")
+        assert str(f["metadata"]["inputs"].array(library="np")[0]) == f"{base}/b.root"
+    assert got.keys() == want.keys() and len(got["pred_energy"]) == 30
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)

@@ -50,9 +50,15 @@ class TaskSpec:
                 "relative error is undefined; use l1, smooth_l1, huber or mse"
             )
         try:
-            parse_transforms(self.transform, info.dim)
+            parts = parse_transforms(self.transform, info.dim)
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
+        if loss.space == PHYSICAL and any(base == "inverse" for base, _ in parts):
+            raise ValueError(
+                f"{where}: loss {self.loss!r} compares physical values, and the inverse "
+                "transform's prediction 1/z jumps through infinity where the head's output "
+                "crosses 0; use the log or standardize transform with it"
+            )
         if info.kind != REGRESSION and self.transform != "identity":
             raise ValueError(f"{where}: a {info.kind} task takes only the identity transform")
         if not self.weight >= 0:

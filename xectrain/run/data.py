@@ -33,13 +33,9 @@ def loader_options(cfg: RunConfig) -> tuple[Any, Any]:
     from xecdata.loaders import AugmentConfig, ReweightConfig
 
     augment = AugmentConfig(**dataclasses.asdict(cfg.training.augment))
-    bins: dict[str, Any] = {}
-    for task, rw in cfg.reweighting.items():
-        if rw.enabled:
-            name = "uvw" if task == "uvwFI" else task
-            bins[name] = tuple(rw.bins) if name in ("angle", "uvw") else rw.bins[0]
+    bins = {task: tuple(rw.bins) for task, rw in cfg.reweighting.items() if rw.enabled}
     eps = [rw.eps for rw in cfg.reweighting.values() if rw.enabled]
-    reweight = ReweightConfig(**bins, eps=eps[0]) if bins else None
+    reweight = ReweightConfig(eps=eps[0], **bins) if bins else None
     return augment, reweight
 
 

@@ -1,6 +1,6 @@
 """The `root` baseline: the store's events streamed from the original ROOT files.
 
-This is how the earlier tool fed training (uproot reading entry ranges of the trees, then numpy
+Training fed straight from ROOT (uproot reading entry ranges of the trees, then numpy
 normalization through the scheme), kept as the benchmark baseline and as a reference: the
 store's provenance (every source file with tree, branches, entry range and first store
 index) maps each store chunk back to entries, so the cpu backend's engine can assemble the
