@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 REGRESSION, DIRECTION, CLASSIFICATION = "regression", "direction", "classification"
 KINDS: tuple[str, ...] = (REGRESSION, DIRECTION, CLASSIFICATION)
+DEFAULT_TASK = "angle"  # the task a regressor trains when none is chosen
 # metric families: angle (theta/phi, opening angle), direction (unit vectors), position (u, v,
 # w), scalar (residual bias/rms/skew/68 %/core sigma, named <task>_*), relative (scalar plus
 # the same of (pred - true) / true, <task>_rel_*), accuracy (<task>_accuracy)

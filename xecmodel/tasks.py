@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from xecdata.tasks import REGRESSION, TASKS, Task, get_task
+from xecdata.tasks import DEFAULT_TASK, REGRESSION, TASKS, Task, get_task
 from xecmodel.losses import PHYSICAL, VECTORS, get_loss
 from xecmodel.transforms import parse_transforms
 
@@ -82,10 +82,11 @@ class TaskSpec:
 
 
 def as_specs(tasks: list[TaskSpec | str | dict] | None) -> list[TaskSpec]:
-    """Normalize a task list (specs, names or dicts); default: angle only. No duplicates."""
+    """Normalize a task list (specs, names or dicts); default: DEFAULT_TASK (angle) only. No
+    duplicates."""
     specs = [
         t if isinstance(t, TaskSpec) else TaskSpec(t) if isinstance(t, str) else TaskSpec(**t)
-        for t in (tasks if tasks else ["angle"])
+        for t in (tasks if tasks else [DEFAULT_TASK])
     ]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):

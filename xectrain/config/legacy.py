@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
+from xecdata.tasks import REGRESSION
 from xecmodel import LOSSES, TASKS
 from xecmodel.recon import RECON_LOSSES
 
@@ -81,7 +82,7 @@ def _loss_beta(value: Any, ctx: Context) -> dict[str, Any]:
 
 
 def _log_transform(value: Any, ctx: Context) -> dict[str, Any]:
-    if TASKS[str(ctx.task)].kind != "regression":
+    if TASKS[str(ctx.task)].kind != REGRESSION:
         if value:
             raise NotMigrated(f"{ctx.task} is not a regression task; it takes no transform")
         return {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from xecdata.loaders import BACKENDS
-from xecdata.tasks import TaskNames
+from xecdata.tasks import DEFAULT_TASK, TaskNames
 from xecmodel import LOSSES, SIZES, TASKS
 from xecmodel.encoder import POS_EMBEDS
 from xecmodel.faces import OUTER_MODES
@@ -287,7 +287,9 @@ def _default_tasks() -> dict[str, TaskConfig]:
     """One entry per task of the catalogue with its default loss and transform; angle is on.
     Regression targets are standardized; directions and classes are used as they are."""
     return {
-        name: TaskConfig(enabled=name == "angle", loss=info.default_loss, transform=info.transform)
+        name: TaskConfig(
+            enabled=name == DEFAULT_TASK, loss=info.default_loss, transform=info.transform
+        )
         for name, info in TASKS.items()
     }
 
