@@ -22,20 +22,17 @@ def _title(source: str, entry: int, columns: dict[str, np.ndarray], kinds: dict[
            how: str) -> str:  # fmt: skip
     """Source, entry and ids, then the event's truth and reconstruction in display units
     (branches of a task shown as that task: E in MeV, θ/φ in deg, ...)."""
-    from xecdata.rootio import RECO_OF_TASK
-    from xecmodel import TASKS
+    from xecdata.tasks import task_of_branch
     from xectrain.artifacts.eventdisplay import titled
 
     ids = " ".join(f"{k} {int(columns[k])}" for k in ("run", "event") if k in columns)
     head = f"{Path(source).name}  entry {entry}  {ids}  ({how})"
-    task_of = {info.branch: t for t, info in TASKS.items()} | {
-        b: t for t, b in RECO_OF_TASK.items()
-    }
     groups: dict[str, dict[str, np.ndarray]] = {"truth": {}, "reco": {}}
     for name, value in columns.items():
         kind = kinds.get(name)
         if kind in groups:
-            groups[kind][task_of.get(name, name)] = value
+            task = task_of_branch(name)
+            groups[kind][task.name if task else name] = value
     return titled(head, groups)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from xectrain.artifacts import PLOTTED_TASKS, regenerate_plots
+from xectrain.artifacts import plotted_tasks, regenerate_plots
 
 from .names import split_names
 
@@ -29,7 +29,7 @@ def parse_tasks(values: tuple[str, ...], known: tuple[str, ...], option: str) ->
     "--tasks",
     "-t",
     multiple=True,
-    help=f"Only these tasks, comma-separated or repeated ({', '.join(PLOTTED_TASKS)}); "
+    help=f"Only these tasks, comma-separated or repeated ({', '.join(plotted_tasks())}); "
     "default: every task with a CSV.",
 )
 @click.option(
@@ -45,7 +45,7 @@ def parse_tasks(values: tuple[str, ...], known: tuple[str, ...], option: str) ->
 )
 def plots(run_dir: Path, tasks: tuple[str, ...], output_dir: Path | None, suffix: str) -> None:
     """Regenerate resolution_<task>_<run>.pdf from predictions_<task>_<run>.csv in RUN_DIR."""
-    wanted = parse_tasks(tasks, PLOTTED_TASKS, "--tasks")
+    wanted = parse_tasks(tasks, plotted_tasks(), "--tasks")
     if "/" in suffix or "\\" in suffix:
         raise click.BadParameter(f"{suffix!r} is not part of a file name", param_hint="--suffix")
     try:

@@ -46,7 +46,7 @@ def _calibration(path: Path | None) -> Any:
 
 
 @reco.command("run")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="ROOT file to write (tree `reco` + `metadata`).")  # fmt: skip
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -57,10 +57,11 @@ def _calibration(path: Path | None) -> Any:
 @click.option("--time-branch", default="relative_time", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (only JSON).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def run(inputs: tuple[Path, ...], output: Path, calibration: Path | None, batch_size: int,
+def run(inputs: tuple[str, ...], output: Path, calibration: Path | None, batch_size: int,
         tree: str, npho_branch: str | None, time_branch: str, as_json: bool,
         quiet: bool) -> None:  # fmt: skip
-    """Reconstruct the events of INPUT... (ROOT files, folders of them, or stores) into
+    """Reconstruct the events of INPUT... (ROOT files, folders of them, URLs of ROOT files:
+    root://, https://, s3://, or stores) into
     OUT.root: run, event, uvwRecoFI, xyzRecoFI (cm), energyReco (GeV), timeReco (ns),
     emiAngReco (deg) and statusReco; 1e10 where an event cannot be reconstructed."""
     from xecdata.reco.calibration import CalibrationError
@@ -105,9 +106,13 @@ def run(inputs: tuple[Path, ...], output: Path, calibration: Path | None, batch_
 @click.option("--tree", default="tree", show_default=True, help="TTree of ROOT inputs.")
 @click.option("--npho-branch", help="Photon-count branch (default npho, else relative_npho).")
 @click.option("--time-branch", default="relative_time", show_default=True)
+@click.option("--attenuation-length", type=click.FloatRange(min=0.0, min_open=True),
+              help="Attenuate the direct light over this length (cm) in the position fit's "
+                   "model (the simulator's Rayleigh length is 45); off by default.")  # fmt: skip
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def calibrate(inputs: tuple[Path, ...], output: Path, name: str, version: int, tree: str,
-              npho_branch: str | None, time_branch: str, quiet: bool) -> None:  # fmt: skip
+              npho_branch: str | None, time_branch: str, attenuation_length: float | None,
+              quiet: bool) -> None:  # fmt: skip
     """Build the reconstruction's calibration (first-interaction depth correction, energy
     weights / uniformity / scale, time constants) from simulated files SIM... (ROOT files,
     folders or stores with truth, e.g. from `xec simulate`). Same inputs, same bytes."""
@@ -120,7 +125,8 @@ def calibrate(inputs: tuple[Path, ...], output: Path, name: str, version: int, t
         raise click.BadParameter(f"{name!r} must match {NAME_PATTERN}", param_hint="--name")
     try:
         cal = build_calibration(resolve(inputs), name, version, progress=not quiet, tree=tree,
-                                npho_branch=npho_branch, time_branch=time_branch)  # fmt: skip
+                                npho_branch=npho_branch, time_branch=time_branch,
+                                attenuation_length=attenuation_length)  # fmt: skip
     except InputError as err:
         raise click.ClickException(_input_message(err)) from None
     except (CalibrationError, ValueError) as err:

@@ -28,6 +28,9 @@ _EFFECT_PARAMS = (
     ("--time-jitter", "sigma_1pe", "Single-photoelectron time jitter (ns), / sqrt(nphe)."),
     ("--time-floor", "sigma_floor", "Electronics time jitter per channel (ns)."),
     ("--time-calibration-error", "time_calibration_error", "Per-channel time offsets (ns)."),
+    ("--board-jitter", "board_jitter", "Clock jitter per DAQ board of 16 channels (ns)."),
+    ("--crate-jitter", "crate_jitter", "Clock jitter per DAQ crate of 16 boards (ns)."),
+    ("--reference-jitter", "reference_jitter", "Jitter of the event's time reference (ns)."),
 )
 
 

@@ -14,18 +14,23 @@ from click.testing import CliRunner
 
 from tests.rootfiles import write_uproot
 from xec_cli.main import main
-from xecdata.geometry import sensor_table, uvw_to_xyz
+from xecdata.geometry import N_SENSORS, sensor_table, uvw_to_xyz
 from xecdata.reco.calibrate import build_calibration
 from xecdata.reco.calibration import (
+    PACKAGE_DIR,
     Calibration,
     CalibrationError,
     default_calibration,
     load_calibration,
 )
+from xecdata.reco.fitkernel import fractions
 from xecdata.reco.lightmodel import inner_face, light_fraction
+from xecdata.reco.position import ATTENUATION_LENGTH, fit_positions
 from xecdata.reco.reconstruct import BRANCHES, reconstruct
 from xecdata.reco.resolution import resolution_table
+from xecdata.robust import half_width_68
 from xecdata.sim import SimConfig, simulate, simulate_events
+from xecdata.sim.effects import RAYLEIGH_LENGTH
 from xecdata.sim.optics import near_geometric_factor
 
 # Tolerances on the current simulator (photon statistics, no electronics noise), w > 2 cm,
@@ -79,6 +84,39 @@ def test_light_model_is_the_simulators() -> None:
         np.testing.assert_allclose(row[1:], fd, rtol=1e-4, atol=1e-9 * np.abs(row[1:]).max())
 
 
+def _fractions(p: np.ndarray, inv_len: float) -> tuple[np.ndarray, np.ndarray]:
+    face = inner_face()
+    ids = np.arange(len(face.uv))
+    f, grad = np.empty(len(ids)), np.empty((len(ids), 3))
+    fractions(p, ids, len(ids), face.frame, face.consts, f, grad, inv_len)
+    return f, grad
+
+
+def test_fit_model_attenuates_the_light_like_the_simulator() -> None:
+    assert ATTENUATION_LENGTH == RAYLEIGH_LENGTH == 45.0  # imported, one fact
+    assert default_calibration().attenuation_length is None  # measured worse: the docs
+    p = np.array([3.0, -10.0, 4.0, 1.0])  # u, v, w (cm)
+    bare, _ = _fractions(p, 0.0)
+    att, grad = _fractions(p, 1.0 / ATTENUATION_LENGTH)
+    face = inner_face()
+    r = np.linalg.norm(uvw_to_xyz(p[None, :3])[0] - face.frame[:, :3], axis=1)
+    np.testing.assert_allclose(att, bare * np.exp(-r / ATTENUATION_LENGTH), rtol=1e-12)
+    assert (bare > 0).sum() > 1000
+    for k, e in enumerate(np.eye(4)[:3] * 1e-5):  # gradient in (u, v, w) = finite differences
+        fd = (_fractions(p + e, 1 / ATTENUATION_LENGTH)[0]
+              - _fractions(p - e, 1 / ATTENUATION_LENGTH)[0]) / 2e-5  # fmt: skip
+        np.testing.assert_allclose(grad[:, k], fd, rtol=1e-4, atol=1e-6 * np.abs(fd).max())
+    # a noiseless attenuated point source: the attenuated model finds it, the bare one does not
+    npho = np.zeros((1, N_SENSORS))
+    npho[0, : len(att)] = 2e6 * att
+    found = fit_positions(npho, attenuation_length=ATTENUATION_LENGTH).params[0]
+    np.testing.assert_allclose(found[:3], p[:3], atol=2e-3)
+    assert found[3] == pytest.approx(2e6, rel=1e-4)
+    assert abs(fit_positions(npho).params[0, 2] - p[2]) > 0.05
+    with pytest.raises(ValueError, match="attenuation length"):
+        fit_positions(npho, attenuation_length=-1.0)
+
+
 def test_recovers_truth_within_tolerances(cal: Calibration, events: dict) -> None:
     rec = reconstruct(events["npho"], events["relative_time"], events["xyzVTX"], cal)
     assert (rec.position == 0).all() and not rec.no_time.any() and not rec.no_vertex.any()
@@ -89,8 +127,28 @@ def test_recovers_truth_within_tolerances(cal: Calibration, events: dict) -> Non
         assert abs(got["bias"]) < bias and got["sigma68"] < width, (name, got)
 
 
+def test_position_bias_correction_removes_the_pull_towards_the_centre(
+    cal: Calibration, events: dict
+) -> None:
+    # the point-source fit pulls u towards the face centre (about -1.6 % of u on the default
+    # detector); the calibration's bias polynomials, fitted on other events, take it out
+    assert cal.position is not None
+    args = (events["npho"], events["relative_time"], events["xyzVTX"])
+    true = np.asarray(events["uvwTruth"], np.float64)
+    sel = (np.abs(true[:, 0]) < 23.9) & (np.abs(true[:, 1]) < 67.9) & (true[:, 2] > 0)
+    got = {}
+    for name, c in (("raw", replace(cal, position=None)), ("corrected", cal)):
+        du = 10 * (reconstruct(*args, c).branches["uvwRecoFI"][sel, 0] - true[sel, 0])  # mm
+        got[name] = (np.polyfit(true[sel, 0], du, 1)[0], half_width_68(du))  # mm/cm, mm
+    assert got["raw"][0] < -0.08, got  # the pull: u_reco - u_true falls with u
+    assert abs(got["corrected"][0]) < 0.4 * abs(got["raw"][0]), got
+    assert got["corrected"][1] < 0.9 * got["raw"][1], got
+    old = load_calibration(PACKAGE_DIR / "default@3.json")  # older files keep their hash
+    assert old.position is None and "position_bias" not in old.parameters()
+
+
 def test_shipped_default_calibration_works_here() -> None:
-    # the shipped calibration (default@2) belongs to the default (realistic) detector
+    # the shipped calibration (default@4) belongs to the default (realistic) detector
     events = simulate_events(200, seed=302)
     cal = default_calibration()
     cal.check_usable("test")
@@ -114,6 +172,25 @@ def test_calibration_is_deterministic_and_hashed(cal: Calibration, calib_file: P
     path.write_text(json.dumps(data))
     with pytest.raises(CalibrationError, match="does not match its hash"):
         load_calibration(path)
+
+
+def test_calibrate_records_the_fits_attenuation_length(
+    cal: Calibration, calib_file: Path, events: dict, tmp_path: Path
+) -> None:
+    path = tmp_path / "att.json"
+    out = _run("reco", "calibrate", str(calib_file), "-o", str(path), "--name", "att",
+               "--attenuation-length", "45", "-q")  # fmt: skip
+    assert out.exit_code == 0, out.output
+    att = load_calibration(path)
+    assert cal.attenuation_length is None and "attenuation_length_cm" not in cal.settings
+    assert att.attenuation_length == 45.0 and att.hash != cal.hash  # hashed: it moves fits
+    args = (events["npho"][:50], events["relative_time"][:50], events["xyzVTX"][:50])
+    rec, bare = reconstruct(*args, att), reconstruct(*args, cal)
+    assert (rec.position == 0).all()
+    moved = np.abs(rec.branches["uvwRecoFI"] - bare.branches["uvwRecoFI"]).max(axis=0)
+    assert np.all(moved > 0.01) and np.all(moved < 5.0)  # cm: another model, the same events
+    bad = _run("reco", "calibrate", str(calib_file), "-o", str(path), "--attenuation-length", "0")
+    assert bad.exit_code != 0 and "--attenuation-length" in bad.output
 
 
 def test_cli_writes_branches_and_records_the_calibration(cal: Calibration, events: dict,

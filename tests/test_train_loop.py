@@ -18,7 +18,7 @@ from tests.trainhelpers import ListLoader, tiny_config, toy_events, toy_loaders
 from xectrain.artifacts import read_metadata, read_predictions_csv
 from xectrain.artifacts.csvio import task_arrays
 from xectrain.checkpoint import encoder_state, load_checkpoint
-from xectrain.evaluation.metrics import angle_metrics, energy_metrics
+from xectrain.evaluation.metrics import angle_metrics, task_metrics
 from xectrain.run.data import Loaders
 from xectrain.run.fit import RunResult, train
 
@@ -126,7 +126,7 @@ def test_regressor_artifacts_and_mlflow_metrics(tmp_path: Path) -> None:
         expected["angle_resolution_68pct"], rel=1e-6
     )
     _, cols = read_predictions_csv(res.run_dir / "predictions_energy_t.csv")
-    expected = energy_metrics(*task_arrays(cols, "energy")[::-1])
+    expected = task_metrics("energy", *task_arrays(cols, "energy")[::-1])
     assert run.data.metrics["val/energy_res_68pct"] == pytest.approx(
         expected["energy_res_68pct"], rel=1e-5
     )
@@ -217,8 +217,8 @@ def test_loader_options_follow_the_config(tmp_path: Path) -> None:
     )  # fmt: skip
     augment, reweight = loader_options(cfg)
     assert (augment.channel_dropout, augment.time_jitter_ps) == (0.02, 30.0)
-    assert reweight.angle == (20, 20) and reweight.uvw == (10, 10, 10)
-    assert reweight.energy is None and reweight.eps == 1e-6
+    assert reweight.task_bins() == {"angle": (20, 20), "uvw": (10, 10, 10)}
+    assert reweight.eps == 1e-6
     assert loader_options(tiny_config("regressor", tmp_path))[1] is None
 
 

@@ -12,15 +12,13 @@ from xectrain.evaluation.metrics import (
     binned_width,
     calo_resolution,
     direction_from_angles,
-    energy_metrics,
     fit_calo_resolution,
     gaussian_core,
     half_width_68,
-    n_gamma_metrics,
     opening_angle_deg,
     position_metrics,
     residual_stats,
-    timing_metrics,
+    task_metrics,
     wrap_degrees,
 )
 from xectrain.evaluation.recon_metrics import (
@@ -74,11 +72,11 @@ def test_energy_and_timing_widths() -> None:
     rel = rng.normal(0.0, 0.015, true.size)
     tail = rng.random(true.size) < 0.1  # 10 % low tail (leakage) must not widen the core
     rel[tail] -= rng.exponential(0.08, tail.sum())
-    m = energy_metrics(true * (1 + rel), true)
+    m = task_metrics("energy", true * (1 + rel), true)
     assert m["energy_rel_sigma"] == pytest.approx(0.015, rel=0.04)
     assert m["energy_rel_rms"] > 2 * 0.015
     assert m["energy_rel_bias"] == pytest.approx(np.mean(rel), rel=1e-9)
-    t = timing_metrics(rng.normal(0.3, 0.064, 20_000), np.zeros(20_000))
+    t = task_metrics("timing", rng.normal(0.3, 0.064, 20_000), np.zeros(20_000))
     assert t["timing_res_68pct"] == pytest.approx(0.064, rel=0.03)
     assert t["timing_bias"] == pytest.approx(0.3, abs=0.002)
     mu, sigma = gaussian_core(np.array([1.0, 2.0]))  # too few events: start values
@@ -103,7 +101,8 @@ def test_binned_width_and_classes() -> None:
     assert widths[1] == pytest.approx(3 * widths[0]) and np.isnan(widths[2])
     assert errs[0] == pytest.approx(widths[0] / np.sqrt(98))
     scores = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
-    assert n_gamma_metrics(scores, np.array([1, 1, 1]))["n_gamma_accuracy"] == pytest.approx(2 / 3)
+    accuracy = task_metrics("n_gamma", scores, np.array([1, 1, 1]))["n_gamma_accuracy"]
+    assert accuracy == pytest.approx(2 / 3)
 
 
 def test_masked_error_accumulator() -> None:

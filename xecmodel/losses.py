@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-REGRESSION, DIRECTION, CLASSIFICATION = "regression", "direction", "classification"
+from xecdata.tasks import CLASSIFICATION, DIRECTION, REGRESSION
 
 
 def smooth_l1(p: torch.Tensor, t: torch.Tensor, beta: float = 1.0) -> torch.Tensor:

@@ -1,12 +1,5 @@
-"""The task table (defined once here) and `TaskSpec`, one enabled task of a regressor.
-
-task      outputs  target branch  units   kind             default loss
-angle     2        emiAng         deg     regression       smooth_l1    (theta, phi): polar
-energy    1        energyTruth    GeV     regression       l1           always > 0: positive
-timing    1        timeTruth      ns      regression       l1
-uvwFI     3        uvwTruth       cm      regression       mse          (u, v, w)
-angleVec  3        emiVec         1       direction        angular      (x, y, z) unit vector
-n_gamma   5        nGamma         count   classification   cross_entropy (classes 0..4)
+"""`TaskSpec`, one enabled task of a regressor: loss, weight and target transform of an entry
+of the task catalogue (`xecdata.tasks`: name, truth branch, dims, units, labels, kind).
 
 Only a `positive` task takes the relative losses (they divide by the true value; a time, a
 position or an angle has a conventional zero and takes any sign). A `polar` task (theta, phi in
@@ -18,59 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from xecmodel.losses import CLASSIFICATION, DIRECTION, PHYSICAL, REGRESSION, VECTORS, get_loss
+from xecdata.tasks import DEFAULT_TASK, REGRESSION, TASKS, Task, get_task
+from xecmodel.losses import PHYSICAL, VECTORS, get_loss
 from xecmodel.transforms import parse_transforms
 
-
-@dataclass(frozen=True)
-class TaskInfo:
-    """Static facts of a task: output size, target branch, units, labels, kind; `positive`: the
-    quantity is > 0 in every event; `polar`: it is a direction as (theta, phi) in degrees."""
-
-    name: str
-    dim: int
-    branch: str
-    units: str
-    labels: tuple[str, ...]
-    kind: str
-    default_loss: str
-    positive: bool = False
-    polar: bool = False
-
-    @property
-    def target_dim(self) -> int:
-        """Columns of the target (1 class index for classification)."""
-        return 1 if self.kind == CLASSIFICATION else self.dim
-
-
-TASKS: dict[str, TaskInfo] = {
-    t.name: t
-    for t in (
-        TaskInfo(
-            "angle", 2, "emiAng", "deg", ("theta", "phi"), REGRESSION, "smooth_l1", polar=True
-        ),
-        TaskInfo("energy", 1, "energyTruth", "GeV", ("energy",), REGRESSION, "l1", positive=True),
-        TaskInfo("timing", 1, "timeTruth", "ns", ("time",), REGRESSION, "l1"),
-        TaskInfo("uvwFI", 3, "uvwTruth", "cm", ("u", "v", "w"), REGRESSION, "mse"),
-        TaskInfo("angleVec", 3, "emiVec", "1", ("x", "y", "z"), DIRECTION, "angular"),
-        TaskInfo(
-            "n_gamma",
-            5,
-            "nGamma",
-            "count",
-            tuple(f"p{i}" for i in range(5)),
-            CLASSIFICATION,
-            "cross_entropy",
-        ),
-    )
-}
-
-
-def task_info(name: str) -> TaskInfo:
-    """The TaskInfo of `name`; raises listing the known tasks."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose from {list(TASKS)}")
-    return TASKS[name]
+__all__ = ["TASKS", "Task", "TaskSpec", "as_specs"]
 
 
 @dataclass
@@ -91,7 +36,7 @@ class TaskSpec:
     std: list[float] | None = None
 
     def __post_init__(self) -> None:
-        info = task_info(self.name)
+        info = get_task(self.name)
         if self.loss is None:
             self.loss = info.default_loss
         where = f"task {self.name}"
@@ -105,16 +50,22 @@ class TaskSpec:
                 "relative error is undefined; use l1, smooth_l1, huber or mse"
             )
         try:
-            parse_transforms(self.transform, info.dim)
+            parts = parse_transforms(self.transform, info.dim)
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
+        if loss.space == PHYSICAL and any(base == "inverse" for base, _ in parts):
+            raise ValueError(
+                f"{where}: loss {self.loss!r} compares physical values, and the inverse "
+                "transform's prediction 1/z jumps through infinity where the head's output "
+                "crosses 0; use the log or standardize transform with it"
+            )
         if info.kind != REGRESSION and self.transform != "identity":
             raise ValueError(f"{where}: a {info.kind} task takes only the identity transform")
         if not self.weight >= 0:
             raise ValueError(f"{where}: weight must be >= 0, got {self.weight}")
 
     @property
-    def info(self) -> TaskInfo:
+    def info(self) -> Task:
         return TASKS[self.name]
 
     @property
@@ -131,10 +82,11 @@ class TaskSpec:
 
 
 def as_specs(tasks: list[TaskSpec | str | dict] | None) -> list[TaskSpec]:
-    """Normalize a task list (specs, names or dicts); default: angle only. No duplicates."""
+    """Normalize a task list (specs, names or dicts); default: DEFAULT_TASK (angle) only. No
+    duplicates."""
     specs = [
         t if isinstance(t, TaskSpec) else TaskSpec(t) if isinstance(t, str) else TaskSpec(**t)
-        for t in (tasks if tasks else ["angle"])
+        for t in (tasks if tasks else [DEFAULT_TASK])
     ]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):

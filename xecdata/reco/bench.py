@@ -67,7 +67,10 @@ def _stages(path: Path) -> dict[str, float]:
     n = sum(len(b.npho) for b in batches)
     out = {"read": read_cpu}
     fits: list = []
-    out["position_fit"] = _timed(lambda: fits.extend(fit_positions(b.npho) for b in batches))[1]
+    half, length = int(cal.settings["window_half"]), cal.attenuation_length
+    out["position_fit"] = _timed(
+        lambda: fits.extend(fit_positions(b.npho, half, length) for b in batches)
+    )[1]
     pairs = list(zip(batches, fits, strict=True))
     out["face_sums"] = _timed(lambda: [face_sums(b.npho, f.dead_fill) for b, f in pairs])[1]
     par, points = cal.time.kernel_parameters(), [uvw_to_xyz(f.params[:, :3]) for f in fits]

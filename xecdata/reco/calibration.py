@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xecdata.errors import XecError
 from xecdata.geometry import geometry_id
+from xecdata.reco.bias import PositionBias
 from xecdata.reco.energy import EnergyCalibration
 from xecdata.reco.tables import BinnedLinear
 from xecdata.reco.timing import TimeCalibration
@@ -38,7 +40,7 @@ NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_.-]*"
 REBUILD = "rebuild it with `xec reco calibrate SIM... -o CALIB.json` from simulated files"
 
 
-class CalibrationError(ValueError):
+class CalibrationError(XecError, ValueError):
     """A calibration file that cannot be used; the message says why and what to do."""
 
 
@@ -76,18 +78,28 @@ class Calibration:
     geometry: str = field(default_factory=geometry_id)
     algorithm: int = ALGORITHM
     source: dict[str, Any] = field(default_factory=dict)
+    position: PositionBias | None = None  # None: no bias correction (calibrations before default@4)
 
     @property
     def id(self) -> str:
         return f"{self.name}@{self.version}"
 
     def parameters(self) -> dict[str, Any]:
-        """The hashed content, rounded."""
+        """The hashed content, rounded (the position bias only where there is one, so that
+        older calibrations keep their hashes)."""
+        bias = {} if self.position is None else {"position_bias": self.position.to_dict()}
         return _rounded({
             "geometry_id": self.geometry, "algorithm": self.algorithm,
             "settings": self.settings, "depth": self.depth.to_dict(),
             "energy": self.energy.to_dict(), "time": self.time.to_dict(),
-        })  # fmt: skip
+        } | bias)  # fmt: skip
+
+    @property
+    def attenuation_length(self) -> float | None:
+        """cm, the position fit's attenuation of the direct light; None (calibrations before
+        default@3, made with a fit without it) for none."""
+        value = self.settings.get("attenuation_length_cm")
+        return None if value is None else float(value)
 
     @property
     def hash(self) -> str:
@@ -129,6 +141,7 @@ def calibration_from_dict(d: dict[str, Any], where: str) -> Calibration:
             energy=EnergyCalibration.from_dict(d["energy"]),
             time=TimeCalibration.from_dict(d["time"]), geometry=str(d["geometry_id"]),
             algorithm=int(d["algorithm"]), source=dict(d.get("source", {})),
+            position=PositionBias.from_dict(d["position_bias"]) if "position_bias" in d else None,
         )  # fmt: skip
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise CalibrationError(f"{where}: malformed calibration ({exc!r}); {REBUILD}") from None

@@ -10,8 +10,12 @@ detector", Eur. Phys. J. C 84 (2024) 190, arXiv:2310.11902):
    sensor is not a peak); the light-weighted centroid of the 5 x 5 sensors around that peak
    gives the start (u, v);
 2. the live sensors of the (2 half + 1)^2 window of the 93 x 44 inner-face grid around the
-   peak (shifted inward at the face's edges) are fitted to N0 * Omega_s(x) / (4 pi), free
-   (u, v, w, N0), Poisson likelihood (``xecdata.reco.fitkernel``).
+   peak (shifted inward at the face's edges) are fitted to N0 * Omega_s(x) / (4 pi) times the
+   attenuation exp(-r_s / L) of the direct light over the distance r_s to the sensor, free
+   (u, v, w, N0), Poisson likelihood (``xecdata.reco.fitkernel``). L is
+   ``ATTENUATION_LENGTH``, the simulator's Rayleigh length (its only attenuation of the
+   direct light: absorption is longer than 100 cm, ``xecdata.sim.effects``), imported from
+   the simulator, not typed again.
 
 A point-source fit of a shower lands on the light-weighted shower, deeper than the first
 interaction; ``xecdata.reco.depth`` moves it back along the line of flight with a correction
@@ -33,11 +37,13 @@ from xecdata.geometry import INNER_SHAPE
 from xecdata.markers import INVALID_ABOVE
 from xecdata.reco.fitkernel import fractions, levenberg_marquardt, start_point
 from xecdata.reco.lightmodel import _JIT, inner_face
+from xecdata.sim.effects import RAYLEIGH_LENGTH
 
 WINDOW_HALF = 5  # sensors each side of the peak: an 11 x 11 window (+-7.6 cm)
 CENTROID_HALF = 2
 MIN_INNER_PHOTONS = 2000.0  # inner-face photons (~240 pe): less is "no inner-face signal"
 MIN_FIT_SENSORS = 8
+ATTENUATION_LENGTH = RAYLEIGH_LENGTH  # cm, of the direct light in the fit's model
 
 OK, ALL_DEAD, NO_INNER_SIGNAL, FEW_SENSORS, FIT_FAILED = 0, 1, 2, 3, 4
 STATUS_NAMES = {ALL_DEAD: "all_sensors_dead", NO_INNER_SIGNAL: "no_inner_signal",
@@ -130,6 +136,7 @@ def _centroid(row: np.ndarray, peak: int, uv: np.ndarray, n_i: int, n_j: int) ->
 def _fit_one(
     row: np.ndarray, face: tuple[np.ndarray, np.ndarray, np.ndarray], half: int,
     out: np.ndarray, work: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    inv_len: float,
 ) -> tuple[int, int, float]:  # fmt: skip
     """Fit one event (row: npho of all sensors) into out (4,): (status, sensors, dead fill)."""
     frame, consts, uv = face
@@ -155,13 +162,13 @@ def _fit_one(
                 ids[ids.shape[0] - n_dead] = s
     if k < MIN_FIT_SENSORS:
         return FEW_SENSORS, k, 0.0
-    out[:] = start_point(uv0, ids, n, k, frame, consts, f, grad)
-    if levenberg_marquardt(out, ids, n, k, frame, consts, f, grad) < 0:
+    out[:] = start_point(uv0, ids, n, k, frame, consts, f, grad, inv_len)
+    if levenberg_marquardt(out, ids, n, k, frame, consts, f, grad, inv_len) < 0:
         return FIT_FAILED, k, 0.0
     fill = 0.0
     if n_dead:
         dead = ids[ids.shape[0] - n_dead :].copy()
-        fractions(out, dead, n_dead, frame, consts, f, grad)
+        fractions(out, dead, n_dead, frame, consts, f, grad, inv_len)
         fill = out[3] * f[:n_dead].sum()
     return OK, k, fill
 
@@ -169,27 +176,33 @@ def _fit_one(
 @numba.njit(**_JIT)
 def _fit_batch(
     npho: np.ndarray, face: tuple[np.ndarray, np.ndarray, np.ndarray], half: int,
-    params: np.ndarray, status: np.ndarray, n_fit: np.ndarray, fill: np.ndarray,
+    params: np.ndarray, status: np.ndarray, n_fit: np.ndarray, fill: np.ndarray, inv_len: float,
 ) -> None:  # fmt: skip
     n_win = (2 * half + 1) ** 2
     work = (np.empty(n_win, np.int64), np.empty(n_win), np.empty(n_win), np.empty((n_win, 3)))
     out = np.empty(4)
     for e in range(npho.shape[0]):
         out[:] = np.nan
-        status[e], n_fit[e], fill[e] = _fit_one(npho[e], face, half, out, work)
+        status[e], n_fit[e], fill[e] = _fit_one(npho[e], face, half, out, work, inv_len)
         params[e] = out
 
 
-def fit_positions(npho: np.ndarray, half: int = WINDOW_HALF) -> PointFit:
+def fit_positions(
+    npho: np.ndarray, half: int = WINDOW_HALF, attenuation_length: float | None = None
+) -> PointFit:
     """Point-source fits of a batch: npho (B, 4760) photons (1e10 / NaN = dead), window
-    half-width `half` in sensors."""
+    half-width `half` in sensors, attenuation length of the direct light in cm (None: no
+    attenuation in the model)."""
     n_i, n_j = INNER_SHAPE
     if not 1 <= half <= (min(n_i, n_j) - 1) // 2:
         raise ValueError(f"fit window half-width {half} must be 1 to {(min(n_i, n_j) - 1) // 2}")
+    if attenuation_length is not None and not attenuation_length > 0:
+        raise ValueError(f"attenuation length {attenuation_length} cm must be > 0 (or None)")
+    inv_len = 1.0 / attenuation_length if attenuation_length else 0.0
     face = inner_face()
     b = len(npho)
     params, fill = np.empty((b, 4)), np.empty(b)
     status, n_fit = np.empty(b, np.int8), np.empty(b, np.int16)
     _fit_batch(np.ascontiguousarray(npho), (face.frame, face.consts, face.uv), half, params,
-               status, n_fit, fill)  # fmt: skip
+               status, n_fit, fill, inv_len)  # fmt: skip
     return PointFit(params, status, n_fit, fill)

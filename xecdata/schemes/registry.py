@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from xecdata.errors import XecError, yaml_problem
 from xecdata.schemes.scheme import NAME_PATTERN, Scheme
 
 PACKAGE_DIR = Path(__file__).parent
@@ -22,7 +23,7 @@ _ID = re.compile(rf"({NAME_PATTERN})(?:@([1-9][0-9]*))?")
 _REGISTRY: dict[str, Scheme] = {}
 
 
-class SchemeError(ValueError):
+class SchemeError(XecError, ValueError):
     """A scheme id, definition or file a user supplied is wrong; the message says how to fix."""
 
 
@@ -129,7 +130,8 @@ def scheme_from_file(path: str | os.PathLike[str]) -> Scheme:
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise SchemeError(f"{path}: not valid {path.suffix[1:] or 'YAML'}: {exc}") from exc
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        raise SchemeError(f"{path}: not valid {kind} ({yaml_problem(exc)}); fix the file") from exc
     validate_scheme_dict(data, str(path))
     try:
         return Scheme.from_dict(data)

@@ -35,11 +35,14 @@ import numpy as np
 
 from xecdata.geometry import xyz_to_uvw
 from xecdata.sim.effects import (
+    BOARD_JITTER,
     CALIBRATION_ERROR,
+    CRATE_JITTER,
     EFFECTS,
     GAIN_SPREAD,
     NOISE_PE,
     RAYLEIGH_LENGTH,
+    REFERENCE_JITTER,
     REFLECTIVITY,
     SHOWER_SPOT_SCALE,
     TIME_CALIBRATION_ERROR,
@@ -113,6 +116,12 @@ class SimConfig:
     """Electronics time jitter of each channel (ns), effect ``jitter``."""
     time_calibration_error: float = TIME_CALIBRATION_ERROR
     """Residual per-channel time offsets (ns), effect ``time_calibration``."""
+    board_jitter: float = BOARD_JITTER
+    """Clock jitter of each DAQ board of 16 channels, per event (ns), effect ``clock``."""
+    crate_jitter: float = CRATE_JITTER
+    """Clock jitter of each DAQ crate of 16 boards, per event (ns), effect ``clock``."""
+    reference_jitter: float = REFERENCE_JITTER
+    """Jitter of the event's time reference, common to all channels (ns), ``time_reference``."""
     detector_seed: int = 0
     """Seed of the detector's fixed sensor constants (gain spread, calibration errors, time
     offsets), shared by every run of the same detector; another value is another detector."""
@@ -140,7 +149,8 @@ class SimConfig:
             if not 0.0 <= getattr(self, name) < 1.0 / 3.0:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)} must be "
                                  "in [0, 1/3): a relative width")  # fmt: skip
-        for name in ("noise_pe", "sigma_1pe", "sigma_floor", "time_calibration_error"):
+        for name in ("noise_pe", "sigma_1pe", "sigma_floor", "time_calibration_error",
+                     "board_jitter", "crate_jitter", "reference_jitter"):  # fmt: skip
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"{name} {getattr(self, name)} must be >= 0")
 
@@ -249,6 +259,9 @@ def _readout(cfg: SimConfig) -> tuple[Readout, np.ndarray]:
         sigma_floor=cfg.sigma_floor if jitter else 0.0,
         noise_pe=cfg.noise_pe if cfg.on("noise") else 0.0,
         time_offset=cal.time_offset if cfg.on("time_calibration") else None,
+        board_jitter=cfg.board_jitter if cfg.on("clock") else 0.0,
+        crate_jitter=cfg.crate_jitter if cfg.on("clock") else 0.0,
+        reference_jitter=cfg.reference_jitter if cfg.on("time_reference") else 0.0,
     )
     return readout, cal.efficiency_factor
 
@@ -263,7 +276,7 @@ def simulate_block(
     readout, efficiency_factor = _readout(cfg)
     if cfg.on("gain"):
         mu *= efficiency_factor
-    streams = ("response", "delay", "jitter", "noise")
+    streams = ("response", "delay", "jitter", "noise", "clock", "time_reference")
     rngs = {name: stream_rng(seed, block, name) for name in streams}
     sensors, t_ref = sensor_response(rngs, mu, t_first, readout, dead)
     first = block * BLOCK_EVENTS

@@ -22,7 +22,8 @@ Parameters and their sources:
   (single-photoelectron jitter: photosensor transit-time spread and single-photon timing)
   and ``SIGMA_FLOOR`` = 30 ps (electronics): a 1000-pe sensor gets ~55 ps RMS in total, a
   10^4-pe one ~30 ps; (c) with the effect ``time_calibration``, the channel's fixed residual
-  offset.
+  offset; (d) with the effects ``clock`` and ``time_reference``, the offsets shared by the
+  channels of a DAQ board, of a crate and of the whole event (``xecdata.sim.effects``).
 - Times are written for sensors with at least ``time_min_nphe`` measured photoelectrons
   (default ``TIME_MIN_NPHE`` = 2) and one true photoelectron, 1e10 otherwise;
   ``relative_time`` is the time minus that of the earliest sensor with more than
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xecdata.geometry import N_SENSORS
+from xecdata.sim.effects import BOARDS_PER_CRATE, CHANNELS_PER_BOARD
 
 INVALID = 1e10
 POISSON_EXACT_BELOW = 10.0
@@ -73,6 +75,9 @@ class Readout:
     sigma_floor: float = 0.0  # ns, electronics floor of each time
     noise_pe: float = 0.0  # photoelectrons of Gaussian charge noise
     time_offset: np.ndarray | None = None  # (S,) float32 ns residual calibration offsets
+    board_jitter: float = 0.0  # ns per DAQ board and event (correlated within a board)
+    crate_jitter: float = 0.0  # ns per DAQ crate and event
+    reference_jitter: float = 0.0  # ns per event, common to every channel
 
 
 def sensor_response(
@@ -97,6 +102,9 @@ def sensor_response(
     t = _sensor_times(rngs, t_first.reshape(-1)[lit], nphe.reshape(-1)[lit], readout)
     if readout.time_offset is not None:
         t += readout.time_offset[lit % N_SENSORS]
+    common = _correlated_offsets(rngs, n_ev, readout)
+    if common is not None:
+        t += common.reshape(-1)[lit]
     ok = measured.reshape(-1)[lit] >= readout.min_nphe
     idx, t = lit[ok], t[ok]
     ref = np.flatnonzero(measured.reshape(-1)[idx] > REF_MIN_NPHE)
@@ -142,6 +150,28 @@ def _sensor_times(
         var = np.float32(readout.sigma_1pe**2) / n + np.float32(readout.sigma_floor**2)
         t += np.sqrt(var) * rngs["jitter"].standard_normal(n.shape, dtype=np.float32)
     return t
+
+
+def _correlated_offsets(
+    rngs: dict[str, np.random.Generator], n_ev: int, readout: Readout
+) -> np.ndarray | None:
+    """(E, S) float32 ns offsets shared by channels of a board, of a crate (effect ``clock``)
+    and of an event (``time_reference``), or None when both are off. Drawn for the whole
+    block whatever is lit, so that the draws do not depend on the light."""
+    out = None
+    if readout.board_jitter > 0 or readout.crate_jitter > 0:
+        sensor = np.arange(N_SENSORS)
+        board = sensor // CHANNELS_PER_BOARD
+        crate = board // BOARDS_PER_CRATE
+        z_board = rngs["clock"].standard_normal((n_ev, board[-1] + 1), dtype=np.float32)
+        z_crate = rngs["clock"].standard_normal((n_ev, crate[-1] + 1), dtype=np.float32)
+        out = z_board[:, board] * np.float32(readout.board_jitter)
+        out += z_crate[:, crate] * np.float32(readout.crate_jitter)
+    if readout.reference_jitter > 0:
+        z = rngs["time_reference"].standard_normal((n_ev, 1), dtype=np.float32)
+        ref = np.broadcast_to(z * np.float32(readout.reference_jitter), (n_ev, N_SENSORS))
+        out = ref.copy() if out is None else out + ref
+    return out
 
 
 def _event_min(event: np.ndarray, values: np.ndarray, n_ev: int) -> np.ndarray:

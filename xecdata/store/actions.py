@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xecdata.errors import XecError
 from xecdata.store import format as fmt
 from xecdata.store.finalize import finalize
 from xecdata.store.metadata import read_metadata
@@ -30,7 +31,7 @@ from xecdata.store.plan import roll_back
 from xecdata.store.runner import run_units
 
 
-class IngestError(Exception):
+class IngestError(XecError):
     """An ingest/renormalize request that cannot proceed; the message says how to fix it."""
 
 

@@ -42,7 +42,7 @@ import numpy as np
 from xecdata.geometry import N_SENSORS
 from xecdata.ingest import ingest
 from xecdata.machine import machine_info
-from xecdata.rootio import ID_BRANCHES, RECO_BRANCHES, TRUTH_BRANCHES
+from xecdata.rootio import ID_BRANCHES, reco_branches, truth_branches
 from xecdata.store import open_store
 from xecdata.store.codecs import PROFILE_NAMES
 
@@ -58,7 +58,7 @@ def bare_read(files: list[Path]) -> tuple[float, float]:
     for path in files:
         tree = uproot.open(path, array_cache=None)["tree"]
         names = set(tree.keys())
-        keep = [b for b in (*TRUTH_BRANCHES, *RECO_BRANCHES, *ID_BRANCHES) if b in names]
+        keep = [b for b in (*truth_branches(), *reco_branches(), *ID_BRANCHES) if b in names]
         tree.arrays(["npho", "relative_time", *keep], library="np")
         tree.file.close()
     return time.perf_counter() - t0, time.process_time() - c0

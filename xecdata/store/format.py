@@ -35,10 +35,11 @@ import shlex
 import socket
 from pathlib import Path
 
+from xecdata.errors import XecError
+
 FORMAT_NAME = "xec-store"
 FORMAT_VERSION = 2
 READABLE_FORMAT_VERSIONS = (1, 2)  # 1: the same store without _xec/zarr.json
-STORE_SUFFIX = ".xec.zarr"
 CHUNK_EVENTS = 256
 SHARD_CHUNKS = 64
 META_DIR = "_xec"
@@ -47,14 +48,13 @@ PLAN_FILE = f"{META_DIR}/plan.json"
 COMPLETE_FILE = f"{META_DIR}/complete.json"
 UNITS_DIR = f"{META_DIR}/units"
 RAW_ARRAYS = {"npho": "raw/npho", "time": "raw/time"}
-COLUMN_DTYPES = ("float32", "float64", "int64")
 STATS_FIELDS = ("mean", "std", "valid_fraction")
 SPLIT_NAMES = ("train", "val")
 ATTR_KEY = "xec"
 _SCHEME_ID = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*@[0-9]+")
 
 
-class StoreError(Exception):
+class StoreError(XecError):
     """A store cannot be used as asked; the message names the store and the fix."""
 
 
@@ -133,11 +133,6 @@ def stats_array(scheme_id: str) -> str:
     """Array path of a scheme's per-sensor statistics."""
     sensors_array(scheme_id)  # validates the id
     return f"stats/{scheme_id}"
-
-
-def column_array(dtype: str) -> str:
-    """Array path of the packed per-event columns of one storage dtype."""
-    return f"columns/{dtype}"
 
 
 def split_array(name: str) -> str:

@@ -1,7 +1,8 @@
 """Per-task prediction CSVs: `predictions_{task}_{run}.csv`, one row per validation event.
 
 Columns: event_index (global store index), run, event, then true_<c> and pred_<c> for each
-component c of the task, in physical units. Plots are regenerated from these files alone.
+component c of the task (the task catalogue's components, xecdata.tasks), in physical
+units. Plots are regenerated from these files alone.
 """
 
 from __future__ import annotations
@@ -11,15 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-# Component names of each task's CSV columns (units: degrees, GeV, ns, cm, unit vector, class).
-TASK_COMPONENTS: dict[str, tuple[str, ...]] = {
-    "angle": ("theta", "phi"),
-    "energy": ("energy",),
-    "timing": ("timing",),
-    "uvwFI": ("u", "v", "w"),
-    "angleVec": ("x", "y", "z"),
-    "n_gamma": ("n_gamma",),
-}
+from xecdata.tasks import CLASSIFICATION, TASKS, get_task
+
 ID_COLUMNS: tuple[str, ...] = ("event_index", "run", "event")
 
 
@@ -36,10 +30,11 @@ def _rows(x: np.ndarray, width: int) -> np.ndarray:
 
 def task_columns(task: str, true: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
     """{true_<c>, pred_<c>: (N,) float64} of `task` from (N, C) truth and predictions; the
-    column names of the CSVs and of the validation ROOT file (n_gamma scores -> class)."""
-    comps = TASK_COMPONENTS[task]
+    column names of the CSVs and of the validation ROOT file (class scores -> class)."""
+    info = get_task(task)
+    comps = info.components
     true, pred = _rows(true, len(comps)), _rows(pred, len(comps))
-    if task == "n_gamma" and pred.shape[1] > 1:
+    if info.kind == CLASSIFICATION and pred.shape[1] > 1:
         pred = pred.argmax(axis=1)[:, None].astype(np.float64)  # class scores -> class
     if true.shape[1] != len(comps) or pred.shape != true.shape:
         raise ValueError(
@@ -81,9 +76,9 @@ def csv_task(path: str | Path) -> str:
     with Path(path).open() as fh:
         header = fh.readline().strip().split(",")
     comps = tuple(h[len("true_") :] for h in header if h.startswith("true_"))
-    for task, names in TASK_COMPONENTS.items():
-        if names == comps:
-            return task
+    for task in TASKS.values():
+        if task.components == comps:
+            return task.name
     raise ValueError(f"{path}: columns {header} do not match any task's components")
 
 
@@ -98,7 +93,7 @@ def read_predictions_csv(path: str | Path) -> tuple[str, dict[str, np.ndarray]]:
 
 def task_arrays(cols: Mapping[str, np.ndarray], task: str) -> tuple[np.ndarray, np.ndarray]:
     """(true, pred) as (N, C) arrays from CSV columns."""
-    comps = TASK_COMPONENTS[task]
+    comps = get_task(task).components
     true = np.stack([cols[f"true_{c}"] for c in comps], axis=1)
     pred = np.stack([cols[f"pred_{c}"] for c in comps], axis=1)
     return true, pred

@@ -45,10 +45,9 @@ from xecdata.geometry import (
     sensor_table,
 )
 from xecdata.markers import valid_rows
-from xecmodel import TASKS
+from xecdata.tasks import CLASSIFICATION, TASKS
 
 from .plotting import save
-from .resolution import MEV_PER_GEV
 
 GAP = 3.0  # cm of empty space between unfolded faces
 TITLE_WIDTH = 110  # characters per title line
@@ -215,28 +214,24 @@ def _wrap(parts: list[str]) -> list[str]:
 
 
 def _display_order(values: dict[str, np.ndarray]) -> list[str]:
-    """Tasks in the task table's order, then other truth arrays by name."""
+    """Tasks in the task catalogue's order, then other truth arrays by name."""
     return [t for t in TASKS if t in values] + sorted(k for k in values if k not in TASKS)
 
 
 def _fmt(key: str, v: np.ndarray, pred: bool = False) -> str:
-    """One quantity in display units; the files' invalid marker (1e10) shows as n/a."""
+    """One quantity in the display units of its task (xecdata.tasks Display; other arrays as
+    they are); the files' invalid marker (1e10) shows as n/a."""
     v = np.asarray(v, np.float64)
     if not valid_rows(v.reshape(1, -1))[0]:
         return f"{key} = n/a"
-    if key == "energy":
-        return f"E = {MEV_PER_GEV * v[0]:.2f} MeV"
-    if key == "uvwFI":
-        return "uvw = (" + ", ".join(f"{c:.1f}" for c in v) + ") cm"
-    if key == "angle":
-        return f"θ, φ = {v[0]:.1f}, {v[1]:.1f} deg"
-    if key == "timing":
-        return f"t = {v[0]:.3f} ns"
-    if key == "angleVec":
-        return "dir = (" + ", ".join(f"{c:.3f}" for c in v) + ")"
-    if key == "n_gamma":  # truth: the class; prediction: class probabilities
+    task = TASKS.get(key)
+    if task is not None and task.kind == CLASSIFICATION:  # truth: the class; pred: its scores
         k = int(v.argmax()) if pred and v.size > 1 else int(v[0])
-        return f"nγ = {k}" + (f" (p = {v[k]:.2f})" if pred and v.size > 1 else "")
+        return f"{task.display.symbol} = {k}" + (
+            f" (p = {v[k]:.2f})" if pred and v.size > 1 else ""
+        )
+    if task is not None:
+        return task.display.format(v.ravel().tolist())
     values = ", ".join(f"{c:.4g}" for c in v)
     return f"{key} = " + (f"({values})" if v.size > 1 else values)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xecmodel import TASKS
+from xecdata.tasks import CLASSIFICATION, TASKS, get_task
 
 from .csvio import (
     csv_path,
@@ -26,10 +26,11 @@ from .csvio import (
     task_columns,
     write_predictions_csv,
 )
-from .resolution import plot_angle, plot_energy, plot_position, plot_timing
+from .resolution import plot_angle, plot_energy, plot_position, plot_scalar, plot_timing
 from .rootio import Metadata, TableRootWriter
 
-PLOTTED_TASKS: tuple[str, ...] = ("angle", "energy", "timing", "uvwFI")
+# plot kinds whose truth other plots profile against: energy vs position, timing vs energy
+CONTEXT_PLOTS: tuple[str, ...] = ("position", "energy")
 ROOT_CHUNK = 65_536  # events per basket of the validation ROOT file
 EPOCH_SUFFIX = re.compile(r"_ep(\d+)$")  # `<run>_ep<N>`: the artifact set of best epoch N
 
@@ -37,6 +38,18 @@ EPOCH_SUFFIX = re.compile(r"_ep(\d+)$")  # `<run>_ep<N>`: the artifact set of be
 def plot_path(out_dir: str | Path, task: str, run_name: str) -> Path:
     """`resolution_{task}_{run}.pdf` inside `out_dir`."""
     return Path(out_dir) / f"resolution_{task}_{run_name}.pdf"
+
+
+def plotted_tasks() -> tuple[str, ...]:
+    """Tasks of the catalogue that have a resolution plot."""
+    return tuple(t.name for t in TASKS.values() if t.plot is not None)
+
+
+def plot_context(truths: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """{plot kind: (N, C) truth} of the tasks in `truths` ({task: truth}) whose plot kind is
+    one that other plots profile against (CONTEXT_PLOTS)."""
+    kinds = {t: get_task(t).plot for t in truths if t in TASKS}
+    return {k: truths[t] for t, k in kinds.items() if k in CONTEXT_PLOTS}
 
 
 def plot_task(
@@ -47,21 +60,25 @@ def plot_task(
     context: Mapping[str, np.ndarray] | None = None,
     ref: str = "true",
 ) -> tuple[Path, dict[str, float]]:
-    """Resolution PDF of one task; `context` may hold truth of other tasks of the same events
-    (uvwFI for the energy profiles, energy for timing); `ref` names the reference in the
-    labels (true, or reco on real data). Returns the path and fit results."""
-    context = context or {}
-    if task == "angle":
+    """Resolution PDF of one task, laid out by its plot kind; `context` may hold truth of the
+    same events by plot kind (`plot_context`: position for the energy profiles, energy for
+    timing); `ref` names the reference in the labels (true, or reco on real data). Returns the
+    path and fit results."""
+    context, info = context or {}, get_task(task)
+    if info.plot == "angle":
         return plot_angle(true, pred, path, ref), {}
-    if task == "energy":
-        out, fit = plot_energy(true, pred, path, uvw=context.get("uvwFI"), ref=ref)
+    if info.plot == "energy":
+        out, fit = plot_energy(true, pred, path, uvw=context.get("position"), ref=ref)
         return out, ({} if fit is None else {"calo_a": fit.a, "calo_b": fit.b, "calo_c": fit.c})
-    if task == "timing":
+    if info.plot == "timing":
         energy = context.get("energy")
         return plot_timing(true, pred, path, None if energy is None else energy[:, 0], ref), {}
-    if task == "uvwFI":
+    if info.plot == "position":
         return plot_position(true, pred, path, ref), {}
-    raise ValueError(f"no resolution plot for task {task!r}; plotted: {', '.join(PLOTTED_TASKS)}")
+    if info.plot == "scalar":
+        return plot_scalar(true, pred, path, task, info.units, ref), {}
+    raise ValueError(f"no resolution plot for task {task!r}; plotted: "
+                     f"{', '.join(plotted_tasks())}")  # fmt: skip
 
 
 def root_path(out_dir: str | Path, run_name: str) -> Path:
@@ -77,7 +94,8 @@ def _root_rows(
     extra: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Branches of events [start, stop): ids (int64), then per task the CSV columns (float32)
-    and, for n_gamma, the class probabilities `prob_n_gamma` (stop - start, classes); then the
+    and, for a classification task, the class probabilities `prob_<task>` (stop - start,
+    classes), e.g. prob_n_gamma; then the
     `extra` per-event arrays under their own names (store truth / reco branches)."""
     part = {k: np.asarray(v)[start:stop] for k, v in (ids or {}).items()}
     rows = id_columns(part, stop - start)
@@ -88,8 +106,8 @@ def _root_rows(
         true, pred = np.asarray(true)[start:stop], np.asarray(pred)[start:stop]
         cols = task_columns(task, true, pred)
         rows |= {k: v.astype(np.float32) for k, v in cols.items()}
-        if task == "n_gamma" and pred.reshape(len(pred), -1).shape[1] > 1:
-            rows["prob_n_gamma"] = pred.reshape(len(pred), -1).astype(np.float32)
+        if get_task(task).kind == CLASSIFICATION and pred.reshape(len(pred), -1).shape[1] > 1:
+            rows[f"prob_{task}"] = pred.reshape(len(pred), -1).astype(np.float32)
     return rows
 
 
@@ -106,7 +124,8 @@ def write_validation_root(
     tree (tasks, units, and whatever `metadata` adds: scheme, geometry, epoch, ...). Written
     one basket of ROOT_CHUNK events at a time, so only one basket of branches exists at once."""
     n = len(next(iter(results.values()))[0]) if results else 0
-    units = {t: "class" if t == "n_gamma" else TASKS[t].units for t in results}
+    units = {t: "class" if get_task(t).kind == CLASSIFICATION else get_task(t).units
+             for t in results}  # fmt: skip
     meta = {"kind": "regressor", "tasks": ",".join(results), "units": json.dumps(units),
             "n_events": n, **(metadata or {})}  # fmt: skip
     with TableRootWriter(path, _root_rows(results, ids, 0, min(n, 1), extra), meta) as writer:
@@ -130,13 +149,14 @@ def write_regressor_artifacts(
     written: dict[str, Path] = {"root": write_validation_root(
         root_path(out_dir, run_name), results, ids, metadata, extra)}  # fmt: skip
     truths = {task: np.asarray(tp[0]).reshape(len(tp[0]), -1) for task, tp in results.items()}
+    context = plot_context(truths)
     for task, (true, pred) in results.items():
         written[f"csv_{task}"] = write_predictions_csv(
             csv_path(out_dir, task, run_name), task, true, pred, ids
         )
-        if task in PLOTTED_TASKS:
+        if get_task(task).plot is not None:
             path, _ = plot_task(
-                task, truths[task], np.asarray(pred), plot_path(out_dir, task, run_name), truths
+                task, truths[task], np.asarray(pred), plot_path(out_dir, task, run_name), context
             )
             written[f"plot_{task}"] = path
     return written
@@ -205,7 +225,7 @@ def regenerate_plots(
     found = find_prediction_csvs(run_dir)
     if not found:
         raise FileNotFoundError(f"{run_dir}: no predictions_*.csv; run `xec validate` first")
-    wanted = list(tasks) if tasks else [t for t in PLOTTED_TASKS if t in found]
+    wanted = list(tasks) if tasks else [t for t in plotted_tasks() if t in found]
     missing = [t for t in wanted if t not in found]
     if missing:
         raise FileNotFoundError(
@@ -216,7 +236,7 @@ def regenerate_plots(
     for task in wanted:
         run, _ = found[task]
         true, pred = task_arrays(columns[task], task)
-        context = _aligned_truths(columns, task)
+        context = plot_context(_aligned_truths(columns, task))
         out = plot_path(out_dir or run_dir, task, run + suffix)
         path, _ = plot_task(task, true, pred, out, context)
         written[task] = path

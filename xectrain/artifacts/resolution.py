@@ -1,5 +1,6 @@
-"""Resolution PDFs of the regressor tasks: angle, energy (with the calorimeter fit), timing and
-the first-interaction position. Inputs are (N, C) arrays in physical units (see csvio)."""
+"""Resolution PDFs of the regressor tasks, one layout per plot kind of the task catalogue: angle,
+energy (with the calorimeter fit), timing, the first-interaction position, and a generic one
+for any scalar. Inputs are (N, C) arrays in physical units (see csvio)."""
 
 from __future__ import annotations
 
@@ -142,4 +143,18 @@ def plot_position(true: np.ndarray, pred: np.ndarray, path: str | Path, ref: str
         scatter_true_pred(ax[2, i], true[:, i], pred[:, i], f"{axis} [cm]", ref)
     dist68 = np.percentile(np.linalg.norm(pred - true, axis=1), 68)
     fig.suptitle(f"First-interaction position: 68% distance = {dist68:.3g} cm, N = {len(true)}")
+    return save(fig, path)
+
+
+def plot_scalar(
+    true: np.ndarray, pred: np.ndarray, path: str | Path, name: str, units: str, ref: str = "true"
+) -> Path:
+    """Any one-valued task: residual, its width vs the true value, pred-vs-true (task units)."""
+    true, pred = np.ravel(true), np.ravel(pred)
+    res = pred - true
+    fig, ax = new_figure(1, 3, (14, 4.4))
+    residual_hist(ax[0, 0], res, f"{name}_pred − {name}_{ref} [{units}]", units)
+    profile(ax[0, 1], true, res, f"{ref} {name} [{units}]", f"σ (68% hw) [{units}]")
+    scatter_true_pred(ax[0, 2], true, pred, f"{name} [{units}]", ref)
+    fig.suptitle(f"{name} resolution, N = {len(true)}")
     return save(fig, path)

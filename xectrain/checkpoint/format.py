@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch.torch_version import TorchVersion
 
+from xecdata.errors import XecError
 from xecdata.geometry import geometry_id
 
 FORMAT = "xec-checkpoint"
@@ -41,7 +42,7 @@ SAFE_GLOBALS: tuple[type, ...] = (TorchVersion,)
 _SAFE_NAMES = {f"{t.__module__}.{t.__qualname__}" for t in SAFE_GLOBALS}
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(XecError, RuntimeError):
     """A checkpoint cannot be used for what was asked; the message says why and what to do."""
 
 

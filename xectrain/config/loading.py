@@ -14,6 +14,9 @@ from typing import Any, get_args, get_origin
 
 import yaml
 
+from xecdata.errors import yaml_problem
+from xecdata.tasks import DEFAULT_TASK
+
 from .keys import migrate_hint, old_style_keys, resolve_key
 from .sections import KINDS, RunConfig
 from .typed import (
@@ -32,8 +35,8 @@ from .validate import validate
 # Differences from the dataclass defaults per model kind (everything else is shared).
 _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "regressor": {},
-    "mae": {"model": {"mask_ratio": 0.6}, "tasks": {"angle": {"enabled": False}}},
-    "inpainter": {"model": {"mask_ratio": 0.05}, "tasks": {"angle": {"enabled": False}}},
+    "mae": {"model": {"mask_ratio": 0.6}, "tasks": {DEFAULT_TASK: {"enabled": False}}},
+    "inpainter": {"model": {"mask_ratio": 0.05}, "tasks": {DEFAULT_TASK: {"enabled": False}}},
 }
 
 
@@ -54,7 +57,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(f"{path}: not valid YAML ({yaml_problem(err)}); fix the file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     return data

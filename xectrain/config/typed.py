@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from xecdata.errors import XecError
 
-class ConfigError(ValueError):
+
+class ConfigError(XecError, ValueError):
     """A configuration key or value is wrong; the message says which and how to fix it."""
 
 

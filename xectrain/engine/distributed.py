@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from xectrain.config import ConfigError
+
 
 @dataclass(frozen=True)
 class World:
@@ -39,7 +41,10 @@ class World:
 def pick_device(preference: str, local_rank: int = 0) -> torch.device:
     """cuda:<local rank> when CUDA is wanted and present, else cpu; 'cuda' without CUDA fails."""
     if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device=cuda but no CUDA device is visible; use auto or cpu")
+        raise ConfigError(
+            "device cuda (--device / training.device) but no CUDA device is visible here; "
+            "use auto or cpu"
+        )
     if preference in ("auto", "cuda") and torch.cuda.is_available():
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     return torch.device("cpu")

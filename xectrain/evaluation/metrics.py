@@ -1,6 +1,7 @@
 """Validation metrics of the regressor: pure numpy functions of (pred, truth) in physical units.
 
 Units follow the truth branches: angles in degrees, energy in GeV, time in ns, positions in cm.
+Each task of the catalogue (xecdata.tasks) names its metric family; `task_metrics` applies it.
 Widths are robust: `half_width_68` is half the central 68 % interval of the residuals (sigma for
 a Gaussian), `abs_q68` the 68th percentile of |residual|, and `gaussian_core` fits a Gaussian to
 the core of the distribution so that tails (e.g. energy leakage) do not inflate the resolution.
@@ -15,6 +16,7 @@ import numpy as np
 from scipy.optimize import curve_fit, nnls
 
 from xecdata.robust import half_width_68
+from xecdata.tasks import TASKS
 
 FloatArray = np.ndarray
 
@@ -157,41 +159,44 @@ def _scalar_metrics(name: str, res: FloatArray) -> dict[str, float]:
     }
 
 
-def energy_metrics(pred: FloatArray, true: FloatArray) -> dict[str, float]:
-    """(N,) GeV: residual bias/rms/skew/68 % half-width/core sigma (GeV), and the same for the
-    relative residual (pred - true) / true (energy_rel_*: sigma_E / E)."""
+def scalar_metrics(name: str, pred: FloatArray, true: FloatArray) -> dict[str, float]:
+    """(N,) values in the task's units: residual bias/rms/skew/68 % half-width/core sigma,
+    named <name>_* (e.g. timing_res_68pct in ns)."""
+    pred, true = np.ravel(pred).astype(np.float64), np.ravel(true).astype(np.float64)
+    return _scalar_metrics(name, pred - true)
+
+
+def relative_metrics(name: str, pred: FloatArray, true: FloatArray) -> dict[str, float]:
+    """scalar_metrics, and the same for the relative residual (pred - true) / true as
+    <name>_rel_* (for energy: energy_rel_sigma is sigma_E / E)."""
     pred, true = np.ravel(pred).astype(np.float64), np.ravel(true).astype(np.float64)
     rel = (pred - true) / true
-    return _scalar_metrics("energy", pred - true) | _scalar_metrics("energy_rel", rel)
+    return _scalar_metrics(name, pred - true) | _scalar_metrics(f"{name}_rel", rel)
 
 
-def timing_metrics(pred: FloatArray, true: FloatArray) -> dict[str, float]:
-    """(N,) ns: residual bias/rms/skew/68 % half-width/core sigma (ns)."""
-    pred, true = np.ravel(pred).astype(np.float64), np.ravel(true).astype(np.float64)
-    return _scalar_metrics("timing", pred - true)
-
-
-def n_gamma_metrics(pred: FloatArray, true: FloatArray) -> dict[str, float]:
-    """(N, C) class scores or (N,) classes vs (N,) classes: accuracy."""
+def accuracy_metrics(name: str, pred: FloatArray, true: FloatArray) -> dict[str, float]:
+    """(N, C) class scores or (N,) classes vs (N,) classes: <name>_accuracy."""
     pred = np.asarray(pred)
     classes = pred.argmax(axis=1) if pred.ndim == 2 else np.rint(pred)
-    return {"n_gamma_accuracy": float(np.mean(classes == np.ravel(true)))}
+    return {f"{name}_accuracy": float(np.mean(classes == np.ravel(true)))}
 
 
-TASK_METRICS: dict[str, Callable[[FloatArray, FloatArray], dict[str, float]]] = {
-    "angle": angle_metrics,
-    "angleVec": angle_vec_metrics,
-    "uvwFI": position_metrics,
-    "energy": energy_metrics,
-    "timing": timing_metrics,
-    "n_gamma": n_gamma_metrics,
+# One function per metric family of the task catalogue (xecdata.tasks.METRIC_FAMILIES),
+# called with the task's name, predictions and truth.
+METRIC_FAMILIES: dict[str, Callable[[str, FloatArray, FloatArray], dict[str, float]]] = {
+    "angle": lambda _, pred, true: angle_metrics(pred, true),
+    "direction": lambda _, pred, true: angle_vec_metrics(pred, true),
+    "position": lambda _, pred, true: position_metrics(pred, true),
+    "scalar": scalar_metrics,
+    "relative": relative_metrics,
+    "accuracy": accuracy_metrics,
 }
 
 
 def task_metrics(task: str, pred: FloatArray, true: FloatArray) -> dict[str, float]:
-    """Metrics of one task (physical units); unknown tasks get none."""
-    fn = TASK_METRICS.get(task)
-    return fn(pred, true) if fn is not None else {}
+    """Metrics of one task of the catalogue (physical units); a task outside it gets none."""
+    info = TASKS.get(task)
+    return METRIC_FAMILIES[info.metrics](task, pred, true) if info is not None else {}
 
 
 # ---- energy resolution: sigma/E = a/sqrt(E) (+) b (+) c/E ----------------------------------

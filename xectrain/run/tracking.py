@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from xecdata.errors import XecError
 from xectrain.config import TrackingConfig
 from xectrain.run.earlier_names import with_earlier_names
 from xectrain.run.tracking_target import resolve_tracking
@@ -35,7 +36,7 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-class TrackingError(ValueError):
+class TrackingError(XecError, ValueError):
     """The tracking store cannot take the run as configured; the message says how to fix it."""
 
 
@@ -215,7 +216,7 @@ def system_metrics(
             "system/memory_reserved_GB": reserved / gb,
             "system/memory_peak_GB": torch.cuda.max_memory_allocated(device) / gb,
             "system/gpu_memory_used_pct": 100.0 * reserved / total,
-            # the earlier tool's name for the share of the card held by live tensors
+            # the share of the card held by live tensors (a documented metric name)
             "system/gpu_utilization_pct": 100.0 * allocated / total,
             "system/memory_fragmentation": 1.0 - allocated / reserved if reserved else 0.0,
         }

@@ -6,15 +6,20 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
+from xecdata.loaders.rootfiles import RootInputs
+from xecdata.protocols import BatchSource
+from xecdata.schemes import Scheme
 from xecmodel import create_model, export_onnx
 from xecmodel.export import select_tasks
+from xecmodel.kind import ModelKind, ReconstructionKind
+from xecmodel.regressor import XECRegressor
 from xectrain.artifacts import plot_worst_events, write_regressor_artifacts
 from xectrain.checkpoint import CheckpointError, load_checkpoint
-from xectrain.config import config_from_dict
+from xectrain.config import RunConfig, config_from_dict
 from xectrain.engine.distributed import pick_device
 from xectrain.engine.precision import amp_context
 from xectrain.engine.steps import StepOps
@@ -29,7 +34,7 @@ from xectrain.evaluation.writers import artifact_metadata, prediction_writer
 
 def model_from_checkpoint(
     ckpt: dict[str, Any], device: str | torch.device = "cpu", ema: bool = True
-) -> Any:
+) -> ModelKind:
     """The checkpoint's model in eval mode, with its EMA weights when present (and `ema`)."""
     config = ckpt.get("model_config")
     if not config:
@@ -59,12 +64,21 @@ def export_checkpoint(
     return export_onnx(model, out, raw_inputs=raw_inputs, opset=opset, exporter=exporter)
 
 
-def _open_val_loader(store: str, scheme_id: str, split: str, batch: int, device: Any,
-                     backend: str, targets: list[str]) -> Any:  # fmt: skip
+def _open_val_loader(store: str | RootInputs, scheme: Scheme, split: str, batch: int,
+                     device: torch.device, backend: str,
+                     targets: list[str]) -> BatchSource:  # fmt: skip
+    """A loader over the split of a store, or over ROOT files (streamed, normalized with the
+    checkpoint's scheme as ingestion stores it; see xecdata.loaders.rootfiles)."""
     from xecdata.loaders import open_loader
+    from xecdata.loaders.rootfiles import RootFilesLoader
 
+    if isinstance(store, RootInputs):
+        files = store.check()
+        have = {c.name for c in files[0].columns} if files else set()
+        ids = [t for t in ID_TARGETS if t in have]
+        return RootFilesLoader(files, scheme, batch, device, [*targets, *ids])
     kw: dict[str, Any] = dict(
-        scheme=scheme_id, split=split, batch_size=batch, device=device, backend=backend,
+        scheme=scheme.id, split=split, batch_size=batch, device=device, backend=backend,
         shuffle=False, drop_last=False,
     )  # fmt: skip
     try:
@@ -73,7 +87,9 @@ def _open_val_loader(store: str, scheme_id: str, split: str, batch: int, device:
         return open_loader(store, targets=targets, **kw)  # type: ignore[arg-type]
 
 
-def _only_tasks(path: str | Path, model: Any, cfg: Any, tasks: Sequence[str]) -> tuple[Any, Any]:
+def _only_tasks(
+    path: str | Path, model: ModelKind, cfg: RunConfig, tasks: Sequence[str]
+) -> tuple[ModelKind, RunConfig]:
     """The regressor and its run config reduced to `tasks` (refused naming the model's)."""
     try:
         model = select_tasks(model, tasks)
@@ -85,11 +101,12 @@ def _only_tasks(path: str | Path, model: Any, cfg: Any, tasks: Sequence[str]) ->
 
 
 def validate_checkpoint(
-    path: str | Path, store: str, split: str = "val", out_dir: str | Path | None = None,
-    batch_size: int = 256, max_batches: int | None = None, backend: str = "auto",
-    device: str = "auto", tasks: Sequence[str] | None = None,
+    path: str | Path, store: str | RootInputs, split: str = "val",
+    out_dir: str | Path | None = None, batch_size: int = 256, max_batches: int | None = None,
+    backend: str = "auto", device: str = "auto", tasks: Sequence[str] | None = None,
 ) -> dict[str, float]:  # fmt: skip
-    """Validate a checkpoint on `split` of `store`: metrics (also metrics.json), prediction
+    """Validate a checkpoint on `split` of `store` (or on every event of ROOT files, `store` a
+    RootInputs; `split` then only names the outputs): metrics (also metrics.json), prediction
     CSVs, validation_results ROOT file and resolution PDFs (regressor) or streamed ROOT
     predictions (MAE / inpainter); `tasks` validates only those of the regressor's tasks."""
     ckpt = load_checkpoint(path)
@@ -99,15 +116,15 @@ def validate_checkpoint(
     if tasks is not None:
         model, cfg = _only_tasks(path, model, cfg, tasks)
     ops = StepOps(cfg)
-    loader = _open_val_loader(store, model.scheme.id, split, batch_size, dev, backend,
+    loader = _open_val_loader(store, model.scheme, split, batch_size, dev, backend,
                               ops.targets())  # fmt: skip
     n = len(loader) if max_batches is None else min(len(loader), max_batches)
     out = Path(out_dir) if out_dir else Path(path).parent / f"validate_{split}"
     out.mkdir(parents=True, exist_ok=True)
     name = f"{Path(path).parent.name}_{split}"
     amp = lambda: amp_context(dev, cfg.training.amp)  # noqa: E731
-    if cfg.model.kind == "regressor":
-        ev = validate_regressor(model, ops, loader, n, amp, model.scheme,
+    if model.task_names:  # per-event task outputs (the kind's declaration), else filled sensors
+        ev = validate_regressor(cast(XECRegressor, model), ops, loader, n, amp, model.scheme,
                                 cfg.checkpoint.worst_events)  # fmt: skip
         meta = artifact_metadata(model, int(ckpt.get("epoch", 0)), split)
         write_regressor_artifacts(out, name, ev.results, ev.ids, meta, store_columns(ev))
@@ -118,6 +135,7 @@ def validate_checkpoint(
                                    model.geometry_id, int(ckpt["epoch"]),
                                    out / f"{cfg.model.kind}_predictions_{name}.root")  # fmt: skip
         with writer:
-            metrics = validate_reconstruction(model, loader, n, amp, cfg.training.seed, writer)
+            metrics = validate_reconstruction(cast(ReconstructionKind, model), loader, n, amp,
+                                              cfg.training.seed, writer)  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
