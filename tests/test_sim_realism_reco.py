@@ -63,11 +63,12 @@ def test_reconstruction_degrades_as_the_realism_table_says(tmp_path):
         _xec("reco", "run", str(sim), "-o", str(out), "-q", "--calibration", str(cal))
         res[name] = _resolutions(sim, out)
     ideal, real = res["ideal"], res["real"]
-    # table: ideal E 1.06 / 1.65 %, default 1.65 / 1.98 %; default u 3.8, v 3.0, w 4.0 / 6.1 mm,
-    # t 65 / 68 ps (the clock and time-reference effects)
+    # table: ideal E 1.06 / 1.65 %, default 1.64 / 1.98 %; default u 2.6 / 3.0, v 2.5 / 2.8,
+    # w 3.9 / 6.0 mm (with the position bias correction), t 65 / 68 ps (the clock and
+    # time-reference effects)
     assert real["E"][0] > 1.2 * ideal["E"][0] and 1.2 < real["E"][0] < 2.2
     assert 1.4 < real["E"][1] < 2.6
-    for k, lo, hi in (("u", 2.5, 5.0), ("v", 2.0, 4.2), ("w", 2.8, 8.5)):
+    for k, lo, hi in (("u", 2.0, 4.2), ("v", 1.8, 3.8), ("w", 2.8, 8.5)):
         assert all(lo < x < hi for x in real[k]), (k, real[k])
     assert all(55 < x < 85 for x in real["t"]), real["t"]  # the published 65-85 ps
     assert all(x < 45 for x in ideal["t"]), ideal["t"]  # the ideal detector stays sharp

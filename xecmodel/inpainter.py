@@ -102,11 +102,3 @@ class XECInpainter(ReconstructionKind):
 
     def reconstruct(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.forward_heads(x, mask)
-
-    @property
-    def actual_mask_ratio(self) -> torch.Tensor | None:
-        return self.last_ratio.get("actual_mask_ratio")
-
-    @property
-    def last_losses(self) -> dict[str, torch.Tensor]:
-        return self.criterion.components() | self.last_ratio

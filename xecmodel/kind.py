@@ -130,6 +130,10 @@ class ReconstructionKind(ModelKind):
     returns the normalized prediction and x with the masked sensors filled, in photons and s."""
 
     takes_mask: ClassVar[bool] = True
+    predict_time: bool  # set by the kind's constructor: False = npho only
+    mask_pool: str  # which sensors count as invalid (xecmodel.masking.already_invalid)
+    criterion: ReconstructionLoss
+    last_ratio: dict[str, torch.Tensor]  # mask statistics of the last forward
 
     @classmethod
     def outputs(cls, config: Mapping[str, Any]) -> tuple[OutputSpec, ...]:
@@ -139,6 +143,18 @@ class ReconstructionKind(ModelKind):
             OutputSpec("filled_npho", "photons", "sensor", column="npho"),
             OutputSpec("filled_time", "s", "sensor", column="time"),  # NaN: not predicted
         )
+
+    @property
+    def actual_mask_ratio(self) -> torch.Tensor | None:
+        """Masked / maskable sensors of the last batch."""
+        return self.last_ratio.get("actual_mask_ratio")
+
+    @property
+    def last_losses(self) -> dict[str, torch.Tensor]:
+        """total_loss, loss_npho/time, loss_{face}, loss_{face}_{npho,time} and the mask
+        statistics of the last forward (0-dim tensors, no host sync; no time keys in npho-only
+        mode), and logvar_/sigma_{ch} with learn_channel_logvars."""
+        return self.criterion.components() | self.last_ratio
 
     def reconstruct(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, 4760, 2) normalized, (B, 4760) bool -> (B, 4760, C) normalized prediction."""

@@ -96,15 +96,3 @@ class XECMAE(ReconstructionKind):
         """Every sensor from x with `mask` hidden; invalid sensors stay sentinels for the encoder
         (as in training), the decoder predicts them all -> (B, 4760, out_ch) normalized."""
         return self.forward_decoder(x, mask & ~already_invalid(x, self.scheme, self.mask_pool))
-
-    @property
-    def actual_mask_ratio(self) -> torch.Tensor | None:
-        """Masked / maskable sensors of the last batch."""
-        return self.last_ratio.get("actual_mask_ratio")
-
-    @property
-    def last_losses(self) -> dict[str, torch.Tensor]:
-        """total_loss, loss_npho/time, loss_{face}, loss_{face}_{npho,time}, actual_mask_ratio,
-        n_masked of the last forward (no time keys in npho-only mode), and logvar_/sigma_{ch}
-        with learn_channel_logvars."""
-        return self.criterion.components() | self.last_ratio

@@ -86,7 +86,11 @@ def _bins_page(name: str, report: Mapping[str, Any], group_name: str, key: str) 
         a.set_xticks(x, [r.split(" ")[0] for r in regions], fontsize=8)
         a.set_xlabel(f"true {group_name.split(' ')[0]} [{regions[0].split(' ')[-1]}]")
         a.set_ylabel(f"{LABEL[q]} {'σ68' if key == 'sigma68' else 'bias'} [{unit_of(group, q)}]")
-        if key == "sigma68":
+        values = [v for side in SIDES for r in regions
+                  if (v := group[r][side].get(q, {}).get(key)) is not None]  # fmt: skip
+        if key == "sigma68" and values and min(values) > 0 and max(values) > 20 * min(values):
+            a.set_yscale("log")  # one side far wider than the other: keep both readable
+        elif key == "sigma68":
             a.set_ylim(bottom=0)
         a.legend(fontsize=8)
     ax.flat[-1].axis("off")
