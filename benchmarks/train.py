@@ -1,6 +1,6 @@
 """Training throughput per loader backend: events/s of the real training loop and the fraction
-of the epoch it waits for data, against the `root` backend (the earlier tool's streaming of
-ROOT files) in the same run.
+of the epoch it waits for data, against the `root` backend (uproot streaming of the ROOT
+files with numpy normalization) in the same run.
 
 Creates its own data (simulated ROOT files, ingested once), then trains the regressor for a
 fixed number of batches per backend through `xectrain.run.train` with tracking and artifacts

@@ -69,7 +69,7 @@ def bench_ingest(events: int, workers: int | None, as_json: bool, output: Path |
 @click.option("--threads", default="1,2", show_default=True, callback=_thread_counts,
               help="Decode thread counts, comma-separated.")  # fmt: skip
 @click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Also write JSON.")
 def bench_loader(
@@ -83,8 +83,17 @@ def bench_loader(
 ) -> None:
     """Loader events/s and GB/s per backend and thread count against the memory-mapped
     read of the same bytes uncompressed (the machine's bound)."""
+    import torch
+
+    from xecdata.loaders import BACKENDS
     from xecdata.loaders.bench import format_report, run_store_benchmark
 
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise click.BadParameter(f"{unknown[0]!r}: choose from {', '.join(BACKENDS)}",
+                                 param_hint="--backend")  # fmt: skip
+    if device == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("no CUDA device is visible here; use cpu", param_hint="--device")
     result = run_store_benchmark(
         store, backends=backends, threads=threads, batch_size=batch_size, device=device
     )
@@ -108,3 +117,82 @@ def bench_reco(events: int, repeats: int, as_json: bool, output: Path | None) ->
     result = run_benchmark(lambda path, example: TableRootWriter(path, example, tree="reco"),
                            events=events, repeats=repeats)  # fmt: skip
     emit(result, format_report(result), as_json, output)
+
+
+@bench.command("physics")
+@click.option(
+    "--profile",
+    type=click.Choice(["cpu", "gpu"]),
+    default="cpu",
+    show_default=True,
+    help="cpu: tiny model, small sets (2 cores, <= 25 min); gpu: base model, full size (one GPU).",
+)
+@click.option(
+    "--train-events",
+    type=click.IntRange(min=256),
+    default=None,
+    help="Training events (default: the profile's).",
+)
+@click.option(
+    "--val-events",
+    type=click.IntRange(min=64),
+    default=None,
+    help="Events per reference set (default: the profile's).",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Training epochs (default: the profile's).",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the simulated files, store and run here (default: a temporary folder).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("benchmarks/results/physics.json"),
+    show_default=True,
+    help="JSON result; the markdown table (.md) and the PDF (.pdf) go beside it.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def bench_physics(
+    profile: str,
+    train_events: int | None,
+    val_events: int | None,
+    epochs: int | None,
+    workdir: Path | None,
+    output: Path,
+    as_json: bool,
+) -> None:
+    """The regressor against the conventional reconstruction on the same simulated events
+    (52.8 MeV line, flat 15-60 MeV; realistic detector): sigma68 and bias of E, u, v, w, t,
+    theta, phi, fiducial w > 2 / w < 2 cm and in bins of energy and depth."""
+    import tempfile
+
+    from xectrain.analysis.physics import markdown_report
+    from xectrain.analysis.physics_bench import get_profile, run_physics, write_outputs
+
+    chosen = get_profile(profile, train_events=train_events, val_events=val_events, epochs=epochs)
+    log = (lambda _: None) if as_json else click.echo
+    with tempfile.TemporaryDirectory(prefix="xec-physics-") as tmp:
+        work = workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        result, residuals = run_physics(chosen, work, log)
+    given = {"--train-events": train_events, "--val-events": val_events, "--epochs": epochs}
+    command = f"xec bench physics --profile {profile}" + "".join(
+        f" {k} {v}" for k, v in given.items() if v is not None
+    )
+    write_outputs(
+        result,
+        residuals,
+        output,
+        output.with_suffix(".md"),
+        output.with_suffix(".pdf"),
+        command,
+    )
+    emit(result, markdown_report(result["sets"], f"profile {profile}"), as_json, None)

@@ -1,7 +1,9 @@
 """`xec demo`: the whole path on embedded defaults, one `xec` verb after another.
 
 simulate -> ingest -> train the regressor -> validate with plots -> export ONNX -> simulate a
-fresh file, run `xec infer` on it and `xec analyze` its predictions against the truth. Each
+fresh file with the conventional reconstruction (`--reco`), run `xec infer` on it and
+`xec analyze --conventional` its predictions: against the truth, and the ML-vs-conventional
+table (both against the truth on the same events) that the demo ends with. Each
 step is printed as the command a user would type, so the demo doubles as a walk-through;
 everything lands in one folder (default ./xec-demo).
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 import click
 
 DEMO_TASKS = "angle,energy,timing,uvwFI"
+FRESH_EVENTS = 1024  # the validation events of the closing ML-vs-conventional table
 
 
 def demo_steps(out: Path, events: int, epochs: int, batch_size: int) -> list[list[str]]:
@@ -35,10 +38,11 @@ def demo_steps(out: Path, events: int, epochs: int, batch_size: int) -> list[lis
          "--set", f"tracking.artifact_location={out / 'mlartifacts'}"],
         ["validate", str(ckpt), "--store", str(store), "-o", str(out / "validation")],
         ["export", "onnx", str(ckpt), "-o", str(out / "model.onnx")],
-        ["simulate", "-n", "256", "-o", str(out / "fresh.root"), "--seed", "2", "--energy", "flat"],
+        ["simulate", "-n", str(FRESH_EVENTS), "-o", str(out / "fresh.root"), "--seed", "2",
+         "--energy", "flat", "--reco"],
         ["infer", str(out / "model.onnx"), str(out / "fresh.root"), "-o",
          str(out / "inference.root")],
-        ["analyze", str(out / "inference.root"), "-o", str(out / "analysis")],
+        ["analyze", str(out / "inference.root"), "-o", str(out / "analysis"), "--conventional"],
     ]  # fmt: skip
 
 
@@ -86,6 +90,7 @@ def demo(out: Path, events: int, epochs: int, batch_size: int) -> None:
     click.echo(f"  checkpoints                 {out / 'runs'}")
     click.echo(f"  ONNX model / inference      {out / 'model.onnx'}, {out / 'inference.root'}")
     click.echo(f"  analysis of the inference   {out / 'analysis'}")
+    click.echo(f"  ML vs conventional table    {out / 'analysis' / 'physics.md'} (and .pdf)")
     click.echo(
         f"  MLflow UI                   mlflow ui --backend-store-uri sqlite:///{out / 'mlruns.db'}"
         " --port 5000   (then open http://localhost:5000)"

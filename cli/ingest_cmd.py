@@ -127,7 +127,8 @@ def ingest_command(
     finalize: bool,
     **options: object,
 ) -> None:
-    """Ingest ROOT files, folders or globs INPUT... into the store -o STORE.
+    """Ingest ROOT files, folders, globs or URLs (root://, https://, s3://) INPUT... into the
+    store -o STORE.
 
     Re-running the same command resumes an interrupted ingest; the result is identical to an
     uninterrupted run, whatever --workers, and whatever --part split the work.

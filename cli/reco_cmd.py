@@ -46,7 +46,7 @@ def _calibration(path: Path | None) -> Any:
 
 
 @reco.command("run")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="ROOT file to write (tree `reco` + `metadata`).")  # fmt: skip
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -57,10 +57,11 @@ def _calibration(path: Path | None) -> Any:
 @click.option("--time-branch", default="relative_time", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (only JSON).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def run(inputs: tuple[Path, ...], output: Path, calibration: Path | None, batch_size: int,
+def run(inputs: tuple[str, ...], output: Path, calibration: Path | None, batch_size: int,
         tree: str, npho_branch: str | None, time_branch: str, as_json: bool,
         quiet: bool) -> None:  # fmt: skip
-    """Reconstruct the events of INPUT... (ROOT files, folders of them, or stores) into
+    """Reconstruct the events of INPUT... (ROOT files, folders of them, URLs of ROOT files:
+    root://, https://, s3://, or stores) into
     OUT.root: run, event, uvwRecoFI, xyzRecoFI (cm), energyReco (GeV), timeReco (ns),
     emiAngReco (deg) and statusReco; 1e10 where an event cannot be reconstructed."""
     from xecdata.reco.calibration import CalibrationError

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from xecdata.tasks import TASKS
+
 
 def parse_task(spec: str) -> tuple[str, tuple[int, ...]]:
     """'energy' -> ('energy', ()), 'angle=20,20' -> ('angle', (20, 20))."""
@@ -23,8 +25,13 @@ def parse_task(spec: str) -> tuple[str, tuple[int, ...]]:
     "tasks",
     multiple=True,
     required=True,
-    help="Task to flatten, with optional bins: angle[=20,20], energy[=30], timing[=30], "
-    "uvw[=10,10,10]; repeat for several (their weights multiply).",
+    help="Task to flatten, with optional bins (default shown): "
+    + ", ".join(
+        f"{t.reweight.key}[={','.join(map(str, t.reweight.bins))}]"
+        for t in TASKS.values()
+        if t.reweight
+    )
+    + "; repeat for several (their weights multiply).",
 )
 @click.option("--eps", type=float, default=1e-6, show_default=True, help="Weight 1/(count+eps).")
 def reweight_command(store: Path, tasks: tuple[str, ...], eps: float) -> None:

@@ -40,15 +40,35 @@ def geometry_tables() -> Path:
 
 
 @pytest.fixture(scope="session")
-def toy_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The session's shared store (tests/loader_stores.py: 1200 toy events in two ROOT files,
-    scheme new@1), built once for every module that only reads a store. A test that writes to
-    a store copies it first (`shutil.copytree`); the fixture checks at the end that nothing
-    changed it."""
-    from tests.loader_stores import build_store
+def toy_sources(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The two toy ROOT files (700 + 500 events) behind the shared stores below."""
+    from tests.loader_stores import write_sources
+
+    return write_sources(tmp_path_factory.mktemp("toy_sources"))
+
+
+def _shared_store(sources: list[Path], out: Path, codec: str | None) -> Iterator[Path]:
+    from tests.loader_stores import ingest_store
     from tests.readonly import snapshot
 
-    store = build_store(tmp_path_factory.mktemp("toy_store"))
+    store = ingest_store(sources, out, codec)
     before = snapshot(store)
     yield store
     assert snapshot(store) == before, f"a test changed the shared store {store}; copy it first"
+
+
+@pytest.fixture(scope="session")
+def toy_store(toy_sources: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's shared store of the toy sources (tests/loader_stores.py: scheme new@1,
+    chunks of 64 events, default codec), built once for every module that only reads a store.
+    A test that writes to a store copies it first (`shutil.copytree`); the fixture checks at
+    the end that nothing changed it."""
+    yield from _shared_store(toy_sources, tmp_path_factory.mktemp("toy") / "s.xec.zarr", None)
+
+
+@pytest.fixture(scope="session")
+def toy_plain_store(
+    toy_sources: list[Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """`toy_store`'s uncompressed twin (codec profile none): the same events, mappable shards."""
+    yield from _shared_store(toy_sources, tmp_path_factory.mktemp("toy") / "p.xec.zarr", "none")

@@ -1,21 +1,21 @@
-"""Dummy detector events for the model tests: raw counts/times and their normalized tensor."""
+"""Detector events for the model tests: the shared toy events' raw counts and times, and their
+normalized tensor."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from xecdata.geometry import N_SENSORS
+from tests.rootfiles import INVALID, fake_events
 from xecdata.schemes import Scheme
 
 
 def raw_events(batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(B, 4760) photon counts and times (s): some dark sensors, sensor 7 dead in event 0."""
-    rng = np.random.default_rng(seed)
-    npho = rng.exponential(400.0, (batch, N_SENSORS))
-    npho[rng.random((batch, N_SENSORS)) < 0.15] = 0.0  # dark: no time
-    time = rng.normal(0.0, 3e-8, (batch, N_SENSORS))
-    npho[0, 7] = 1e10  # dead
+    """(B, 4760) photon counts and times (s) of the toy events (tests/rootfiles.fake_events):
+    a few dead sensors, no time on dark ones; sensor 7 is also dead in event 0."""
+    ev = fake_events(batch, seed)
+    npho, time = ev["npho"].astype(np.float64), ev["relative_time"].astype(np.float64)
+    npho[0, 7] = INVALID
     return npho, time
 
 

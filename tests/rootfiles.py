@@ -17,20 +17,18 @@ from pathlib import Path
 import numpy as np
 
 from xecdata.geometry import N_SENSORS, sensor_table, uvw_to_xyz
+from xecdata.rootio import ID_BRANCHES, OTHER_TRUTH
+from xecdata.tasks import CLASSIFICATION, TASKS
 
 SENSOR_BRANCHES = ("npho", "relative_time")
+# branch -> (dtype, width; 0 = scalar): the task catalogue's truth branches (as imported: the
+# built-in tasks), the other truth positions (cm) and the ids
 TRUTH_BRANCHES = {
-    "emiAng": (np.float32, 2),
-    "energyTruth": (np.float32, 0),
-    "timeTruth": (np.float32, 0),
-    "uvwTruth": (np.float32, 3),
-    "xyzTruth": (np.float32, 3),
-    "emiVec": (np.float32, 3),
-    "xyzVTX": (np.float32, 3),
-    "nGamma": (np.int32, 0),
-    "run": (np.int32, 0),
-    "event": (np.int32, 0),
-}
+    **{t.branch: (np.int32 if t.kind == CLASSIFICATION else np.float32,
+                  t.target_dim if t.target_dim > 1 else 0) for t in TASKS.values()},
+    **{b: (np.float32, 3) for b in OTHER_TRUTH},
+    **{b: (np.int32, 0) for b in ID_BRANCHES},
+}  # fmt: skip
 INVALID = np.float32(1e10)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
@@ -72,8 +73,18 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "bench ingest": (["bench", "ingest", "--events", "0"], ["--events"]),
     "bench loader": (["bench", "loader", "{store}", "--threads", "one"], ["--threads", "one"]),
     "bench reco": (["bench", "reco", "--repeats", "0"], ["--repeats"]),
+    "bench physics": (["bench", "physics", "--epochs", "0"], ["--epochs"]),
     "demo": (["demo", "-o", "{full}"], ["full", "-o"]),
 }
+
+# further refused requests that once ended in a traceback or an "unexpected" line
+MORE_CASES: list[tuple[list[str], list[str]]] = [
+    (["bench", "loader", "{store}", "--backend", "bogus"], ["--backend", "bogus"]),
+    (["train", "regressor", "--store", "{store}", "--set", "data.scheme=legacy@1",
+      "--set", "training.device=cpu", "--set", "tracking.enabled=false",
+      "--set", "checkpoint.dir={dir}/runs"], ["{store}", "legacy@1", "xec renormalize"]),
+    (["validate", "{ckpt}", "--store", "{notstore}"], ["notstore", "xec ingest"]),
+]  # fmt: skip
 
 
 def _invoke(args: list[str]) -> Result:
@@ -101,6 +112,25 @@ def test_a_refused_request_ends_in_one_error_line(verb: str, inputs: dict[str, s
     line = _assert_one_error_line(_invoke([a.format(**inputs) for a in args]))
     for name in names:
         assert name.format(**inputs) in line, line
+
+
+@pytest.mark.parametrize("case", range(len(MORE_CASES)))
+def test_more_refused_requests(case: int, inputs: dict[str, str]) -> None:
+    args, names = MORE_CASES[case]
+    line = _assert_one_error_line(_invoke([a.format(**inputs) for a in args]))
+    for name in names:
+        assert name.format(**inputs) in line, line
+
+
+def test_cuda_without_a_device_is_a_refused_request(inputs: dict[str, str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible")
+    for args in (["validate", inputs["ckpt"], "--store", inputs["store"], "--device", "cuda"],
+                 ["bench", "loader", inputs["store"], "--device", "cuda"]):  # fmt: skip
+        line = _assert_one_error_line(_invoke(args))
+        assert "no CUDA device is visible" in line and "cpu" in line, line
 
 
 def _leaf_verbs(group: click.Group, ctx: click.Context, prefix: str) -> Iterator[str]:
@@ -149,3 +179,11 @@ def test_an_os_error_names_its_file(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         line
         == f"Error: {tmp_path / 't.csv'}: Permission denied; check the path and its permissions"
     )
+
+
+def test_a_refused_training_leaves_float_arithmetic_as_it_found_it(inputs: dict[str, str]) -> None:
+    """Training flushes denormals on the CPU; a run that ends (here refused) must undo it, or
+    every later computation of the process changes (a test of scheme hashes failed after it)."""
+    args, _ = MORE_CASES[1]
+    _assert_one_error_line(_invoke([a.format(**inputs) for a in args]))
+    assert float(np.nextafter(0.0, 1.0)) > 0.0

@@ -10,7 +10,7 @@ from pathlib import Path
 import uproot
 from mlflow.tracking import MlflowClient
 
-from tests.trainhelpers import tiny_config, toy_loaders
+from tests.trainhelpers import tiny_config, toy_events, toy_loaders
 from xectrain.run.earlier_names import (
     METRIC_KEYS,
     METRIC_NAMES,
@@ -69,5 +69,6 @@ def test_mae_run_logs_and_writes_the_documented_names(tmp_path: Path) -> None:
     with uproot.open(res.run_dir / "mae_predictions_epoch_001.root") as f:
         tree = f["predictions"]
         ids = tree.arrays(["event_id", "event", "run_id", "run"], library="np")
-        assert (ids["event_id"] == ids["event"]).all() and (ids["run_id"] == 7).all()
+        val_runs = toy_events(4, 100)["run"]  # toy_loaders' validation events (seed 100)
+        assert (ids["event_id"] == ids["event"]).all() and (ids["run_id"] == val_runs).all()
         assert {"truth_npho", "pred_time", "err_time", "mask", "masked_npho"} <= set(tree.keys())

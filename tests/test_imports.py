@@ -104,3 +104,21 @@ def test_the_checker_sees_a_lazy_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}
     assert _cycle(graph) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_cli_package_is_imported_by_its_installed_name() -> None:
+    """`cli` is the folder of the installed package `xec_cli`; importing it as `cli` from the
+    repository root loads a second copy of every module (its own classes and module state)."""
+    offenders = []
+    for path in sorted(REPO.glob("*/**/*.py")):
+        if ".venv" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            offenders += [f"{path.relative_to(REPO)}: {n}" for n in names
+                          if n == "cli" or n.startswith("cli.")]  # fmt: skip
+    assert offenders == []

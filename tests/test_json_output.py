@@ -66,6 +66,21 @@ CASES: dict[str, list[list[str]]] = {
 SLOW_CASES: dict[str, list[list[str]]] = {
     "bench ingest": [["bench", "ingest", "--events", "256", "--workers", "1", "--json"]],
     "bench reco": [["bench", "reco", "--events", "256", "--repeats", "1", "--json"]],
+    "bench physics": [
+        [
+            "bench",
+            "physics",
+            "--train-events",
+            "1024",
+            "--val-events",
+            "64",
+            "--epochs",
+            "1",
+            "-o",
+            "{dir}/physics.json",
+            "--json",
+        ]
+    ],
 }
 
 

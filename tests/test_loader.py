@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.loader_stores import build_store, unfinished_copy
+from tests.loader_stores import unfinished_copy
 from xecdata.loaders import Batch, ReweightConfig, open_loader
 from xecdata.store import IncompleteStoreError, SchemeMismatchError, open_store
 
@@ -18,8 +18,8 @@ TARGETS = ["energyTruth", "emiAng", "uvwTruth", "run"]
 
 
 @pytest.fixture(scope="session")
-def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_store(tmp_path_factory.mktemp("loader"))
+def store_path(toy_store: Path) -> Path:
+    return toy_store
 
 
 def epoch(path: Any, **kw: Any) -> list[Batch]:
@@ -235,13 +235,13 @@ def test_augment_in_the_loader_is_seeded_and_off_by_default(store_path: Path) ->
 
 
 def test_uncompressed_store_read_through_maps_gives_the_same_batches(
-    store_path: Path, tmp_path_factory: pytest.TempPathFactory
+    store_path: Path, toy_plain_store: Path
 ) -> None:
     """Uncompressed stores: cpu gathers from the mapped shards (fused kernel and fallback)."""
     import xecdata.store.decoder as codes
     from xecdata.loaders.source import MappedChunks
 
-    plain = build_store(tmp_path_factory.mktemp("none"), codec="none")
+    plain = toy_plain_store
     loader = open_loader(plain, scheme="new@1", batch_size=100, seed=3, shuffle_window=128)
     assert isinstance(loader.backend.source.chunks, MappedChunks)
     assert loader.backend.source.zero_copy  # gathered straight from the shard maps

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
-from tests.loader_stores import build_store
+from xec_cli.main import main
 from xecdata.loaders.bench import _parallel_copy
 
 
@@ -40,8 +39,8 @@ def test_bound_copies_every_event_through_per_thread_buffers() -> None:
 
 
 @pytest.fixture(scope="module")
-def plain_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_store(tmp_path_factory.mktemp("bench"), codec="none")
+def plain_store(toy_plain_store: Path) -> Path:
+    return toy_plain_store
 
 
 def test_bench_loader_cli_reports_backends_against_the_bound(plain_store: Path) -> None:

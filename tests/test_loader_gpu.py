@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import torch
 
-from tests.loader_stores import build_store
 from xecdata.loaders import Batch, ReweightConfig, open_loader
 
 pytestmark = [
@@ -20,8 +19,8 @@ TARGETS = ["energyTruth", "emiAng", "run"]
 
 
 @pytest.fixture(scope="module")
-def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_store(tmp_path_factory.mktemp("loader_gpu"))
+def store_path(toy_store: Path) -> Path:
+    return toy_store
 
 
 def epoch(path: Path, **kw: Any) -> list[Batch]:

@@ -124,6 +124,13 @@ def test_ill_defined_combinations_are_refused_with_the_reason(
         TaskSpec(task, loss=loss)
 
 
+@pytest.mark.parametrize("transform", ["inverse", "inverse+standardize"])
+def test_a_relative_loss_through_the_inverse_transform_is_refused(transform: str) -> None:
+    with pytest.raises(ValueError, match=r"1/z jumps through infinity"):
+        TaskSpec("energy", loss="relative_mse", transform=transform)
+    TaskSpec("energy", loss="l1", transform=transform)  # a loss on z is fine
+
+
 def test_config_refuses_a_relative_loss_on_time_and_takes_angular_on_angle() -> None:
     with pytest.raises(ConfigError, match=r"tasks\.timing: .*'relative_l1' divides by the true"):
         load_config("regressor", overrides=["tasks.timing.loss=relative_l1"])

@@ -24,7 +24,8 @@ def fresh_filters(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-d
     loggers = [logging.getLogger(name) for name in {n for n, _, _ in quiet.HARMLESS_LOGS}]
     before = {log: list(log.filters) for log in loggers}
     for log in loggers:
-        log.filters[:] = [f for f in log.filters if not isinstance(f, quiet._DropMessages)]
+        # by class name: a second import of the module (as `cli.quiet`) has its own class
+        log.filters[:] = [f for f in log.filters if type(f).__name__ != "_DropMessages"]
     with warnings.catch_warnings():
         yield
     for log, filters in before.items():
@@ -43,14 +44,18 @@ class _Keep(logging.Handler):
 def _logged(name: str, message: str, caplog: pytest.LogCaptureFixture) -> bool:
     """Whether `message` logged on `name` gets past the logger's filters. The handler sits on the
     logger itself: importing mlflow turns off propagation above its loggers, so a handler at the
-    root (caplog's) sees nothing of theirs in a session where mlflow was imported first."""
+    root (caplog's) sees nothing of theirs in a session where mlflow was imported first; and the
+    logger is enabled for the call, as a logging configuration run by another test (alembic's,
+    inside MLflow) can leave it disabled."""
     log, keep = logging.getLogger(name), _Keep()
+    disabled, log.disabled = log.disabled, False  # a logging.config call elsewhere may disable it
     log.addHandler(keep)
     try:
         with caplog.at_level(logging.INFO, logger=name):
             log.warning(message)
     finally:
         log.removeHandler(keep)
+        log.disabled = disabled
     return message in keep.messages
 
 

@@ -17,6 +17,7 @@ from xec_cli.main import main
 from xecdata.geometry import N_SENSORS, sensor_table, uvw_to_xyz
 from xecdata.reco.calibrate import build_calibration
 from xecdata.reco.calibration import (
+    PACKAGE_DIR,
     Calibration,
     CalibrationError,
     default_calibration,
@@ -27,6 +28,7 @@ from xecdata.reco.lightmodel import inner_face, light_fraction
 from xecdata.reco.position import ATTENUATION_LENGTH, fit_positions
 from xecdata.reco.reconstruct import BRANCHES, reconstruct
 from xecdata.reco.resolution import resolution_table
+from xecdata.robust import half_width_68
 from xecdata.sim import SimConfig, simulate, simulate_events
 from xecdata.sim.effects import RAYLEIGH_LENGTH
 from xecdata.sim.optics import near_geometric_factor
@@ -125,8 +127,28 @@ def test_recovers_truth_within_tolerances(cal: Calibration, events: dict) -> Non
         assert abs(got["bias"]) < bias and got["sigma68"] < width, (name, got)
 
 
+def test_position_bias_correction_removes_the_pull_towards_the_centre(
+    cal: Calibration, events: dict
+) -> None:
+    # the point-source fit pulls u towards the face centre (about -1.6 % of u on the default
+    # detector); the calibration's bias polynomials, fitted on other events, take it out
+    assert cal.position is not None
+    args = (events["npho"], events["relative_time"], events["xyzVTX"])
+    true = np.asarray(events["uvwTruth"], np.float64)
+    sel = (np.abs(true[:, 0]) < 23.9) & (np.abs(true[:, 1]) < 67.9) & (true[:, 2] > 0)
+    got = {}
+    for name, c in (("raw", replace(cal, position=None)), ("corrected", cal)):
+        du = 10 * (reconstruct(*args, c).branches["uvwRecoFI"][sel, 0] - true[sel, 0])  # mm
+        got[name] = (np.polyfit(true[sel, 0], du, 1)[0], half_width_68(du))  # mm/cm, mm
+    assert got["raw"][0] < -0.08, got  # the pull: u_reco - u_true falls with u
+    assert abs(got["corrected"][0]) < 0.4 * abs(got["raw"][0]), got
+    assert got["corrected"][1] < 0.9 * got["raw"][1], got
+    old = load_calibration(PACKAGE_DIR / "default@3.json")  # older files keep their hash
+    assert old.position is None and "position_bias" not in old.parameters()
+
+
 def test_shipped_default_calibration_works_here() -> None:
-    # the shipped calibration (default@3) belongs to the default (realistic) detector
+    # the shipped calibration (default@4) belongs to the default (realistic) detector
     events = simulate_events(200, seed=302)
     cal = default_calibration()
     cal.check_usable("test")
@@ -150,6 +172,25 @@ def test_calibration_is_deterministic_and_hashed(cal: Calibration, calib_file: P
     path.write_text(json.dumps(data))
     with pytest.raises(CalibrationError, match="does not match its hash"):
         load_calibration(path)
+
+
+def test_calibrate_records_the_fits_attenuation_length(
+    cal: Calibration, calib_file: Path, events: dict, tmp_path: Path
+) -> None:
+    path = tmp_path / "att.json"
+    out = _run("reco", "calibrate", str(calib_file), "-o", str(path), "--name", "att",
+               "--attenuation-length", "45", "-q")  # fmt: skip
+    assert out.exit_code == 0, out.output
+    att = load_calibration(path)
+    assert cal.attenuation_length is None and "attenuation_length_cm" not in cal.settings
+    assert att.attenuation_length == 45.0 and att.hash != cal.hash  # hashed: it moves fits
+    args = (events["npho"][:50], events["relative_time"][:50], events["xyzVTX"][:50])
+    rec, bare = reconstruct(*args, att), reconstruct(*args, cal)
+    assert (rec.position == 0).all()
+    moved = np.abs(rec.branches["uvwRecoFI"] - bare.branches["uvwRecoFI"]).max(axis=0)
+    assert np.all(moved > 0.01) and np.all(moved < 5.0)  # cm: another model, the same events
+    bad = _run("reco", "calibrate", str(calib_file), "-o", str(path), "--attenuation-length", "0")
+    assert bad.exit_code != 0 and "--attenuation-length" in bad.output
 
 
 def test_cli_writes_branches_and_records_the_calibration(cal: Calibration, events: dict,

@@ -132,16 +132,17 @@ def test_xec_reweight_writes_once_readers_read_and_fit_in_memory_otherwise(tmp_p
     )
 
 
-def test_loaders_and_xec_reweight_on_a_read_only_store(tmp_path, monkeypatch):
+def test_loaders_and_xec_reweight_on_a_read_only_store(tmp_path, monkeypatch, toy_store):
+    import shutil
+
     from click.testing import CliRunner
 
     import xecdata.reweight as reweight
-    from tests.loader_stores import build_store
     from tests.readonly import read_only
     from xec_cli.main import main
     from xecdata.loaders import open_loader
 
-    store = build_store(tmp_path / "a")
+    store = shutil.copytree(toy_store, tmp_path / "a.xec.zarr")  # xec reweight writes to it
 
     def weights() -> np.ndarray:
         rw = ReweightConfig(energy=10)

@@ -258,7 +258,8 @@ def test_all_effects_are_deterministic_and_the_cli_switches_them(tmp_path):
 def test_realistic_detector_is_as_sharp_as_the_table_says():
     """Truth-based limits (xecdata.sim.limits) of the ideal and the default detector, 52.8 MeV,
     against docs/detector-realism.md: the effects widen the energy response (mostly the
-    shower's fluctuations and leakage); the time with the true light path stays 40-85 ps."""
+    shower's fluctuations and leakage); the time with the true light path stays 40-95 ps
+    (table 78 / 84 ps, of which 60 ps the event's time reference)."""
     calib = simulate_events(2048, seed=99, config=SimConfig(effects=()))
     weights = fit_group_weights(calib["npho"])
     ideal_ev = simulate_events(2048, seed=11, config=SimConfig(effects=()))
@@ -268,4 +269,4 @@ def test_realistic_detector_is_as_sharp_as_the_table_says():
         assert ideal[w]["sigma68"] < 1.6 and 1.1 * ideal[w]["sigma68"] < real[w]["sigma68"] < 2.2
         assert 1.0 < real[w]["upper"] < 2.1, w  # upper-side width ~ the published 1.7-2 %
     t = time_limits(real_ev)
-    assert 40 < t["w<2"]["sigma68"] < 85 and 50 < t["w>2"]["sigma68"] < 85
+    assert 60 < t["w<2"]["sigma68"] < 95 and 65 < t["w>2"]["sigma68"] < 95

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,14 +48,32 @@ def _train_args(demo: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def test_train_validate_export_infer(demo: Path) -> None:
-    out = _run(*_train_args(demo, "--tasks", "energy,uvwFI", "--run-name", "cli",
+@pytest.fixture
+def probe_task() -> Iterator[str]:
+    """A task added by one register_task call for one test (a scalar on the store's timeTruth,
+    with its own reweighting key and the generic resolution plot), then removed."""
+    from xecdata.tasks import TASKS, Display, Reweight, Task, register_task
+
+    task = register_task(Task("t_probe", "regression", "timeTruth", 1, "ns", ("t_probe",),
+                              ("t_probe",), Display("tp", "ps", 1000.0, 0), "l1", "scalar",
+                              reweight=Reweight("tp", (8,)), plot="scalar"))  # fmt: skip
+    yield task.name
+    TASKS.pop(task.name)
+
+
+def test_train_validate_export_infer_analyze(demo: Path, probe_task: str) -> None:
+    """The training verbs in a row on two catalogue tasks and one registered by the test
+    (trained with reweighting): nothing else is needed for a new task to go through."""
+    tasks = f"energy,uvwFI,{probe_task}"
+    out = _run(*_train_args(demo, "--tasks", tasks, "--run-name", "cli",
+                            "--set", f"reweighting.{probe_task}.enabled=true",
                             "--set", "checkpoint.save_artifacts=false"))  # fmt: skip
     assert out.exit_code == 0, out.output
     run_dir = demo / "artifacts" / "cli"
     assert "mlflow ui --backend-store-uri sqlite:///" in out.output
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["tasks"]["energy"]["enabled"] and not saved["tasks"]["angle"]["enabled"]
+    assert saved["tasks"][probe_task]["enabled"] and saved["reweighting"][probe_task]["enabled"]
     ckpt = str(run_dir / "checkpoint_best.pth")
 
     out = _run("validate", ckpt, "--store", str(demo / "store.xec.zarr"), "--max-batches", "1",
@@ -62,7 +81,9 @@ def test_train_validate_export_infer(demo: Path) -> None:
     assert out.exit_code == 0, out.output
     metrics = json.loads((demo / "val" / "metrics.json").read_text())
     assert np.isfinite(metrics["val/energy_res_68pct"]) and "val/uvw_dist_68pct" in metrics
-    assert (demo / "val" / "resolution_energy_cli_val.pdf").is_file()
+    assert np.isfinite(metrics[f"val/{probe_task}_res_68pct"])
+    for task in ("energy", probe_task):
+        assert (demo / "val" / f"resolution_{task}_cli_val.pdf").is_file()
 
     model = demo / "cli.onnx"
     out = _run("export", "onnx", ckpt, "-o", str(model), "--exporter", "torchscript")
@@ -75,10 +96,18 @@ def test_train_validate_export_infer(demo: Path) -> None:
         pred = f["predictions"].arrays(library="np")
         meta = f["metadata"].arrays(library="np")
     assert len(pred["entry"]) == 300 + 600
-    assert str(meta["tasks"][0]) == "energy,uvwFI" and str(meta["scheme_id"][0]) == "new@1"
+    assert str(meta["tasks"][0]) == tasks and str(meta["scheme_id"][0]) == "new@1"
     from_root, from_store = pred["pred_energy"][:300], pred["pred_energy"][300:600]
     assert np.allclose(from_root, from_store, rtol=1e-3)  # same events, file vs store
     assert np.array_equal(pred["event"][:300], pred["event"][300:600])
+
+    out = _run("analyze", str(demo / "pred.root"), "-o", str(demo / "an"), "--json")
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)["tasks"][probe_task]
+    assert report["reference"] == "truth (timeTruth)" and report["events"] == 900
+    res = pred[f"pred_{probe_task}"][:, 0].astype(np.float64) - pred["timeTruth"]
+    assert report["metrics"][f"{probe_task}_bias"] == pytest.approx(res.mean(), rel=1e-4)
+    assert (demo / "an" / f"analysis_{probe_task}.pdf").is_file()
 
 
 def test_train_flags_and_errors(demo: Path) -> None:

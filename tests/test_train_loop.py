@@ -217,8 +217,8 @@ def test_loader_options_follow_the_config(tmp_path: Path) -> None:
     )  # fmt: skip
     augment, reweight = loader_options(cfg)
     assert (augment.channel_dropout, augment.time_jitter_ps) == (0.02, 30.0)
-    assert reweight.angle == (20, 20) and reweight.uvw == (10, 10, 10)
-    assert reweight.energy is None and reweight.eps == 1e-6
+    assert reweight.task_bins() == {"angle": (20, 20), "uvw": (10, 10, 10)}
+    assert reweight.eps == 1e-6
     assert loader_options(tiny_config("regressor", tmp_path))[1] is None
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.loader_stores import build_store
 from tests.readonly import read_only
 from tests.test_store_damage import damage
 from xec_cli.main import main
@@ -41,8 +40,8 @@ def _train(store: Path, tmp: Path, *extra: str) -> Result:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_store(tmp_path_factory.mktemp("train-safety"))
+def store(toy_store: Path) -> Path:
+    return toy_store
 
 
 def test_reweighted_training_on_a_read_only_store(store, tmp_path):

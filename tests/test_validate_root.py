@@ -24,7 +24,7 @@ from xectrain.checkpoint import load_checkpoint, make_checkpoint, save_checkpoin
 from xectrain.config import config_from_dict, load_config, to_dict
 from xectrain.engine.steps import StepOps, build_model
 from xectrain.evaluation.passes import validate_regressor
-from xectrain.serving.checkpoints import model_from_checkpoint
+from xectrain.serving.checkpoints import model_from_checkpoint, validate_checkpoint
 
 CONFIG = Path(__file__).parents[1] / "configs" / "regressor.yaml"
 
@@ -158,3 +158,37 @@ def test_validate_root_refusals(data: Path, tmp_path: Path) -> None:
     assert (
         out.exit_code != 0 and "none*.root" in out.output and "matches no ROOT file" in out.output
     )
+
+
+def _events(path: Path) -> dict[str, np.ndarray]:
+    """The per-event tree of a prediction file (the one that is not `metadata`)."""
+    with uproot.open(path) as f:
+        names = [k for k, c in f.classnames().items() if c == "TTree" and "metadata" not in k]
+        return f[names[0]].arrays(library="np")
+
+
+@pytest.mark.slow  # two MAE passes: ~12 s of CPU
+def test_mae_validate_root_matches_the_store(data: Path) -> None:
+    """An MAE: the same masked-reconstruction metrics and streamed ROOT predictions (same
+    validation masks: the batches are the same) from the store and from the files."""
+    cfg = load_config("mae", CONFIG.parent / "mae.yaml")
+    scheme = get_scheme(cfg.data.scheme)
+    torch.manual_seed(1)
+    model = build_model(cfg, scheme)
+    ids = {"id": scheme.id, "hash": scheme.hash}
+    ckpt = make_checkpoint("mae", model.state_dict(), model_config=model.model_config,
+                           config=to_dict(cfg), epoch=1, scheme=ids)  # fmt: skip
+    (data / "m").mkdir()
+    path = save_checkpoint(data / "m" / "ckpt.pth", ckpt)
+    a = validate_checkpoint(path, str(data / "s.xec.zarr"), "train", data / "ms", 16,
+                            device="cpu")  # fmt: skip
+    b = validate_checkpoint(path, RootInputs((str(data / "in"),)), "root", data / "mr", 16,
+                            device="cpu")  # fmt: skip
+    assert a.keys() == b.keys() and "val/mae_npho" in a
+    for key, value in a.items():
+        assert b[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+    s = _events(data / "ms" / "mae_predictions_m_train.root")
+    r = _events(data / "mr" / "mae_predictions_m_root.root")
+    assert s.keys() == r.keys() and len(r["event_idx"]) == 33 and r["event"][20] == 0
+    for name in s:
+        np.testing.assert_array_equal(r[name], s[name], err_msg=name)

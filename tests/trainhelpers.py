@@ -7,37 +7,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xecdata.geometry import sensor_table
+from tests.rootfiles import fake_events
 from xecdata.loaders import Batch
 from xecdata.schemes import get_scheme
 from xectrain.config import RunConfig, load_config
 from xectrain.run.data import Loaders
 
+TRUTH = ("emiAng", "energyTruth", "timeTruth", "uvwTruth")
+
 
 def toy_events(n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Events whose light pattern depends on the truth: a point source near the inner face."""
-    rng = np.random.default_rng(seed)
-    table = sensor_table()
-    theta, phi = rng.uniform(70, 110, n), rng.uniform(-30, 30, n)
-    energy = rng.uniform(0.02, 0.055, n)
-    uvw = np.stack([rng.uniform(-20, 20, n), rng.uniform(-50, 50, n), rng.uniform(1, 20, n)], 1)
-    phi_pos = uvw[:, 1] / 64.97
-    r = 64.97 + uvw[:, 2]
-    src = np.stack([-r * np.cos(phi_pos), r * np.sin(phi_pos), uvw[:, 0]], 1)  # (n, 3)
-    d = np.linalg.norm(table.pos[None] - src[:, None], axis=-1)  # (n, 4760)
-    npho = rng.poisson(4e6 * energy[:, None] * table.area[None] / (4 * np.pi * d**2))
-    time = (d / 18.6 + rng.normal(0, 0.3, d.shape)) * 1e-9
-    time[npho < 2] = 1e10
-    return {
-        "npho": npho.astype(np.float64),
-        "time": time,
-        "emiAng": np.stack([theta, phi], 1).astype(np.float32),
-        "energyTruth": energy.astype(np.float32),
-        "timeTruth": rng.normal(0, 1, n).astype(np.float32),
-        "uvwTruth": uvw.astype(np.float32),
-        "run": np.full(n, 7, np.int64),
-        "event": np.arange(n, dtype=np.int64),
-    }
+    """The toy events (tests/rootfiles.fake_events: light from a point in the xenon, so the
+    pattern depends on the truth) as a loader delivers them: float64 `npho` / `time`, the
+    regression truth, int64 run and event numbers."""
+    ev = fake_events(n, seed)
+    out = {"npho": ev["npho"].astype(np.float64), "time": ev["relative_time"].astype(np.float64)}
+    out |= {k: ev[k] for k in TRUTH}
+    out |= {k: ev[k].astype(np.int64) for k in ("run", "event")}
+    return out
 
 
 class ListLoader:

@@ -33,7 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from xecdata.rootio import InputError
+from xecdata.remote import is_url
+from xecdata.rootio import InputError, file_stat, fingerprint
 from xecdata.schemes import Scheme, SchemeError, get_scheme, load_scheme_file
 from xecdata.store import format as fmt
 from xecdata.store.actions import IngestError, IngestResult, execute, finalize_parts
@@ -56,11 +57,15 @@ DEFAULT_SCHEMES = ("new",)
 DEFAULT_VAL_FRACTION = 0.1
 
 
-def resolve_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Files, folders (every *.root below, sorted) and globs -> absolute file paths in order."""
-    out: list[Path] = []
+def resolve_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str | Path]:
+    """Files, folders (every *.root below, sorted) and globs -> absolute file paths in order;
+    URLs (root://, https://, s3://, ...: xecdata.remote) are kept as given, one file each."""
+    out: list[str | Path] = []
     for item in inputs:
-        text = str(item)
+        text = str(item) if not isinstance(item, str) else item
+        if is_url(text):
+            out += [text] if text not in out else []
+            continue
         if Path(text).is_dir():
             found = sorted(Path(text).rglob("*.root"))
         elif any(ch in text for ch in "*?["):
@@ -299,7 +304,7 @@ def _checked_inputs(
     known = {s["fingerprint"] for s in previous["sources"]} if previous else set()
     reference = previous["columns"] if previous else None
     try:
-        paths = [Path(p) for p in request["inputs"]]
+        paths = [p if is_url(p) else Path(p) for p in request["inputs"]]
         files, skipped = check_files(paths, request, known, reference, pool, progress)
     except ValueError as exc:
         raise IngestError(str(exc)) from None
@@ -351,18 +356,23 @@ def _refuse_append_options(root: Path, previous: dict[str, Any], options: dict[s
 
 
 def _check_unchanged(plan: dict[str, Any]) -> None:
-    """Resuming needs the very files the plan was made from."""
+    """Resuming needs the very files the plan was made from: same size and modification time
+    (for a URL also the same fingerprint: a server may give no time)."""
     for f in plan["files"]:
         try:
-            st = os.stat(f["path"])
-        except FileNotFoundError:
+            now = file_stat(f["path"])
+        except (FileNotFoundError, InputError) as exc:
+            why = f" ({exc})" if isinstance(exc, InputError) else ""
             raise IngestError(
-                f"input {f['path']} of the interrupted run is gone; restore it to resume"
+                f"input {f['path']} of the interrupted run is gone{why}; restore it to resume"
             ) from None
-        if (st.st_size, st.st_mtime_ns) != (f["size"], f["mtime_ns"]):
+        same = now == (f["size"], f["mtime_ns"])
+        if same and is_url(f["path"]):
+            same = fingerprint(f["path"]) == f["fingerprint"]
+        if not same:
             raise IngestError(
-                f"input {f['path']} changed since the interrupted run (size or mtime); restore "
-                "it, or delete the store and ingest again"
+                f"input {f['path']} changed since the interrupted run (size, mtime or "
+                "content); restore it, or delete the store and ingest again"
             )
 
 

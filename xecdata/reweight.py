@@ -7,12 +7,12 @@ several tasks enabled the factors multiply, and the product is divided by its me
 training split, so the training weights have mean exactly 1 (up to float rounding) whatever
 the combination. With one task the weighted training histogram is flat over occupied bins.
 
-Tasks and the truth they histogram (bins as in the earlier tool's configuration):
-  angle  emiAng (theta, phi)   2-D, default (20, 20)
-  energy energyTruth           1-D, default 30
-  timing timeTruth             1-D, default 30
-  uvw    uvwTruth (u, v, w)    3-D, default (10, 10, 10); a 2-tuple (nu, nv) uses nv for w
-An event whose truth is invalid (NaN, +-Inf or beyond the 9e9 marker) gets weight 0.
+The tasks, the truth they histogram and the default bins are the task catalogue's
+(xecdata.tasks, `Task.reweight`): angle (emiAng, 20 x 20), energy (energyTruth, 30), timing
+(timeTruth, 30), uvw (uvwTruth, 10 x 10 x 10; the task uvwFI). A task is named by its
+reweighting key or its task name; bins are one count per truth component, and a shorter list
+repeats its last count ((10, 8) for uvw is (10, 8, 8)). An event whose truth is invalid (NaN,
++-Inf or beyond the 9e9 marker) gets weight 0.
 
 The fitted tables are tiny. `xec reweight STORE --task ...` (`write_reweighter`) fits them once
 and writes them into the store, atomically, as `_xec/reweight/<key>.json` (key = hash of the
@@ -27,78 +27,91 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xecdata.markers import valid_rows
+from xecdata.tasks import TASKS, reweight_task
 
-TASK_ARRAYS: dict[str, str] = {
-    "angle": "emiAng",
-    "energy": "energyTruth",
-    "timing": "timeTruth",
-    "uvw": "uvwTruth",
-}
+if TYPE_CHECKING:
+    from xecdata.protocols import StoreView
+
 CACHE_DIR = "_xec/reweight"  # inside the store, beside the other bookkeeping files
 _READ_BLOCK = 1 << 20  # events per truth read while fitting
+DEFAULT_EPS = 1e-6
 
 
-@dataclass(frozen=True)
+def task_array(key: str) -> str:
+    """The truth array a reweighting key histograms (the task's truth branch)."""
+    return reweight_task(key).branch
+
+
 class ReweightConfig:
-    """Which tasks to flatten and with how many bins (None = task off)."""
+    """Which tasks to flatten and with how many bins: one keyword per task, named by its
+    reweighting key or task name, with a bin count or one count per truth component (None:
+    off), e.g. ReweightConfig(angle=(20, 20), energy=30); `eps` is added to every count."""
 
-    angle: tuple[int, int] | None = None
-    energy: int | None = None
-    timing: int | None = None
-    uvw: tuple[int, ...] | None = None
-    eps: float = 1e-6
+    def __init__(self, eps: float = DEFAULT_EPS, **bins: int | Sequence[int] | None) -> None:
+        self.eps = float(eps)
+        self.bins: dict[str, tuple[int, ...]] = {}
+        for name, value in bins.items():
+            task = reweight_task(name)
+            if value is not None:
+                assert task.reweight is not None  # reweight_task only finds reweightable tasks
+                self.bins[task.reweight.key] = tuple(int(b) for b in np.atleast_1d(value))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ReweightConfig):
+            return NotImplemented
+        return self.task_bins() == other.task_bins() and self.eps == other.eps
+
+    def __repr__(self) -> str:
+        return f"ReweightConfig({', '.join(f'{k}={v}' for k, v in self.to_dict().items())})"
 
     @classmethod
     def defaults(cls, *tasks: str) -> ReweightConfig:
-        """The earlier tool's bin counts for the named tasks."""
-        table = {"angle": (20, 20), "energy": 30, "timing": 30, "uvw": (10, 10, 10)}
-        unknown = sorted(set(tasks) - set(table))
-        if unknown:
-            raise ValueError(f"reweight: unknown task(s) {unknown}; known: {sorted(table)}")
-        return cls(**{t: table[t] for t in tasks})  # type: ignore[arg-type]
+        """The catalogue's default bins for the named tasks."""
+        bins: dict[str, Any] = {t: _default_bins(t) for t in tasks}
+        return cls(**bins)
 
     @classmethod
-    def from_bins(cls, bins: dict[str, tuple[int, ...]], eps: float = 1e-6) -> ReweightConfig:
+    def from_bins(
+        cls, bins: dict[str, tuple[int, ...]], eps: float = DEFAULT_EPS
+    ) -> ReweightConfig:
         """From task -> bin counts (an empty tuple: the task's default bins)."""
-        unknown = sorted(set(bins) - set(TASK_ARRAYS))
-        if unknown:
-            raise ValueError(f"reweight: unknown task(s) {unknown}; known: {list(TASK_ARRAYS)}")
-        default = cls.defaults(*bins)
-        values: dict[str, Any] = {}
-        for task, b in bins.items():
-            values[task] = getattr(default, task) if not b else b[0] if len(b) == 1 else b
-        config = cls(**values, eps=eps)
+        config = cls(eps=eps, **{t: b or _default_bins(t) for t, b in bins.items()})
         config.task_bins()  # validates the counts
         return config
 
     def task_bins(self) -> dict[str, tuple[int, ...]]:
-        """Enabled task -> bins per truth component."""
+        """Enabled reweighting key -> bins per truth component, in catalogue order."""
         out: dict[str, tuple[int, ...]] = {}
-        for task in TASK_ARRAYS:
-            value = getattr(self, task)
-            if value is None:
+        for task in TASKS.values():
+            if task.reweight is None or task.reweight.key not in self.bins:
                 continue
-            bins = tuple(int(b) for b in np.atleast_1d(value))
-            if task == "uvw" and len(bins) == 2:
-                bins = (*bins, bins[1])
-            want = {"angle": 2, "energy": 1, "timing": 1, "uvw": 3}[task]
+            key, given, want = task.reweight.key, self.bins[task.reweight.key], task.target_dim
+            bins = given + given[-1:] * (want - len(given)) if given else given
             if len(bins) != want or min(bins) < 1:
-                raise ValueError(f"reweight.{task}: need {want} positive bin count(s), got {value}")
-            out[task] = bins
+                raise ValueError(f"reweight.{key}: need {want} positive bin count(s) (a shorter "
+                                 f"list repeats its last), got {list(given)}")  # fmt: skip
+            out[key] = bins
         if not out:
-            raise ValueError("reweight: no task enabled (set angle, energy, timing or uvw)")
+            keys = [t.reweight.key for t in TASKS.values() if t.reweight is not None]
+            raise ValueError(f"reweight: no task enabled (set {', '.join(keys)})")
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        return {**{k: list(v) for k, v in self.bins.items()}, "eps": self.eps}
+
+
+def _default_bins(name: str) -> tuple[int, ...]:
+    task = reweight_task(name)
+    assert task.reweight is not None
+    return task.reweight.bins
 
 
 @dataclass(frozen=True)
@@ -128,13 +141,13 @@ class Reweighter:
     @property
     def arrays(self) -> tuple[str, ...]:
         """Truth arrays the weights are computed from."""
-        return tuple(TASK_ARRAYS[t] for t in self.tables)
+        return tuple(task_array(t) for t in self.tables)
 
     def raw_factor(self, truth: dict[str, np.ndarray]) -> np.ndarray:
         """Unnormalized product of task factors (n,) float64; 0 where any truth is invalid."""
         out: np.ndarray | None = None
         for task, table in self.tables.items():
-            x = _as_2d(truth[TASK_ARRAYS[task]])
+            x = _as_2d(truth[task_array(task)])
             f = table.factor.ravel()[table.bin_index(x)] * valid_rows(x)
             out = f if out is None else out * f
         assert out is not None
@@ -175,11 +188,11 @@ def _as_2d(x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1)
 
 
-def fit(config: ReweightConfig, blocks: Any) -> Reweighter:
+def fit(config: ReweightConfig, blocks: Callable[[], Iterator[dict]]) -> Reweighter:
     """Fit from a zero-argument callable returning an iterator of truth dicts (three passes:
     ranges, histograms, normalization), so arrays larger than memory can be streamed."""
     bins = config.task_bins()
-    names = {t: TASK_ARRAYS[t] for t in bins}
+    names = {t: task_array(t) for t in bins}
     lo = {t: np.full(len(b), np.inf) for t, b in bins.items()}
     hi = {t: np.full(len(b), -np.inf) for t, b in bins.items()}
     for block in blocks():
@@ -209,14 +222,14 @@ def fit(config: ReweightConfig, blocks: Any) -> Reweighter:
     return Reweighter(config, tables, total / n)
 
 
-def _split_blocks(store: Any, names: tuple[str, ...], ranges: np.ndarray) -> Iterator[dict]:
+def _split_blocks(store: StoreView, names: tuple[str, ...], ranges: np.ndarray) -> Iterator[dict]:
     for a, b in ranges:
         for s in range(int(a), int(b), _READ_BLOCK):
             e = min(s + _READ_BLOCK, int(b))
             yield {name: np.asarray(store.read_array(name, s, e)) for name in names}
 
 
-def cache_key(store: Any, config: ReweightConfig, ranges: np.ndarray) -> str:
+def cache_key(store: StoreView, config: ReweightConfig, ranges: np.ndarray) -> str:
     """Hash of the settings (bins as `task_bins` spells them, eps), the training ranges and
     the store's content id."""
     bins = {task: list(b) for task, b in config.task_bins().items()}
@@ -229,7 +242,7 @@ def cache_key(store: Any, config: ReweightConfig, ranges: np.ndarray) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def store_content_id(store: Any) -> str:
+def store_content_id(store: StoreView) -> str:
     """A string that changes when the store's content does: its recorded id, else a hash of its
     metadata without the parts that do not change events (history, tools, time stamps)."""
     meta = getattr(store, "metadata", {}) or {}
@@ -241,17 +254,19 @@ def store_content_id(store: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def training_ranges(store: Any) -> np.ndarray:
+def training_ranges(store: StoreView) -> np.ndarray:
     """(R, 2) int64 event ranges of the store's training split: what the fit histograms."""
     return np.asarray(store.split("train"), np.int64).reshape(-1, 2)
 
 
-def cache_file(store: Any, config: ReweightConfig, ranges: np.ndarray) -> Path:
+def cache_file(store: StoreView, config: ReweightConfig, ranges: np.ndarray) -> Path:
     """Where `xec reweight` keeps the tables of these settings in the store."""
     return Path(store.path) / CACHE_DIR / f"{cache_key(store, config, ranges)}.json"
 
 
-def cached_reweighter(store: Any, config: ReweightConfig, ranges: np.ndarray) -> Reweighter | None:
+def cached_reweighter(
+    store: StoreView, config: ReweightConfig, ranges: np.ndarray
+) -> Reweighter | None:
     """The tables `xec reweight` cached in the store for these settings, None if absent."""
     try:
         return Reweighter.from_dict(json.loads(cache_file(store, config, ranges).read_text()))
@@ -259,17 +274,17 @@ def cached_reweighter(store: Any, config: ReweightConfig, ranges: np.ndarray) ->
         return None
 
 
-def fit_reweighter(store: Any, config: ReweightConfig, ranges: np.ndarray) -> Reweighter:
+def fit_reweighter(store: StoreView, config: ReweightConfig, ranges: np.ndarray) -> Reweighter:
     """The cached tables of the store's training `ranges` ((R, 2) event ranges), else a fit in
     memory; never writes (module docstring)."""
     cached = cached_reweighter(store, config, ranges)
     if cached is not None:
         return cached
-    names = tuple(TASK_ARRAYS[t] for t in config.task_bins())
+    names = tuple(task_array(t) for t in config.task_bins())
     return fit(config, lambda: _split_blocks(store, names, ranges))
 
 
-def write_reweighter(store: Any, config: ReweightConfig) -> tuple[Reweighter, Path, bool]:
+def write_reweighter(store: StoreView, config: ReweightConfig) -> tuple[Reweighter, Path, bool]:
     """Fit on the training split (unless cached) and write the tables into the store
     atomically: (reweighter, cache file, newly written). The caller holds the store's lock."""
     from xecdata.store.format import atomic_write_bytes
@@ -284,11 +299,11 @@ def write_reweighter(store: Any, config: ReweightConfig) -> tuple[Reweighter, Pa
     return rw, path, True
 
 
-def reweight_command(store: Any, config: ReweightConfig) -> str:
+def reweight_command(store: StoreView, config: ReweightConfig) -> str:
     """The `xec reweight` command that caches the tables of `config` in `store`."""
     args = ["xec", "reweight", str(store.path)]
     for task, bins in config.task_bins().items():
         args += ["--task", f"{task}={','.join(map(str, bins))}"]
-    if config.eps != ReweightConfig.eps:
+    if config.eps != DEFAULT_EPS:
         args += ["--eps", repr(config.eps)]
     return shlex.join(args)

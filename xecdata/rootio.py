@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from xecdata.errors import XecError
+from xecdata.errors import InputError
 from xecdata.geometry import N_SENSORS
 from xecdata.tasks import TASKS, task_branches
 
@@ -40,22 +40,6 @@ DEFAULT_TIME = "relative_time"
 ROOT_MAGIC = b"root"
 _SKIP = "remove it from the inputs or pass --skip-bad to record it as skipped and go on"
 _SKIP_FIX = _SKIP[0].upper() + _SKIP[1:]
-
-
-class InputError(XecError, ValueError):
-    """A ROOT input cannot be ingested; str() names file/tree/branch/entry and the fix."""
-
-    def __init__(self, path: str | Path, problem: str, fix: str, **where: object) -> None:
-        loc = ", ".join(f"{k} {v!r}" for k, v in where.items() if v is not None)
-        super().__init__(f"{path}{' (' + loc + ')' if loc else ''}: {problem}. {fix}")
-        self.path, self.problem, self.fix, self.where = str(path), problem, fix, where
-
-    def __reduce__(self) -> tuple[Any, ...]:  # keyword fields survive worker processes
-        return (_rebuild_input_error, (self.path, self.problem, self.fix, self.where))
-
-
-def _rebuild_input_error(path: str, problem: str, fix: str, where: dict[str, Any]) -> InputError:
-    return InputError(path, problem, fix, **where)
 
 
 @dataclass(frozen=True)
@@ -85,8 +69,31 @@ class FileInfo:
     note: str = ""
 
 
+def _url(path: str | Path) -> str | None:
+    """The URL when `path` is one (xecdata.remote), else None."""
+    from xecdata.remote import is_url
+
+    return path if isinstance(path, str) and is_url(path) else None
+
+
+def file_stat(path: str | Path) -> tuple[int, int]:
+    """(size in bytes, modification time in ns) of a local file or a URL (0: not known)."""
+    url = _url(path)
+    if url is not None:
+        from xecdata import remote
+
+        return remote.stat(url)
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
 def sha256_file(path: str | Path, block: int = 1 << 22) -> str:
-    """'sha256:<hex>' of a file's bytes."""
+    """'sha256:<hex>' of a file's bytes (local or at a URL)."""
+    url = _url(path)
+    if url is not None:
+        from xecdata import remote
+
+        return remote.sha256(url, block)
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(block):
@@ -99,8 +106,15 @@ def fingerprint(path: str | Path, edge: int = 1 << 20) -> str:
     pre-pass duplicate check (ROOT files carry a per-file UUID in their header, so a copy is
     recognised and two different files are not confused); the full sha256 is recorded too."""
     h = hashlib.sha256()
-    size = os.path.getsize(path)
+    url = _url(path)
+    size = file_stat(path)[0]
     h.update(size.to_bytes(8, "little"))
+    if url is not None:
+        from xecdata.remote import read_range
+
+        h.update(read_range(url, 0, edge))
+        h.update(read_range(url, max(size - edge, 0), edge))
+        return "fp:" + h.hexdigest()
     with open(path, "rb") as f:
         h.update(f.read(edge))
         f.seek(max(size - edge, 0))
@@ -108,15 +122,26 @@ def fingerprint(path: str | Path, edge: int = 1 << 20) -> str:
     return "fp:" + h.hexdigest()
 
 
-def open_tree(path: str | Path, tree: str) -> Any:
-    """Open `tree` in a ROOT file with clear errors for the common ways this fails."""
-    import uproot
+def _size_and_magic(path: str | Path) -> tuple[int, bytes]:
+    """(size, first 4 bytes) of a local file or a URL; InputError when there is none."""
+    url = _url(path)
+    if url is not None:
+        from xecdata.remote import read_range
 
-    path = Path(path)
-    if not path.is_file():
+        return file_stat(url)[0], read_range(url, 0, 4)
+    if not Path(path).is_file():
         raise InputError(path, "no such file", "Check the INPUT path")
     with open(path, "rb") as f:
-        magic = f.read(4)
+        return os.path.getsize(path), f.read(4)
+
+
+def open_tree(path: str | Path, tree: str) -> Any:
+    """Open `tree` in a ROOT file (a path or a URL) with clear errors for the common ways
+    this fails."""
+    import uproot
+
+    path = path if _url(path) else Path(path)
+    size, magic = _size_and_magic(path)
     if magic != ROOT_MAGIC:
         raise InputError(
             path, "not a ROOT file (no 'root' header)", f"Pass only ROOT files, or {_SKIP}"
@@ -126,10 +151,10 @@ def open_tree(path: str | Path, tree: str) -> Any:
         end = int(handle.file.fEND)
     except Exception as exc:
         raise InputError(path, f"unreadable ROOT file ({exc})", _SKIP_FIX) from exc
-    if os.path.getsize(path) < end:
+    if size < end:
         raise InputError(
             path,
-            f"truncated: {os.path.getsize(path)} bytes on disk, the header says {end}",
+            f"truncated: {size} bytes on disk, the header says {end}",
             f"Copy the file again (an interrupted transfer?) or {_SKIP}",
         )
     trees = [k.split(";")[0] for k, c in handle.classnames().items() if c == "TTree"]
@@ -163,11 +188,11 @@ def inspect_file(
     jagged = tuple(_sensor_kind(t, path, tree, b) for b in (npho_branch, time_branch))
     if t.num_entries == 0:
         raise InputError(path, "the tree has no entries", _SKIP_FIX, tree=tree)
-    st = os.stat(path)
+    size, mtime_ns = file_stat(path)
     return FileInfo(
-        path=str(Path(path).resolve()),
-        size=st.st_size,
-        mtime_ns=st.st_mtime_ns,
+        path=str(path) if _url(path) else str(Path(path).resolve()),
+        size=size,
+        mtime_ns=mtime_ns,
         tree=tree,
         entries=int(t.num_entries),
         npho_branch=npho_branch,

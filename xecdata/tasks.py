@@ -20,11 +20,12 @@ head, metric and artifact then serves it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 REGRESSION, DIRECTION, CLASSIFICATION = "regression", "direction", "classification"
 KINDS: tuple[str, ...] = (REGRESSION, DIRECTION, CLASSIFICATION)
+DEFAULT_TASK = "angle"  # the task a regressor trains when none is chosen
 # metric families: angle (theta/phi, opening angle), direction (unit vectors), position (u, v,
 # w), scalar (residual bias/rms/skew/68 %/core sigma, named <task>_*), relative (scalar plus
 # the same of (pred - true) / true, <task>_rel_*), accuracy (<task>_accuracy)
@@ -192,6 +193,32 @@ def task_of_branch(branch: str) -> Task | None:
 def task_branches() -> tuple[str, ...]:
     """Truth branches of every task, in catalogue order, without repeats."""
     return tuple(dict.fromkeys(t.branch for t in TASKS.values()))
+
+
+class TaskNames(Sequence[str]):
+    """A live view of the registered task names (all, or only the reweightable ones), for
+    settings checked against the catalogue when they are read, not when they are defined."""
+
+    def __init__(self, reweightable: bool = False) -> None:
+        self.reweightable = reweightable
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(n for n, t in TASKS.items() if t.reweight or not self.reweightable)
+
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        return self._names()[i]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __repr__(self) -> str:
+        return repr(self._names())
 
 
 def _builtins() -> tuple[Task, ...]:

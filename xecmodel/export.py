@@ -1,16 +1,17 @@
 """ONNX export with physical-unit outputs and self-describing metadata.
 
-Regressor graphs: input `x` (B, 4760, 2) normalized by the model's scheme, or with
-raw_inputs=True `npho` and `time` (B, 4760) raw (photons, seconds; 1e10 / NaN mark invalid),
-normalized inside the graph by the scheme's own torch formula and invalid rules. Outputs: one
-tensor per task, named after it, in physical units (class probabilities for n_gamma).
-
-MAE / inpainter graphs: the same inputs plus `mask` (B, 4760) bool (True = masked); outputs
-`pred` (B, 4760, C) normalized predictions, and `npho`, `time` (B, 4760): the input with masked
-sensors replaced by the predictions, in physical units (NaN where invalid).
+Every graph is the kind's `predict` with its declared outputs (xecmodel.kind): input `x`
+(B, 4760, 2) normalized by the model's scheme, or with raw_inputs=True `npho` and `time`
+(B, 4760) raw (photons, seconds; 1e10 / NaN mark invalid), normalized inside the graph by the
+scheme's own torch formula and invalid rules; kinds that take a mask (MAE, inpainter) also
+`mask` (B, 4760) bool (True = masked). Outputs, named and in units as the kind declares them:
+regressor, one tensor per task in physical units (class probabilities for n_gamma); MAE /
+inpainter, `pred` (B, 4760, C) normalized and `filled_npho`, `filled_time` (B, 4760): the input
+with masked sensors replaced by the predictions, in photons and s (NaN where invalid).
 
 The batch axis is dynamic. metadata_props carry the scheme (id, hash, full definition), the
-geometry id, the model kind / size / config, tasks, output units and target transforms; the
+geometry id, the model kind / size / config, tasks, the declared outputs (output_specs, with
+units) and target transforms; the
 keys start with "xec." and `read_onnx_metadata` returns them decoded (schema:
 schemas/onnx_metadata.schema.json).
 """
@@ -26,13 +27,8 @@ import torch
 from torch import nn
 
 from xecdata.schemes import Scheme
-from xecmodel.faces import fill_masked
 from xecmodel.heads import TaskHead
-from xecmodel.inpainter import XECInpainter
-from xecmodel.mae import XECMAE
-from xecmodel.masking import already_invalid
 from xecmodel.registry import XECModel, create_model
-from xecmodel.regressor import XECRegressor
 from xecmodel.tasks import TASKS
 
 FORMAT_VERSION = 1
@@ -51,60 +47,28 @@ STRING_KEYS = (
 N_SENSORS_EXAMPLE = 4760
 
 
-class _Inputs(nn.Module):
-    """Normalized x, or raw (npho, time) normalized with the scheme inside the graph."""
+class PredictGraph(nn.Module):
+    """Exportable model: (x | npho, time)[, mask] -> its declared outputs, in order."""
 
     def __init__(self, model: XECModel, raw_inputs: bool) -> None:
         super().__init__()
         self.model: XECModel = model
         self.raw_inputs = raw_inputs
         self.scheme: Scheme = model.scheme
-
-    def normalized(self, *args: torch.Tensor) -> torch.Tensor:
-        if self.raw_inputs:
-            return self.scheme.normalize_torch(args[0], args[1])  # (B, 4760, 2)
-        return args[0]
-
-
-class RegressorGraph(_Inputs):
-    """Exportable regressor: inputs -> tuple of physical predictions in task order."""
+        self.names = [o.name for o in model.output_specs]
 
     def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        model = self.model
-        assert isinstance(model, XECRegressor)
-        pred = model.predict(self.normalized(*args))
-        return tuple(pred[name] for name in model.task_names)
+        n = 2 if self.raw_inputs else 1
+        x = self.scheme.normalize_torch(args[0], args[1]) if self.raw_inputs else args[0]
+        mask = args[n] if self.model.takes_mask else None  # (B, 4760) bool
+        out = self.model.predict(x, mask)
+        return tuple(out[name] for name in self.names)
 
 
-class ReconstructionGraph(_Inputs):
-    """Exportable MAE / inpainter: (inputs, mask) -> (pred, npho, time)."""
-
-    def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x, mask = self.normalized(*args[:-1]), args[-1]
-        model = self.model
-        assert not isinstance(model, XECRegressor)
-        if isinstance(model, XECMAE):
-            mask = mask & ~already_invalid(x, model.scheme, model.mask_pool)
-            pred = model.forward_decoder(x, mask)
-        else:
-            pred = model.forward_heads(x, mask)
-        filled = fill_masked(x, pred, mask.bool(), model.scheme)  # npho-only: time stays NaN
-        npho, time = model.scheme.denormalize_torch(filled)
-        return pred, npho, time
-
-
-def _graph(model: XECModel, raw_inputs: bool) -> tuple[nn.Module, list[str], list[str]]:
-    """The wrapper module, its input names and output names."""
-    inputs = ["npho", "time"] if raw_inputs else ["x"]
-    if isinstance(model, XECRegressor):
-        return RegressorGraph(model, raw_inputs), inputs, list(model.task_names)
-    if isinstance(model, (XECMAE, XECInpainter)):
-        return (
-            ReconstructionGraph(model, raw_inputs),
-            [*inputs, "mask"],
-            ["pred", "filled_npho", "filled_time"],
-        )
-    raise TypeError(f"cannot export {type(model).__name__}; build it with xecmodel.create_model")
+def _graph(model: XECModel, raw_inputs: bool) -> tuple[PredictGraph, list[str], list[str]]:
+    """The wrapper module, its input names and output names (the kind's declaration)."""
+    graph = PredictGraph(model, raw_inputs)
+    return graph, model.input_names(raw_inputs), list(graph.names)
 
 
 def select_tasks(model: XECModel, tasks: Sequence[str] | None) -> XECModel:
@@ -113,9 +77,9 @@ def select_tasks(model: XECModel, tasks: Sequence[str] | None) -> XECModel:
     task that is unknown or that the model lacks, with the model's tasks."""
     if tasks is None:
         return model
-    if not isinstance(model, XECRegressor):
-        raise ValueError(f"tasks apply to a regressor; this model is a {type(model).__name__}")
     have = model.task_names
+    if not have:
+        raise ValueError(f"tasks apply to a regressor; this model is a {model.kind}")
     if not tasks:
         raise ValueError(f"give at least one task; the model has {', '.join(have)}")
     for name in tasks:
@@ -143,7 +107,7 @@ def example_inputs(model: XECModel, raw_inputs: bool, batch: int = 2) -> tuple[t
     npho[:, ::97] = 0.0  # some dark sensors (invalid time)
     npho[:, 5] = 1e10  # one dead sensor
     xs = (npho, time) if raw_inputs else (model.scheme.normalize_torch(npho, time),)
-    if isinstance(model, XECRegressor):
+    if not model.takes_mask:
         return xs
     mask = torch.rand(batch, N_SENSORS_EXAMPLE, generator=g) < 0.3
     return (*xs, mask)
@@ -272,18 +236,13 @@ def onnx_metadata(
         "opset": opset,
         "torch_version": torch.__version__,
     }
-    if isinstance(model, XECRegressor):
-        heads = model.task_heads()
-        meta["tasks"] = list(model.task_names)
-        meta["output_units"] = {
-            n: h.info.units if h.info.kind != "classification" else "probability"
-            for n, h in heads.items()
-        }
-        meta["output_labels"] = {n: list(h.info.labels) for n, h in heads.items()}
-        meta["target_transforms"] = {n: _transform_meta(h) for n, h in heads.items()}
-    else:
-        meta["tasks"] = []
-        meta["output_units"] = {"pred": "normalized", "filled_npho": "photons", "filled_time": "s"}
+    specs = model.output_specs
+    meta["tasks"] = list(model.task_names)
+    meta["output_units"] = {o.name: o.units for o in specs}
+    meta["output_specs"] = [o.to_dict() for o in specs]
+    if model.task_names:
+        meta["output_labels"] = {o.name: list(o.labels) for o in specs}
+        meta["target_transforms"] = {n: _transform_meta(h) for n, h in model.task_heads().items()}
     return meta
 
 

@@ -6,25 +6,28 @@ masked sensors as sentinels (FCMAE masking), each face head sees its masked face
 mask (local context) and the encoder's map and token (global context), and predicts npho (and
 time unless predict_time=False: npho-only mode) per sensor, (B, 4760, 1 or 2) normalized. The
 loss covers the masked sensors only (xecmodel.recon). `inpaint(x, mask)` returns x with masked
-sensors filled.
+sensors filled; predict(x, mask) -> {pred, filled_npho, filled_time} in physical units
+(xecmodel.kind.ReconstructionKind).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar
 
 import torch
-from torch import nn
 
 from xecmodel.decoders import FaceHeads
-from xecmodel.encoder import XECEncoder, load_encoder_state
+from xecmodel.encoder import XECEncoder
 from xecmodel.faces import fill_masked, sentinel_fill
+from xecmodel.kind import ReconstructionKind
 from xecmodel.masking import actual_mask_ratio, already_invalid, random_mask
 from xecmodel.recon import ReconstructionLoss
 
 
-class XECInpainter(nn.Module):
+class XECInpainter(ReconstructionKind):
     """Encoder + face inpainting heads + masked reconstruction loss."""
+
+    kind: ClassVar[str] = "inpainter"
 
     def __init__(
         self,
@@ -40,10 +43,7 @@ class XECInpainter(nn.Module):
         predict_time: bool = True,
         **loss_options: float | str | bool,
     ) -> None:
-        super().__init__()
-        self.encoder, self.scheme = encoder, encoder.scheme
-        self.scheme_id, self.scheme_hash = encoder.scheme_id, encoder.scheme_hash
-        self.geometry_id = encoder.geometry_id
+        super().__init__(encoder)
         self.mask_ratio, self.mask_pool, self.predict_time = mask_ratio, mask_pool, predict_time
         self.time_mask_ratio_scale = time_mask_ratio_scale
         random_mask(torch.zeros(1, 1, 2), self.scheme, mask_ratio,  # validate the options
@@ -56,7 +56,6 @@ class XECInpainter(nn.Module):
         self.freeze_encoder = freeze_encoder
         self.encoder.requires_grad_(not freeze_encoder)
         self.last_ratio: dict[str, torch.Tensor] = {}
-        self._config: dict[str, Any] = {}  # set by xecmodel.registry.create_model
 
     def train(self, mode: bool = True) -> XECInpainter:
         """A frozen encoder stays in eval mode (no dropout / drop-path) while heads train."""
@@ -101,19 +100,5 @@ class XECInpainter(nn.Module):
         mask = mask.bool()
         return fill_masked(x, self.forward_heads(x, mask), mask, self.scheme)
 
-    @property
-    def model_config(self) -> dict[str, Any]:
-        """Keyword arguments that rebuild this model with xecmodel.create_model."""
-        return dict(self._config)
-
-    @property
-    def actual_mask_ratio(self) -> torch.Tensor | None:
-        return self.last_ratio.get("actual_mask_ratio")
-
-    @property
-    def last_losses(self) -> dict[str, torch.Tensor]:
-        return self.criterion.components() | self.last_ratio
-
-    def load_encoder_state(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Load encoder weights from an MAE / regressor / encoder state dict (prefixes detected)."""
-        load_encoder_state(self.encoder, state_dict)
+    def reconstruct(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.forward_heads(x, mask)

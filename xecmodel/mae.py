@@ -10,23 +10,26 @@ forward(x, mask=None) -> (loss, pred, mask):
 The encoder always sees both input channels; predict_time only decides what is reconstructed.
 `last_losses` holds the named loss components of the last call plus actual_mask_ratio and
 n_masked (0-dim tensors, no host sync); `encoder` is the part transferred to a regressor.
+predict(x, mask) -> {pred, filled_npho, filled_time} (xecmodel.kind.ReconstructionKind).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar
 
 import torch
-from torch import nn
 
 from xecmodel.decoders import FaceHeads
-from xecmodel.encoder import XECEncoder, load_encoder_state
+from xecmodel.encoder import XECEncoder
+from xecmodel.kind import ReconstructionKind
 from xecmodel.masking import actual_mask_ratio, already_invalid, random_mask
 from xecmodel.recon import ReconstructionLoss
 
 
-class XECMAE(nn.Module):
+class XECMAE(ReconstructionKind):
     """Encoder + face decoders + masked reconstruction loss."""
+
+    kind: ClassVar[str] = "mae"
 
     def __init__(
         self,
@@ -41,11 +44,7 @@ class XECMAE(nn.Module):
         predict_time: bool = True,
         **loss_options: float | str | bool,
     ) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.scheme = encoder.scheme
-        self.scheme_id, self.scheme_hash = encoder.scheme_id, encoder.scheme_hash
-        self.geometry_id = encoder.geometry_id
+        super().__init__(encoder)
         self.mask_ratio, self.time_mask_ratio_scale = mask_ratio, time_mask_ratio_scale
         self.mask_pool, self.predict_time = mask_pool, predict_time
         random_mask(
@@ -61,7 +60,6 @@ class XECMAE(nn.Module):
         )
         self.criterion = ReconstructionLoss(self.scheme, **loss_options)  # type: ignore[arg-type]
         self.last_ratio: dict[str, torch.Tensor] = {}
-        self._config: dict[str, Any] = {}  # set by xecmodel.registry.create_model
 
     def make_mask(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 4760) bool: a random mask, or the given one restricted to valid sensors."""
@@ -94,22 +92,7 @@ class XECMAE(nn.Module):
         pred = self.forward_decoder(x, mask)
         return self.criterion(pred, x, mask), pred, mask
 
-    @property
-    def model_config(self) -> dict[str, Any]:
-        """Keyword arguments that rebuild this model with xecmodel.create_model."""
-        return dict(self._config)
-
-    @property
-    def actual_mask_ratio(self) -> torch.Tensor | None:
-        """Masked / maskable sensors of the last batch."""
-        return self.last_ratio.get("actual_mask_ratio")
-
-    @property
-    def last_losses(self) -> dict[str, torch.Tensor]:
-        """total_loss, loss_npho/time, loss_{face}, loss_{face}_{npho,time}, actual_mask_ratio,
-        n_masked of the last forward (no time keys in npho-only mode), and logvar_/sigma_{ch}
-        with learn_channel_logvars."""
-        return self.criterion.components() | self.last_ratio
-
-    def load_encoder_state(self, state_dict: dict[str, torch.Tensor]) -> None:
-        load_encoder_state(self.encoder, state_dict)
+    def reconstruct(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Every sensor from x with `mask` hidden; invalid sensors stay sentinels for the encoder
+        (as in training), the decoder predicts them all -> (B, 4760, out_ch) normalized."""
+        return self.forward_decoder(x, mask & ~already_invalid(x, self.scheme, self.mask_pool))

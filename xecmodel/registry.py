@@ -15,12 +15,13 @@ large rect 64/128 (3+6), hex 192 x 6, token 1024, fusion 4 x 16 heads, drop-path
 `tiny` is for CPU tests, `base` matches the reference dimensions. Options: any EncoderConfig
 field (outer_mode, outer_fine_pool, share_rect_backbone, pos_embed, drop_path_rate, ...) and the
 keyword arguments of the kind's class (e.g. readout_dim, mask_ratio, freeze_encoder, loss_fn).
-`model.model_config` rebuilds the model: create_model(**model.model_config).
+`model.model_config` rebuilds the model: create_model(**model.model_config). Every kind
+shares the xecmodel.kind.ModelKind surface (predict, declared outputs); KINDS is the table
+create_model builds from.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import fields
 from typing import Any
 
@@ -29,16 +30,12 @@ from torch import nn
 from xecdata.schemes import Scheme, get_scheme
 from xecmodel.encoder import EncoderConfig, XECEncoder
 from xecmodel.inpainter import XECInpainter
+from xecmodel.kind import ModelKind, OutputSpec
 from xecmodel.mae import XECMAE
-from xecmodel.recon import ReconstructionLoss
 from xecmodel.regressor import XECRegressor
-from xecmodel.tasks import TaskSpec, as_specs
+from xecmodel.tasks import TaskSpec
 
-KINDS: dict[str, type[nn.Module]] = {
-    "regressor": XECRegressor,
-    "mae": XECMAE,
-    "inpainter": XECInpainter,
-}
+KINDS: dict[str, type[ModelKind]] = {k.kind: k for k in (XECRegressor, XECMAE, XECInpainter)}
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
         "encoder": dict(
@@ -81,7 +78,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 ENCODER_OPTIONS = tuple(f.name for f in fields(EncoderConfig))
-XECModel = XECRegressor | XECMAE | XECInpainter
+XECModel = ModelKind  # any registered kind
 
 
 def list_models() -> list[tuple[str, str]]:
@@ -98,13 +95,21 @@ def resolve_scheme(scheme: Scheme | dict | str) -> Scheme:
     return get_scheme(scheme)
 
 
+def kind_class(kind: str) -> type[ModelKind]:
+    """The registered class of `kind`; an unknown kind raises listing the valid ones."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {list(KINDS)}")
+    return KINDS[kind]
+
+
 def kind_options(kind: str) -> tuple[str, ...]:
     """Keyword options a kind accepts besides the encoder options."""
-    names = list(inspect.signature(KINDS[kind]).parameters)
-    names = [n for n in names if n not in ("encoder", "tasks", "loss_options")]
-    if kind != "regressor":
-        names += [n for n in inspect.signature(ReconstructionLoss).parameters if n != "scheme"]
-    return tuple(names)
+    return kind_class(kind).option_names()
+
+
+def output_specs(config: dict[str, Any]) -> tuple[OutputSpec, ...]:
+    """The declared outputs of the model that create_model(**config) builds."""
+    return kind_class(str(config.get("kind"))).outputs(config)
 
 
 def create_model(
@@ -116,28 +121,19 @@ def create_model(
     **options: Any,
 ) -> XECModel:
     """Build a model; unknown kinds, sizes and options raise listing the valid ones."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; choose one of {list(KINDS)}")
+    cls = kind_class(kind)
     if size not in SIZES:
         raise ValueError(f"unknown model size {size!r}; choose one of {list(SIZES)}")
     valid = ENCODER_OPTIONS + kind_options(kind)
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(f"{kind}: unknown option(s) {unknown}; valid: {sorted(valid)}")
-    if tasks is not None and kind != "regressor":
-        raise ValueError(f"{kind}: tasks apply to the regressor only")
     scheme = resolve_scheme(scheme)
     enc = SIZES[size]["encoder"] | {k: v for k, v in options.items() if k in ENCODER_OPTIONS}
     encoder = XECEncoder(EncoderConfig(**enc), scheme)
     kw = SIZES[size][kind] | {k: v for k, v in options.items() if k not in ENCODER_OPTIONS}
     config: dict[str, Any] = {"kind": kind, "size": size, "scheme": scheme.to_dict(), **options}
-    model: XECModel
-    if kind == "regressor":
-        model = XECRegressor(encoder, as_specs(tasks), **kw)
-    elif kind == "mae":
-        model = XECMAE(encoder, **kw)
-    else:
-        model = XECInpainter(encoder, **kw)
+    model = cls.build(encoder, tasks, **kw)
     model._config = config  # model_config adds the current tasks (regressor)
     return model
 

@@ -10,20 +10,26 @@ forward_head(f)     {task: raw outputs}
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from xecmodel.encoder import XECEncoder, load_encoder_state
+from xecdata.tasks import CLASSIFICATION
+from xecmodel.encoder import XECEncoder
 from xecmodel.heads import TaskHead
+from xecmodel.kind import ModelKind, OutputSpec
 from xecmodel.pooling import WeightedPoolingReadout
-from xecmodel.tasks import TASKS, TaskSpec
+from xecmodel.tasks import TASKS, TaskSpec, as_specs
 
 
-class XECRegressor(nn.Module):
+class XECRegressor(ModelKind):
     """Encoder + task heads (+ optional weighted-pooling readout)."""
+
+    kind: ClassVar[str] = "regressor"
+    takes_mask: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -35,12 +41,9 @@ class XECRegressor(nn.Module):
         readout_threshold: float = 0.1,
         freeze_encoder: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(encoder)
         if not tasks:
             raise ValueError("a regressor needs at least one task")
-        self.encoder, self.scheme = encoder, encoder.scheme
-        self.scheme_id, self.scheme_hash = encoder.scheme_id, encoder.scheme_hash
-        self.geometry_id = encoder.geometry_id
         self.readout = None
         feat_dim = encoder.n_tokens * encoder.config.token_dim
         if readout_dim:
@@ -61,7 +64,24 @@ class XECRegressor(nn.Module):
         )
         self.freeze_encoder = freeze_encoder
         self.encoder.requires_grad_(not freeze_encoder)
-        self._config: dict[str, Any] = {}  # set by xecmodel.registry.create_model
+
+    @classmethod
+    def build(
+        cls, encoder: XECEncoder, tasks: Sequence[Any] | None, **options: Any
+    ) -> XECRegressor:
+        return cls(encoder, as_specs(list(tasks) if tasks is not None else None), **options)
+
+    @classmethod
+    def outputs(cls, config: Mapping[str, Any]) -> tuple[OutputSpec, ...]:
+        """One output per task, named after it, in the task's units (probabilities for a
+        classification task), written by `xec infer` as pred_<task>."""
+        specs = []
+        for task in as_specs(config.get("tasks")):
+            info = task.info
+            units = "probability" if info.kind == CLASSIFICATION else info.units
+            specs.append(OutputSpec(info.name, units, "event", info.dim, info.labels,
+                                    f"pred_{info.name}"))  # fmt: skip
+        return tuple(specs)
 
     def train(self, mode: bool = True) -> XECRegressor:
         """A frozen encoder stays in eval mode while the heads (and readout) train."""
@@ -115,7 +135,9 @@ class XECRegressor(nn.Module):
         heads = self.task_heads()
         return {name: heads[name].predict(raw) for name, raw in outputs.items()}
 
-    def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def predict(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if mask is not None:
+            raise ValueError("regressor: predict takes no mask (takes_mask is False)")
         return self.outputs_to_physical(self.forward(x))
 
     def loss(
@@ -148,7 +170,3 @@ class XECRegressor(nn.Module):
                 if name not in targets:
                     raise KeyError(f"fit_transforms: no targets for task {name}")
                 head.transform.fit(targets[name], where=f"task {name} ({head.info.branch})")
-
-    def load_encoder_state(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Load encoder weights from an MAE / inpainter / regressor / encoder state dict."""
-        load_encoder_state(self.encoder, state_dict)

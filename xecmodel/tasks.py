@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from xecdata.tasks import REGRESSION, TASKS, Task, get_task
+from xecdata.tasks import DEFAULT_TASK, REGRESSION, TASKS, Task, get_task
 from xecmodel.losses import PHYSICAL, VECTORS, get_loss
 from xecmodel.transforms import parse_transforms
 
@@ -50,9 +50,15 @@ class TaskSpec:
                 "relative error is undefined; use l1, smooth_l1, huber or mse"
             )
         try:
-            parse_transforms(self.transform, info.dim)
+            parts = parse_transforms(self.transform, info.dim)
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
+        if loss.space == PHYSICAL and any(base == "inverse" for base, _ in parts):
+            raise ValueError(
+                f"{where}: loss {self.loss!r} compares physical values, and the inverse "
+                "transform's prediction 1/z jumps through infinity where the head's output "
+                "crosses 0; use the log or standardize transform with it"
+            )
         if info.kind != REGRESSION and self.transform != "identity":
             raise ValueError(f"{where}: a {info.kind} task takes only the identity transform")
         if not self.weight >= 0:
@@ -76,10 +82,11 @@ class TaskSpec:
 
 
 def as_specs(tasks: list[TaskSpec | str | dict] | None) -> list[TaskSpec]:
-    """Normalize a task list (specs, names or dicts); default: angle only. No duplicates."""
+    """Normalize a task list (specs, names or dicts); default: DEFAULT_TASK (angle) only. No
+    duplicates."""
     specs = [
         t if isinstance(t, TaskSpec) else TaskSpec(t) if isinstance(t, str) else TaskSpec(**t)
-        for t in (tasks if tasks else ["angle"])
+        for t in (tasks if tasks else [DEFAULT_TASK])
     ]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):

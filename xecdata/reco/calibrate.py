@@ -7,7 +7,8 @@ the proton beam on lithium; J. Adam et al., Eur. Phys. J. C 73 (2013) 2365). In 
 1. every event is fitted (``position``) and its photons summed per face; the face weights
    come from the events fitted inside the fiducial area (``energy``);
 2. fitted events give the depth correction, the shift along the line of flight from the
-   fitted point to the true conversion point against fitted depth and ln E (``depth``);
+   fitted point to the true conversion point against fitted depth and ln E (``depth``), then
+   the position bias left after it, polynomials in the reconstructed (u, v, w) (``bias``);
 3. events whose first interaction is reconstructed inside the fiducial volume (|u| < 23.9,
    |v| < 67.9, 0 < w < 42 cm) give the uniformity map and the energy scale (``energy``);
 4. the first ``TIME_EVENTS`` fitted events calibrate the time constants: effective light
@@ -32,8 +33,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from xecdata.geometry import in_fiducial
+from xecdata.geometry import in_fiducial, xyz_to_uvw
 from xecdata.markers import valid_rows
+from xecdata.reco.bias import fit_position_bias
 from xecdata.reco.calibration import Calibration, CalibrationError
 from xecdata.reco.depth import DEPTH_EDGES, first_interaction, fit_depth_correction
 from xecdata.reco.energy import (
@@ -57,8 +59,8 @@ MIN_EVENTS = 500
 DEFAULT_RECIPE = (
     "xec simulate -n 20000 --seed 20240601 --energy 52.8 -o calib_line.root -q && "
     "xec simulate -n 12000 --seed 20240602 --energy flat -o calib_flat.root -q && "
-    "xec reco calibrate calib_line.root calib_flat.root --name default --version 3 "
-    "-o xecdata/reco/default@3.json"
+    "xec reco calibrate calib_line.root calib_flat.root --name default --version 4 "
+    "-o xecdata/reco/default@4.json"
 )
 
 
@@ -185,6 +187,11 @@ def build_calibration(
     depth = fit_depth_correction(params[ok, :3], vtx[ok], e_true[ok], xyz_true[ok])
     uvw_fit = np.where(ok[:, None], params[:, :3], 0.0)
     xyz, uvw = first_interaction(uvw_fit, np.where(ok[:, None], vtx, 0.0), e_lin, depth)
+    try:
+        bias = fit_position_bias(np.where(ok[:, None], uvw, np.nan), xyz_to_uvw(xyz_true))
+    except ValueError as exc:
+        raise CalibrationError(f"{exc}: simulate more calibration events") from None
+    xyz, uvw = bias.correct(uvw)
     xyz[~ok] = np.nan
     energy = _energy(got, weights, uvw, ok)
     target = np.where(ok, t_true + flight_time(xyz, vtx), np.nan)
@@ -197,7 +204,8 @@ def build_calibration(
               "events_fitted": int(ok.sum()), "time_events": got.n_time,
               "xec_version": _version(), "command": f"{command} --version {version}"}  # fmt: skip
     return Calibration(name, version, settings, depth, energy,
-                       TimeCalibration.from_parameters(par, offset), source=source)  # fmt: skip
+                       TimeCalibration.from_parameters(par, offset), source=source,
+                       position=bias)  # fmt: skip
 
 
 def _provenance(path: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from xecdata.errors import XecError
 from xecdata.geometry import geometry_id
+from xecdata.reco.bias import PositionBias
 from xecdata.reco.energy import EnergyCalibration
 from xecdata.reco.tables import BinnedLinear
 from xecdata.reco.timing import TimeCalibration
@@ -77,18 +78,21 @@ class Calibration:
     geometry: str = field(default_factory=geometry_id)
     algorithm: int = ALGORITHM
     source: dict[str, Any] = field(default_factory=dict)
+    position: PositionBias | None = None  # None: no bias correction (calibrations before default@4)
 
     @property
     def id(self) -> str:
         return f"{self.name}@{self.version}"
 
     def parameters(self) -> dict[str, Any]:
-        """The hashed content, rounded."""
+        """The hashed content, rounded (the position bias only where there is one, so that
+        older calibrations keep their hashes)."""
+        bias = {} if self.position is None else {"position_bias": self.position.to_dict()}
         return _rounded({
             "geometry_id": self.geometry, "algorithm": self.algorithm,
             "settings": self.settings, "depth": self.depth.to_dict(),
             "energy": self.energy.to_dict(), "time": self.time.to_dict(),
-        })  # fmt: skip
+        } | bias)  # fmt: skip
 
     @property
     def attenuation_length(self) -> float | None:
@@ -137,6 +141,7 @@ def calibration_from_dict(d: dict[str, Any], where: str) -> Calibration:
             energy=EnergyCalibration.from_dict(d["energy"]),
             time=TimeCalibration.from_dict(d["time"]), geometry=str(d["geometry_id"]),
             algorithm=int(d["algorithm"]), source=dict(d.get("source", {})),
+            position=PositionBias.from_dict(d["position_bias"]) if "position_bias" in d else None,
         )  # fmt: skip
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise CalibrationError(f"{where}: malformed calibration ({exc!r}); {REBUILD}") from None

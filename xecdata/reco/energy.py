@@ -86,7 +86,7 @@ def monomials() -> tuple[tuple[int, int, int], ...]:
     )
 
 
-def _design(uvw: np.ndarray, terms: tuple[tuple[int, int, int], ...]) -> np.ndarray:
+def design(uvw: np.ndarray, terms: tuple[tuple[int, int, int], ...]) -> np.ndarray:
     """(B, K) monomials at uvw (B, 3), clamped to the fiducial volume and scaled."""
     lim = np.array([[-FIDUCIAL_U, -FIDUCIAL_V, 0.0], [FIDUCIAL_U, FIDUCIAL_V, FIDUCIAL_W]])
     x = np.clip(uvw, lim[0], lim[1]) / np.array(UNIFORMITY_SCALES)
@@ -123,7 +123,7 @@ class EnergyCalibration:
 
     def uniformity(self, uvw: np.ndarray) -> np.ndarray:
         """U (B,) at reconstructed positions (B, 3)."""
-        return (_design(uvw, self.terms) * np.asarray(self.coefficients)).sum(axis=1)
+        return (design(uvw, self.terms) * np.asarray(self.coefficients)).sum(axis=1)
 
     def uniform(self, sums: np.ndarray, uvw: np.ndarray) -> np.ndarray:
         """E_u = E_lin / U (B,): the photon sum corrected for the light collection."""
@@ -152,7 +152,7 @@ def fit_uniformity(uvw: np.ndarray, ratio: np.ndarray) -> tuple[np.ndarray, np.n
     """Coefficients of U fitted to ratio = E_lin / E_true with CLIP_SIGMA clipping, and the
     events kept."""
     terms = monomials()
-    x = _design(uvw, terms)
+    x = design(uvw, terms)
     keep = np.isfinite(ratio)
     for _ in range(4):
         coef = np.linalg.lstsq(x[keep], ratio[keep], rcond=None)[0]

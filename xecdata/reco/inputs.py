@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xecdata.remote import is_url
 from xecdata.rootio import (
     DEFAULT_TIME,
     DEFAULT_TREE,
@@ -38,14 +39,21 @@ class EventBatch:
     source: str
 
 
-def is_store(path: Path) -> bool:
+def is_store(path: str | Path) -> bool:
+    if isinstance(path, str) and is_url(path):
+        return False
+    path = Path(path)
     return path.is_dir() and (path / "zarr.json").is_file()
 
 
-def resolve(inputs: Sequence[str | Path]) -> list[Path]:
-    """ROOT files, stores, and folders (every *.root below, sorted) -> paths in order."""
-    out: list[Path] = []
+def resolve(inputs: Sequence[str | Path]) -> list[str | Path]:
+    """ROOT files, stores, and folders (every *.root below, sorted) -> paths in order; URLs of
+    ROOT files (root://, https://, s3://: xecdata.remote) as given."""
+    out: list[str | Path] = []
     for item in inputs:
+        if isinstance(item, str) and is_url(item):
+            out += [item] if item not in out else []
+            continue
         path = Path(item)
         if is_store(path):
             found = [path]
@@ -62,7 +70,7 @@ def resolve(inputs: Sequence[str | Path]) -> list[Path]:
     return out
 
 
-def count_events(path: Path, tree: str = DEFAULT_TREE) -> int:
+def count_events(path: str | Path, tree: str = DEFAULT_TREE) -> int:
     """Entries of a ROOT file's tree or events of a store (for progress bars)."""
     if is_store(path):
         from xecdata.store import open_store
@@ -76,7 +84,7 @@ def count_events(path: Path, tree: str = DEFAULT_TREE) -> int:
 
 
 def _root_batches(
-    path: Path, batch: int, tree: str, npho: str | None, tbranch: str
+    path: str | Path, batch: int, tree: str, npho: str | None, tbranch: str
 ) -> Iterator[EventBatch]:
     t = open_tree(path, tree)
     try:
@@ -109,8 +117,7 @@ def iter_batches(
     path: str | Path, batch: int = 1024, tree: str = DEFAULT_TREE,
     npho_branch: str | None = None, time_branch: str = DEFAULT_TIME,
 ) -> Iterator[EventBatch]:  # fmt: skip
-    """Batches of <= batch events of one ROOT file or store, in order."""
-    path = Path(path)
+    """Batches of <= batch events of one ROOT file (a path or a URL) or store, in order."""
     if is_store(path):
-        return _store_batches(path, batch)
+        return _store_batches(Path(path), batch)
     return _root_batches(path, batch, tree, npho_branch, time_branch)

@@ -1,6 +1,7 @@
 """One batch of events through the whole conventional reconstruction.
 
-position fit (``position``) -> first interaction (``depth``) -> energy (``energy``) -> time
+position fit (``position``) -> first interaction (``depth``) -> its position bias
+(``bias``, calibrations from default@4) -> energy (``energy``) -> time
 (``timing``) -> angle (direction vertex -> first interaction, ``xecdata.sim.kinematics.
 emission_angles``: the convention of ``emiAng``, theta from +z, phi = atan2(y, x) in
 [0, 360) degrees). Every output branch is float32 with the input files' 1e10 marker where the
@@ -82,6 +83,8 @@ def reconstruct(
     uvw_fit = np.where(fitted[:, None], fit.params[:, :3], 0.0)
     sums = face_sums(npho, fit.dead_fill)
     xyz, uvw = first_interaction(uvw_fit, vtx, cal.energy.linear(sums), cal.depth)
+    if cal.position is not None:
+        xyz, uvw = cal.position.correct(uvw)
     xyz[~fitted] = np.nan
     energy = cal.energy.energy(sums, uvw)
     t_fi, _ = interaction_times(time, npho, xyz, cal.time.kernel_parameters())

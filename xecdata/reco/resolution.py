@@ -21,8 +21,8 @@ from xecdata.robust import half_width_68
 W_SPLIT = 2.0  # cm
 
 
-def _residuals(reco: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray]) -> dict:
-    """name -> (residual (N,), unit) for each quantity both sides carry."""
+def residuals(reco: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray]) -> dict:
+    """name -> (residual (N,), usable (N,), unit) for each quantity both sides carry."""
     out: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
 
     def pair(r: str, t: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -50,19 +50,31 @@ def _ok(p: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     return valid_rows(p[0]) & valid_rows(p[1])
 
 
+def fiducial(truth: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(N,) the true first interaction is inside the fiducial volume (|u|, |v| cut, w > 0)."""
+    uvw = np.asarray(truth["uvwTruth"], np.float64).reshape(-1, 3)
+    inside = (np.abs(uvw[:, 0]) < FIDUCIAL_U) & (np.abs(uvw[:, 1]) < FIDUCIAL_V) & (uvw[:, 2] > 0)
+    return valid_rows(uvw) & inside
+
+
+def depth_regions(truth: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The two fiducial regions MEG quotes: w > 2 cm and w < 2 cm."""
+    fid, w = fiducial(truth), np.asarray(truth["uvwTruth"], np.float64).reshape(-1, 3)[:, 2]
+    return {f"w>{W_SPLIT:g}": fid & (w > W_SPLIT), f"w<{W_SPLIT:g}": fid & (w <= W_SPLIT)}
+
+
 def resolution_table(
-    reco: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray]
+    reco: Mapping[str, np.ndarray],
+    truth: Mapping[str, np.ndarray],
+    regions: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """{'w>2': {...}, 'w<2': {...}}: per quantity events, left_out, bias, sigma68 and unit."""
+    """{region: {...}} (default regions: `depth_regions`): per quantity events, left_out,
+    bias, sigma68 and unit; `regions` maps a name to an (N,) event selection."""
     if "uvwTruth" not in truth:
         return {}
-    uvw = np.asarray(truth["uvwTruth"], np.float64).reshape(-1, 3)
-    fid = valid_rows(uvw) & (np.abs(uvw[:, 0]) < FIDUCIAL_U) & (np.abs(uvw[:, 1]) < FIDUCIAL_V)
-    regions = {f"w>{W_SPLIT:g}": fid & (uvw[:, 2] > W_SPLIT),
-               f"w<{W_SPLIT:g}": fid & (uvw[:, 2] > 0) & (uvw[:, 2] <= W_SPLIT)}  # fmt: skip
     table: dict[str, Any] = {}
-    res = _residuals(reco, truth)
-    for region, sel in regions.items():
+    res = residuals(reco, truth)
+    for region, sel in (depth_regions(truth) if regions is None else regions).items():
         entry: dict[str, Any] = {"events": int(sel.sum())}
         for name, (r, ok, unit) in res.items():
             use = sel & ok

@@ -141,7 +141,7 @@ def reconstruct_files(
     }  # fmt: skip
 
 
-def _metadata(cal: Calibration, paths: list[Path], n: int) -> dict[str, str | int]:
+def _metadata(cal: Calibration, paths: Sequence[str | Path], n: int) -> dict[str, str | int]:
     return {
         "kind": "reco", "calibration": cal.id, "calibration_hash": cal.hash,
         "geometry_id": geometry_id(), "algorithm": ALGORITHM, "n_events": n,

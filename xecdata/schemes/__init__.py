@@ -24,7 +24,7 @@ Invalid-sensor rules (applied after converting the inputs to float32, in this or
    npho_sentinel must lie below forward(0), so only negative counts near the domain limit can
    be clamped.
 
-Built-in schemes use npho_threshold = 0 (no time without light, as the earlier tool did) and
+Built-in schemes use npho_threshold = 0 (a time is invalid only where there is no light) and
 npho_sentinel = time_sentinel (-5.0 legacy, -1.0 new). `denormalize` inverts both channels and
 returns NaN where a channel holds its sentinel.
 """

@@ -111,7 +111,9 @@ def _with_reco(
         yield block | rec.branches | {STATUS_BRANCH: rec.status()}
 
 
-def _split(blocks: Iterator[dict[str, np.ndarray]], plan: list[tuple[Path, int, int]]):
+def _split(
+    blocks: Iterator[dict[str, np.ndarray]], plan: list[tuple[Path, int, int]]
+) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Yield (file index, arrays) pieces of the event stream cut at the file boundaries."""
     k, pos = 0, 0
     for block in blocks:

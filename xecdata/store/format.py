@@ -40,7 +40,6 @@ from xecdata.errors import XecError
 FORMAT_NAME = "xec-store"
 FORMAT_VERSION = 2
 READABLE_FORMAT_VERSIONS = (1, 2)  # 1: the same store without _xec/zarr.json
-STORE_SUFFIX = ".xec.zarr"
 CHUNK_EVENTS = 256
 SHARD_CHUNKS = 64
 META_DIR = "_xec"
@@ -49,7 +48,6 @@ PLAN_FILE = f"{META_DIR}/plan.json"
 COMPLETE_FILE = f"{META_DIR}/complete.json"
 UNITS_DIR = f"{META_DIR}/units"
 RAW_ARRAYS = {"npho": "raw/npho", "time": "raw/time"}
-COLUMN_DTYPES = ("float32", "float64", "int64")
 STATS_FIELDS = ("mean", "std", "valid_fraction")
 SPLIT_NAMES = ("train", "val")
 ATTR_KEY = "xec"
@@ -135,11 +133,6 @@ def stats_array(scheme_id: str) -> str:
     """Array path of a scheme's per-sensor statistics."""
     sensors_array(scheme_id)  # validates the id
     return f"stats/{scheme_id}"
-
-
-def column_array(dtype: str) -> str:
-    """Array path of the packed per-event columns of one storage dtype."""
-    return f"columns/{dtype}"
 
 
 def split_array(name: str) -> str:

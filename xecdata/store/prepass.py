@@ -10,6 +10,7 @@ and the file is left out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import asdict
 from pathlib import Path
@@ -61,7 +62,7 @@ def _mismatch(path: str, have: dict[str, Any], ref: dict[str, Any]) -> str | Non
 
 
 def check_files(
-    files: list[Path],
+    files: Sequence[str | Path],
     request: dict[str, Any],
     known: set[str],
     reference: dict[str, Any] | None,

@@ -23,6 +23,8 @@ from xecdata.errors import XecError
 from xecdata.markers import valid_rows
 from xecdata.sim.kinematics import emission_angles
 from xecdata.tasks import TASKS, get_task
+from xecmodel.kind import OutputSpec
+from xecmodel.registry import output_specs
 from xectrain.evaluation.metrics import task_metrics
 
 REFERENCES = ("auto", "truth", "reco")
@@ -76,23 +78,48 @@ def units_mismatch(pred: np.ndarray, ref: np.ndarray, factor: float = 100.0) -> 
     return ratio if ratio > factor or ratio < 1 / factor else None
 
 
-def read_inference(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Columns of the `predictions` tree and the one-entry `metadata` of an `xec infer` file."""
+def _open(path: Path) -> Any:
     import uproot
 
-    path = Path(path)
     try:
         f = uproot.open(path)
     except Exception as exc:  # uproot raises several types for foreign or torn files
         raise AnalysisError(f"{path}: not a readable ROOT file ({exc})") from None
-    with f:
-        if "predictions" not in f or "metadata" not in f:
-            raise AnalysisError(
-                f"{path}: no 'predictions' / 'metadata' trees; analyse files written by xec infer"
-            )
+    if "predictions" not in f or "metadata" not in f:
+        f.close()
+        raise AnalysisError(
+            f"{path}: no 'predictions' / 'metadata' trees; analyse files written by xec infer"
+        )
+    return f
+
+
+def read_inference_metadata(path: str | Path) -> dict[str, Any]:
+    """The one-entry `metadata` of an `xec infer` file, values as Python scalars."""
+    with _open(Path(path)) as f:
         meta = {k: v[0] for k, v in f["metadata"].arrays(library="np").items()}
+    return {k: v.item() if hasattr(v, "item") else v for k, v in meta.items()}
+
+
+def read_inference(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Columns of the `predictions` tree and the one-entry `metadata` of an `xec infer` file."""
+    meta = read_inference_metadata(path)
+    with _open(Path(path)) as f:
         cols = f["predictions"].arrays(library="np")
-    return cols, {k: v.item() if hasattr(v, "item") else v for k, v in meta.items()}
+    return cols, meta
+
+
+def inference_outputs(meta: dict[str, Any], path: str | Path) -> tuple[OutputSpec, ...]:
+    """The outputs the model's kind declared, as `xec infer` recorded them (files written
+    before that record: the kind's declaration for the recorded tasks)."""
+    if "output_specs" in meta:
+        return tuple(OutputSpec.from_dict(d) for d in json.loads(str(meta["output_specs"])))
+    kind = str(meta.get("model_kind") or meta.get("kind") or "unknown")
+    tasks = [t for t in str(meta.get("tasks", "")).split(",") if t]
+    try:
+        return output_specs({"kind": kind, "tasks": tasks or None})
+    except ValueError:
+        raise AnalysisError(f"{path}: written by a model of unknown kind {kind!r}; analyse "
+                            "files written by xec infer") from None  # fmt: skip
 
 
 def analyze_inference(
@@ -103,21 +130,29 @@ def analyze_inference(
     suffix: str = "",
 ) -> dict[str, Any]:
     """Metrics and resolution PDFs of each predicted task against its reference; writes
-    `analysis{suffix}.json` and `analysis_<task>{suffix}.pdf` into `out_dir`."""
+    `analysis{suffix}.json` and `analysis_<task>{suffix}.pdf` into `out_dir`. Outputs per
+    sensor (MAE, inpainter: filled sensors) go to reconstruction.analyze_filled instead."""
+    from xectrain.analysis.reconstruction import analyze_filled
     from xectrain.artifacts.regressor import CONTEXT_PLOTS, plot_task
 
     if against not in REFERENCES:
         raise AnalysisError(f"unknown reference {against!r}; use one of {', '.join(REFERENCES)}")
-    cols, meta = read_inference(path)
-    if meta.get("model_kind") != "regressor":
-        what = meta.get("model_kind") or meta.get("kind") or "unknown"
-        raise AnalysisError(
-            f"{path} is not an `xec infer` output of a regressor (it holds {what} outputs); "
-            "xec analyze compares the pred_<task> of such a file with truth or reconstruction "
-            "(validation_results files are summarised by training and `xec plots`; MAE / "
-            "inpainter prediction files are analysed directly)"
-        )
-    predicted = [t for t in str(meta.get("tasks", "")).split(",") if t]
+    meta = read_inference_metadata(path)
+    specs = inference_outputs(meta, path)
+    kind = str(meta.get("model_kind"))
+    filled = {o.column: o for o in specs if o.per == "sensor" and o.column}
+    if filled:
+        if against != "auto" or tasks:
+            raise AnalysisError(f"{path} holds {kind} outputs (filled sensors): --against and "
+                                "--tasks apply to per-event predictions; drop them")  # fmt: skip
+        units = filled["time"].units if "time" in filled else "s"
+        try:
+            return analyze_filled(path, out_dir, kind, units, suffix, progress=False)
+        except ValueError as err:
+            raise AnalysisError(str(err)) from None
+    cols = read_inference(path)[0]
+    declared = {o.name: o for o in specs if o.per == "event"}
+    predicted = list(declared)
     unknown = sorted(set(tasks or ()) - set(predicted))
     if unknown:
         raise AnalysisError(f"task(s) {unknown} not predicted in {path} (it has {predicted})")
@@ -143,7 +178,7 @@ def analyze_inference(
             continue
         ref, what = found
         info = get_task(task)
-        pred = _column(cols, f"pred_{task}", info.dim)
+        pred = _column(cols, str(declared[task].column), declared[task].dim)
         ok = valid_rows(ref) & np.all(np.isfinite(pred), axis=1)
         if not ok.any():
             report["tasks"][task] = {"skipped": f"all {len(ok)} {what} references are invalid"}

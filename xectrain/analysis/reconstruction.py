@@ -1,5 +1,6 @@
 """Analysis of MAE / inpainter prediction files (`xec analyze mae_predictions_epoch_NNN.root`):
-how well the masked sensors are reconstructed, per face and per channel, in physical units.
+how well the masked sensors are reconstructed, per face and per channel, in physical units;
+and of `xec infer` outputs of those models run with --mask-fraction (analyze_filled).
 
 Only sensors the model had to reconstruct count: in an MAE file (one entry per event) the
 masked sensors that were valid before masking; in an inpainter file (one entry per masked
@@ -101,6 +102,28 @@ def read_kind(paths: Sequence[Path]) -> tuple[str, str, list[str]]:
     return kind, layout, channels.split(",")
 
 
+def _accumulate(
+    stats: dict[tuple[int, str], ChannelStats], flat: dict, face: np.ndarray,
+    channels: Sequence[str],
+) -> None:  # fmt: skip
+    """Residuals of flat truth_/pred_<channel> arrays (photons, ns) into the per-face stats."""
+    true_npho = flat["truth_npho"]
+    for c in channels:
+        t, p = flat[f"truth_{c}"], flat[f"pred_{c}"]
+        ok = np.isfinite(t) & np.isfinite(p)
+        if c == "npho":
+            ok &= t >= MIN_NPHO_FOR_RELATIVE
+        res = (p - t)[ok]
+        shown = res / t[ok] if c == "npho" else res
+        for code in np.unique(face[ok]):
+            on = face[ok] == code
+            stats[(int(code), c)].add(res[on], shown[on], true_npho[ok][on], RES_RANGE[c])
+
+
+def _new_stats(channels: Sequence[str]) -> dict[tuple[int, str], ChannelStats]:
+    return {(f, c): ChannelStats() for f in range(len(FACE_NAMES)) for c in channels}
+
+
 def analyze_reconstruction(
     paths: Sequence[str | Path], out_dir: str | Path, suffix: str = "", progress: bool = True
 ) -> dict[str, Any]:
@@ -109,31 +132,66 @@ def analyze_reconstruction(
     files = [Path(p) for p in paths]
     kind, layout, channels = read_kind(files)
     faces = sensor_table().face.astype(np.int64)
-    stats = {(f, c): ChannelStats() for f in range(len(FACE_NAMES)) for c in channels}
+    stats = _new_stats(channels)
     for batch in _batches(files, channels, layout, progress):
         flat, face = _selected(batch, layout, faces)
-        true_npho = flat["truth_npho"]
-        for c in channels:
-            t, p = flat[f"truth_{c}"], flat[f"pred_{c}"]
-            ok = np.isfinite(t) & np.isfinite(p)
-            if c == "npho":
-                ok &= t >= MIN_NPHO_FOR_RELATIVE
-            res = (p - t)[ok]
-            shown = res / t[ok] if c == "npho" else res
-            for code in np.unique(face[ok]):
-                on = face[ok] == code
-                stats[(int(code), c)].add(res[on], shown[on], true_npho[ok][on], RES_RANGE[c])
-    report = {
-        "inputs": [str(p) for p in files], "kind": kind, "channels": channels,
+        _accumulate(stats, flat, face, channels)
+    return _report([str(p) for p in files], kind, channels, stats, Path(out_dir), suffix)
+
+
+def _report(
+    inputs: list[str], kind: str, channels: Sequence[str],
+    stats: dict[tuple[int, str], ChannelStats], out: Path, suffix: str,
+) -> dict[str, Any]:  # fmt: skip
+    report: dict[str, Any] = {
+        "inputs": inputs, "kind": kind, "channels": list(channels),
         "npho_relative_above": MIN_NPHO_FOR_RELATIVE,
         "faces": {FACE_NAMES[f]: {c: stats[(f, c)].summary() for c in channels}
                   for f in range(len(FACE_NAMES))},
     }  # fmt: skip
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report["plot"] = str(_plot(stats, channels, kind, out / f"recon_analysis{suffix}.pdf"))
     (out / f"recon_analysis{suffix}.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+FILLED_COLUMNS = ("npho", "time", "inpainted", "measured_npho", "measured_time")
+NS_PER_UNIT = {"s": 1e9, "ns": 1.0}
+
+
+def analyze_filled(
+    path: str | Path, out_dir: str | Path, kind: str, time_units: str, suffix: str = "",
+    progress: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """An `xec infer` output of a model that fills masked sensors, run with --mask-fraction:
+    the filled npho / time of the sensors that were masked although measured, against their
+    measured values, per face (as analyze_reconstruction; same files written)."""
+    import uproot
+    from tqdm import tqdm
+
+    path = Path(path)
+    with uproot.open(path) as f:
+        tree = f["predictions"]
+        if "measured_npho" not in tree:
+            raise ValueError(
+                f"{path} holds {kind} outputs without measured values of the filled sensors "
+                "(only dead sensors were filled, which have none); run `xec infer` with "
+                "--mask-fraction 0.05 to mask measured sensors too, then analyze that file"
+            )
+        ns = NS_PER_UNIT[time_units]
+        faces = sensor_table().face.astype(np.int64)
+        stats = _new_stats(("npho", "time"))
+        batches = tree.iterate(FILLED_COLUMNS, step_size=STEP, library="np")
+        for b in tqdm(batches, desc="analyze", leave=False, disable=not progress):
+            keep = b["inpainted"].astype(bool) & np.isfinite(b["measured_npho"])  # (B, 4760)
+            flat = {"truth_npho": b["measured_npho"][keep], "pred_npho": b["npho"][keep],
+                    "truth_time": b["measured_time"][keep] * ns,
+                    "pred_time": b["time"][keep] * ns}  # fmt: skip
+            face = np.broadcast_to(faces, keep.shape)[keep]
+            _accumulate(stats, flat, face, ("npho", "time"))
+    # a channel the model does not fill (time in npho-only mode) has no residual to show
+    channels = [c for c in ("npho", "time") if any(stats[(f, c)].n for f in range(len(FACE_NAMES)))]
+    return _report([str(path)], kind, channels or ["npho"], stats, Path(out_dir), suffix)
 
 
 def _plot(stats: dict, channels: Sequence[str], kind: str, path: Path) -> Path:

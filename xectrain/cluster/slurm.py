@@ -3,8 +3,8 @@
 ingest, an array job of N tasks (one whole node each) running `xec ingest ... --part K/N`.
 
 The script picks the Python environment by the node's architecture (x86_64 for A100/H100
-nodes, aarch64 for GH200), so one job file serves both kinds of partition. Like the earlier
-tool's submit scripts it takes overrides from the environment at submission time
+nodes, aarch64 for GH200), so one job file serves both kinds of partition. It takes overrides
+from the environment at submission time
 (`BATCH_SIZE=512 TASKS=angle,energy sbatch job.sbatch`; see ENV_OVERRIDES), appended after the
 options written into the file, so they win.
 """

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
+from xecdata.tasks import REGRESSION
 from xecmodel import LOSSES, TASKS
 from xecmodel.recon import RECON_LOSSES
 
@@ -81,7 +82,7 @@ def _loss_beta(value: Any, ctx: Context) -> dict[str, Any]:
 
 
 def _log_transform(value: Any, ctx: Context) -> dict[str, Any]:
-    if TASKS[str(ctx.task)].kind != "regression":
+    if TASKS[str(ctx.task)].kind != REGRESSION:
         if value:
             raise NotMigrated(f"{ctx.task} is not a regression task; it takes no transform")
         return {}
@@ -93,11 +94,11 @@ def _bins(value: Any, ctx: Context) -> dict[str, Any]:
     if task not in REWEIGHT_TASKS:
         raise NotMigrated(f"xec reweights {', '.join(REWEIGHT_TASKS)} only")
     bins = [int(b) for b in (value if isinstance(value, list) else [value])]
-    dim = TASKS[task].dim
-    if len(bins) == 2 and dim == 3:  # uvwFI: (u, v) counts, "the same for w"
-        bins = [bins[0], bins[1], bins[1]]
-    if len(bins) not in (1, dim):
+    dim = TASKS[task].target_dim
+    if len(bins) > dim:
         raise NotMigrated(f"{len(bins)} bin counts for the {dim} components of {task}")
+    if len(bins) > 1:  # uvwFI: (u, v) counts, "the same for w": the last repeats
+        bins += bins[-1:] * (dim - len(bins))
     return {f"reweighting.{task}.bins": bins}
 
 
@@ -237,7 +238,7 @@ OLD_KEYS: dict[str, OldKey] = {
         RECON_KINDS,
     ),
     "checkpoint.onnx_filename": _same("checkpoint.onnx_filename", "export: checkpoint.export_onnx"),
-    # regressor tasks and reweighting (* = angle, energy, timing, uvwFI, angleVec, n_gamma)
+    # regressor tasks and reweighting (* = a task of the catalogue: angle, energy, uvwFI, ...)
     "tasks.*.enabled": _same("tasks.{task}.enabled", kinds=("regressor",)),
     "tasks.*.loss_fn": OldKey("tasks.{task}.loss", "", _loss, ("regressor",)),
     "tasks.*.loss_beta": OldKey(

@@ -15,6 +15,7 @@ from typing import Any, get_args, get_origin
 import yaml
 
 from xecdata.errors import yaml_problem
+from xecdata.tasks import DEFAULT_TASK
 
 from .keys import migrate_hint, old_style_keys, resolve_key
 from .sections import KINDS, RunConfig
@@ -34,8 +35,8 @@ from .validate import validate
 # Differences from the dataclass defaults per model kind (everything else is shared).
 _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "regressor": {},
-    "mae": {"model": {"mask_ratio": 0.6}, "tasks": {"angle": {"enabled": False}}},
-    "inpainter": {"model": {"mask_ratio": 0.05}, "tasks": {"angle": {"enabled": False}}},
+    "mae": {"model": {"mask_ratio": 0.6}, "tasks": {DEFAULT_TASK: {"enabled": False}}},
+    "inpainter": {"model": {"mask_ratio": 0.05}, "tasks": {DEFAULT_TASK: {"enabled": False}}},
 }
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from xecdata.schemes import get_scheme, list_schemes
+from xecdata.tasks import REGRESSION
 from xecmodel import TASKS
 
 from .keys import is_xec_key, leaves
@@ -126,7 +127,7 @@ def _implicit_transforms(m: Migration, old: dict[str, Any]) -> None:
     tasks = old.get("tasks") if isinstance(old.get("tasks"), dict) else {}
     for task, entry in (tasks or {}).items():
         key = f"tasks.{task}.transform"
-        regression = task in TASKS and TASKS[task].kind == "regression"
+        regression = task in TASKS and TASKS[task].kind == REGRESSION
         bare = isinstance(entry, dict) and "log_transform" not in entry
         if regression and bare and key not in m.values:
             note = "raw targets, as the earlier tool; xec's default: standardize"

@@ -7,10 +7,12 @@ Defaults are CPU-demo sized; `default_config(kind)` adjusts the few that differ 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from xecdata.loaders import BACKENDS
+from xecdata.tasks import DEFAULT_TASK, TaskNames
 from xecmodel import LOSSES, SIZES, TASKS
 from xecmodel.encoder import POS_EMBEDS
 from xecmodel.faces import OUTER_MODES
@@ -19,8 +21,10 @@ from xecmodel.recon import RECON_LOSSES
 
 Kind = Literal["regressor", "mae", "inpainter"]
 KINDS: tuple[str, ...] = ("regressor", "mae", "inpainter")
-# Task names, losses, transforms, sizes and modes are xecmodel's registries (one source of truth).
-TASK_NAMES: tuple[str, ...] = tuple(TASKS)
+# Task names (the task catalogue, read live), losses, transforms, sizes and modes are xecmodel's
+# registries (one source of truth).
+TASK_NAMES: Sequence[str] = TaskNames()
+REWEIGHT_TASKS: Sequence[str] = TaskNames(reweightable=True)
 
 
 def choice(default: str, choices: Any) -> Any:
@@ -140,8 +144,8 @@ class ReconstructionConfig:
     learn_channel_logvars: bool = False
     """Learn per-channel uncertainties that weight the npho and time losses."""
     predict_time: bool = True
-    """Predict times as well as photon counts; false is npho-only mode (the earlier tool's
-    predict_channels [npho]): no time loss, time metrics or predicted times."""
+    """Predict times as well as photon counts; false is npho-only mode (predict_channels [npho]
+    in migrated configurations): no time loss, time metrics or predicted times."""
 
 
 @dataclass
@@ -280,27 +284,22 @@ class TrackingConfig:
 
 
 def _default_tasks() -> dict[str, TaskConfig]:
-    """One entry per xecmodel task with its default loss; angle is on, as in the earlier tool.
+    """One entry per task of the catalogue with its default loss and transform; angle is on.
     Regression targets are standardized; directions and classes are used as they are."""
     return {
         name: TaskConfig(
-            enabled=name == "angle",
-            loss=info.default_loss,
-            transform="standardize" if info.kind == "regression" else "identity",
+            enabled=name == DEFAULT_TASK, loss=info.default_loss, transform=info.transform
         )
         for name, info in TASKS.items()
     }
 
 
-REWEIGHT_TASKS: tuple[str, ...] = ("angle", "energy", "timing", "uvwFI")
-
-
 def _default_reweighting() -> dict[str, ReweightConfig]:
+    """One entry per reweightable task of the catalogue with its default bins (off)."""
     return {
-        "angle": ReweightConfig(bins=[20, 20]),
-        "energy": ReweightConfig(bins=[30]),
-        "timing": ReweightConfig(bins=[30]),
-        "uvwFI": ReweightConfig(bins=[10, 10, 10]),
+        name: ReweightConfig(bins=list(info.reweight.bins))
+        for name, info in TASKS.items()
+        if info.reweight is not None
     }
 
 
@@ -315,7 +314,7 @@ class RunConfig:
     tasks: dict[str, TaskConfig] = field(
         default_factory=_default_tasks, metadata={"keys": TASK_NAMES}
     )
-    """Regressor tasks by name (angle, energy, timing, uvwFI, angleVec, n_gamma)."""
+    """Regressor tasks by name (the task catalogue: angle, energy, timing, uvwFI, ...)."""
     reweighting: dict[str, ReweightConfig] = field(
         default_factory=_default_reweighting, metadata={"keys": REWEIGHT_TASKS}
     )

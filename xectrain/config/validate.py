@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 
 from xecdata.facemaps import FINE_SHAPE
-from xecmodel import TaskSpec
+from xecmodel import TASKS, TaskSpec
 
 from .sections import RunConfig
 from .typed import ConfigError
@@ -108,8 +108,10 @@ def _tasks(cfg: RunConfig, report: Report) -> None:
             report(f"reweighting.{name}.enabled: reweighting applies to the regressor only")
         elif name not in cfg.enabled_tasks:
             report(f"reweighting.{name}.enabled: task {name} is not enabled (tasks.{name}.enabled)")
-        if not 1 <= len(rw.bins) <= 3 or any(b < 1 for b in rw.bins):
-            report(f"reweighting.{name}.bins: give 1 to 3 positive bin counts, got {rw.bins}")
+        dim = TASKS[name].target_dim
+        if not 1 <= len(rw.bins) <= dim or any(b < 1 for b in rw.bins):
+            report(f"reweighting.{name}.bins: give 1 to {dim} positive bin counts (a shorter "
+                   f"list repeats its last), got {rw.bins}")  # fmt: skip
         _positive(report, f"reweighting.{name}.eps", rw.eps)
     eps = {rw.eps for rw in cfg.reweighting.values() if rw.enabled}
     if len(eps) > 1:

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from xectrain.config import ConfigError
+
 
 @dataclass(frozen=True)
 class World:
@@ -39,7 +41,10 @@ class World:
 def pick_device(preference: str, local_rank: int = 0) -> torch.device:
     """cuda:<local rank> when CUDA is wanted and present, else cpu; 'cuda' without CUDA fails."""
     if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device=cuda but no CUDA device is visible; use auto or cpu")
+        raise ConfigError(
+            "device cuda (--device / training.device) but no CUDA device is visible here; "
+            "use auto or cpu"
+        )
     if preference in ("auto", "cuda") and torch.cuda.is_available():
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     return torch.device("cpu")
@@ -73,7 +78,10 @@ def set_deterministic(on: bool) -> None:
 
 
 def teardown_world() -> None:
-    """Leave the process group (end of training)."""
+    """Leave the process group (end of training) and undo setup_world's process-wide CPU
+    setting: flushed denormals would otherwise change every later float computation of the
+    process (numpy's too: nextafter(0, 1) becomes 0), e.g. in tests or a notebook."""
+    torch.set_flush_denormal(False)
     if dist.is_initialized():
         dist.destroy_process_group()
 

@@ -4,9 +4,9 @@ provenance written into a regressor's validation ROOT file."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from xecdata.schemes import Scheme
+from xecmodel.kind import ModelKind
 from xectrain.artifacts import PredictionRootWriter
 
 
@@ -52,7 +52,7 @@ def prediction_writer(
     return PredictionRootWriter(path, layout, channels, meta)
 
 
-def artifact_metadata(model: Any, epoch: int, split: str) -> dict[str, str | int | float]:
+def artifact_metadata(model: ModelKind, epoch: int, split: str) -> dict[str, str | int | float]:
     """Provenance written into the validation ROOT file of a regressor."""
     return {"scheme_id": model.scheme_id, "scheme_hash": model.scheme_hash,
             "geometry_id": model.geometry_id, "epoch": epoch, "split": split}  # fmt: skip

@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from xecdata.protocols import BatchLoader
+from xecdata.reweight import ReweightConfig, Reweighter
 from xecdata.schemes import Scheme
 from xectrain.config import RunConfig
 from xectrain.engine.distributed import World, broadcast_from_main
@@ -18,8 +21,8 @@ from xectrain.evaluation.passes import ID_TARGETS
 class Loaders:
     """Training and validation loaders and the batches per epoch each will run (per rank)."""
 
-    train: Any
-    val: Any
+    train: BatchLoader
+    val: BatchLoader
     n_train: int
     n_val: int
 
@@ -33,17 +36,13 @@ def loader_options(cfg: RunConfig) -> tuple[Any, Any]:
     from xecdata.loaders import AugmentConfig, ReweightConfig
 
     augment = AugmentConfig(**dataclasses.asdict(cfg.training.augment))
-    bins: dict[str, Any] = {}
-    for task, rw in cfg.reweighting.items():
-        if rw.enabled:
-            name = "uvw" if task == "uvwFI" else task
-            bins[name] = tuple(rw.bins) if name in ("angle", "uvw") else rw.bins[0]
+    bins = {task: tuple(rw.bins) for task, rw in cfg.reweighting.items() if rw.enabled}
     eps = [rw.eps for rw in cfg.reweighting.values() if rw.enabled]
-    reweight = ReweightConfig(**bins, eps=eps[0]) if bins else None
+    reweight = ReweightConfig(eps=eps[0], **bins) if bins else None
     return augment, reweight
 
 
-def shared_reweighter(store: Any, config: Any, world: World) -> Any:
+def shared_reweighter(store: str | Path, config: ReweightConfig, world: World) -> Reweighter | None:
     """The reweighting tables, got once by rank 0 (the store's cache written by `xec reweight`,
     else fitted in memory) and handed to every rank: no rank writes the store, and the ranks
     cannot differ."""

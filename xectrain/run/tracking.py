@@ -216,7 +216,7 @@ def system_metrics(
             "system/memory_reserved_GB": reserved / gb,
             "system/memory_peak_GB": torch.cuda.max_memory_allocated(device) / gb,
             "system/gpu_memory_used_pct": 100.0 * reserved / total,
-            # the earlier tool's name for the share of the card held by live tensors
+            # the share of the card held by live tensors (a documented metric name)
             "system/gpu_utilization_pct": 100.0 * allocated / total,
             "system/memory_fragmentation": 1.0 - allocated / reserved if reserved else 0.0,
         }

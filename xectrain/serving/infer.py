@@ -1,12 +1,16 @@
 """ONNX inference on ROOT files or stores (`xec infer MODEL.onnx INPUT... -o OUT.root`).
 
 The model describes itself (xec.* ONNX metadata): its normalization scheme (full definition
-and hash), geometry id, kind, inputs and outputs. Inputs are normalized with that scheme, never
-with a user-typed constant; a store must hold exactly that scheme, and a model of another
-geometry or an MAE (a pretraining model) is refused. Output: tree `predictions` with, per event,
-the input file index and entry, ids, truth / reconstruction branches as read, and
-- regressor: `pred_<task>` in physical units (n_gamma: class probabilities);
-- inpainter: `npho`, `time` (photons, s) with the dead sensors filled, and `inpainted` flags;
+and hash), geometry id, kind, inputs and the outputs its kind declares (xecmodel.kind). Inputs
+are normalized with that scheme, never with a user-typed constant; a store must hold exactly
+that scheme, and a model of another geometry is refused. Output: tree `predictions` with, per
+event, the input file index and entry, ids, truth / reconstruction branches as read, and every
+declared output that names a column, in its declared units:
+- regressor: `pred_<task>` (n_gamma: class probabilities);
+- MAE / inpainter: `npho`, `time` (photons, s) with the masked sensors filled, and `inpainted`,
+  the mask: the dead sensors, plus with mask_fraction > 0 that fraction of the measured ones
+  (seeded), whose measured values are kept as `measured_npho`, `measured_time` so that
+  `xec analyze` can score the filling;
 plus a one-entry `metadata` tree. Written in batches under a temporary name, then renamed.
 """
 
@@ -26,6 +30,8 @@ from xecdata.errors import XecError
 from xecdata.geometry import geometry_id
 from xecdata.schemes import Scheme
 from xecmodel import read_onnx_metadata
+from xecmodel.kind import OutputSpec
+from xecmodel.registry import output_specs
 from xectrain.artifacts.rootio import TableRootWriter
 
 
@@ -50,6 +56,18 @@ class OnnxModel:
     def raw_inputs(self) -> bool:
         return bool(self.meta.get("raw_inputs"))
 
+    @property
+    def takes_mask(self) -> bool:
+        """The graph takes a mask of the sensors to fill (its kind declares the input)."""
+        return "mask" in self.meta.get("inputs", [])
+
+    @property
+    def outputs(self) -> tuple[OutputSpec, ...]:
+        """The declared outputs, as exported (or from the kind for files without them)."""
+        if "output_specs" in self.meta:
+            return tuple(OutputSpec.from_dict(d) for d in self.meta["output_specs"])
+        return output_specs(self.meta["model_config"])
+
 
 def open_model(path: str | Path, providers: Sequence[str] | None = None) -> OnnxModel:
     """Load an exported xec model; CUDA execution when onnxruntime offers it, else CPU."""
@@ -72,10 +90,6 @@ def open_model(path: str | Path, providers: Sequence[str] | None = None) -> Onnx
             f"{path} was trained on detector geometry {meta.get('geometry_id')}, this "
             f"installation describes {geometry_id()}; use the xec version of the model"
         )
-    if meta.get("model_kind") == "mae":
-        raise InferenceError(
-            f"{path} is an MAE (pretraining only); train a regressor or inpainter from it"
-        )
     scheme = Scheme.from_dict(meta["scheme"])
     if scheme.hash != meta.get("scheme_hash"):
         raise InferenceError(f"{path}: the scheme stored in the model does not match its hash")
@@ -86,25 +100,41 @@ def open_model(path: str | Path, providers: Sequence[str] | None = None) -> Onnx
     return OnnxModel(path, session, meta, scheme)
 
 
-def run_batch(model: OnnxModel, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Outputs of one batch; x (B, 4760, 2) normalized by the model's scheme."""
+def batch_mask(
+    model: OnnxModel, x: np.ndarray, fraction: float, rng: np.random.Generator
+) -> np.ndarray:
+    """(B, 4760) bool: the dead sensors, and `fraction` of the measured ones drawn from rng."""
+    dead = x[..., 0] == model.scheme.npho_sentinel
+    if fraction <= 0:
+        return dead
+    return dead | (~dead & (rng.random(dead.shape) < fraction))
+
+
+def run_batch(
+    model: OnnxModel, x: np.ndarray, mask_fraction: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Output columns of one batch; x (B, 4760, 2) normalized by the model's scheme."""
+    npho, t = model.scheme.denormalize(x)  # photons, s; NaN marks invalid (the raw graph's input)
     if model.raw_inputs:
-        npho, t = model.scheme.denormalize(x)  # NaN marks invalid, as the raw graph expects
         feeds = {"npho": npho.astype(np.float32), "time": t.astype(np.float32)}
     else:
         feeds = {"x": x.astype(np.float32, copy=False)}
-    mask = x[..., 0] == model.scheme.npho_sentinel  # dead sensors: what the inpainter fills
-    if model.kind == "inpainter":
+    extra: dict[str, np.ndarray] = {}
+    if model.takes_mask:
+        mask = batch_mask(model, x, mask_fraction, rng or np.random.default_rng(0))
         feeds["mask"] = mask
-    names = [o.name for o in model.session.get_outputs()]
+        extra["inpainted"] = mask
+        if mask_fraction > 0:
+            extra |= {"measured_npho": npho.astype(np.float32),
+                      "measured_time": t.astype(np.float32)}  # fmt: skip
+    names = [o.name for o in model.outputs]
     out = dict(zip(names, model.session.run(names, feeds), strict=True))
-    if model.kind == "inpainter":
-        return {"npho": out["npho"], "time": out["time"], "inpainted": mask}
-    return {f"pred_{task}": out[task] for task in model.meta.get("tasks", [])}
+    return {o.column: out[o.name] for o in model.outputs if o.column} | extra
 
 
 def _root_batches(
-    path: Path, scheme: Scheme, batch: int, tree: str, npho: str | None, tbranch: str
+    path: str | Path, scheme: Scheme, batch: int, tree: str, npho: str | None, tbranch: str
 ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], int]]:
     from xecdata.rootio import inspect_file, open_tree, read_block, read_steps
 
@@ -132,11 +162,17 @@ def input_batches(
     path: str | Path, scheme: Scheme, batch: int, tree: str = "tree",
     npho_branch: str | None = None, time_branch: str = "relative_time",
 ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], int]]:  # fmt: skip
-    """(x normalized (B, 4760, 2), truth / reco / id columns, first entry) of a ROOT file or a
-    store folder."""
+    """(x normalized (B, 4760, 2), truth / reco / id columns, first entry) of a ROOT file (a
+    path or a URL: root://, https://, s3://, ...) or a store folder."""
+    from xecdata.remote import is_url
+
+    if isinstance(path, str) and is_url(path):
+        return _root_batches(path, scheme, batch, tree, npho_branch, time_branch)
     path = Path(path)
     if path.is_dir():
         return _store_batches(path, scheme, batch)
+    if not path.exists():
+        raise InferenceError(f"input {path} does not exist; check the path")
     if path.suffix != ".root":
         raise InferenceError(f"input {path}: give ROOT files (.root) or store folders")
     return _root_batches(path, scheme, batch, tree, npho_branch, time_branch)
@@ -179,18 +215,27 @@ class _Writer:
 def run_inference(
     model_path: str | Path, inputs: Sequence[str | Path], out: str | Path, batch_size: int = 512,
     tree: str = "tree", npho_branch: str | None = None, time_branch: str = "relative_time",
+    mask_fraction: float = 0.0, seed: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
-    """Run the model over every input in order; returns a summary (events, seconds, provider)."""
+    """Run the model over every input in order; returns a summary (events, seconds, provider).
+    `mask_fraction` (models that take a mask) also masks that fraction of measured sensors."""
     model = open_model(model_path)
+    if mask_fraction and not model.takes_mask:
+        raise InferenceError(f"--mask-fraction applies to models that fill masked sensors "
+                             f"(MAE, inpainter); {model_path} is a {model.kind}")  # fmt: skip
+    if not 0.0 <= mask_fraction < 1.0:
+        raise InferenceError(f"--mask-fraction {mask_fraction} must be in [0, 1)")
     writer, start = _Writer(Path(out)), time.perf_counter()
     try:
         for k, path in enumerate(tqdm(list(inputs), desc="infer", unit="input")):
+            rng = np.random.default_rng((seed, k))  # one stream per input: reproducible masks
             for x, cols, first in input_batches(path, model.scheme, batch_size, tree,
                                                 npho_branch, time_branch):  # fmt: skip
                 n = len(x)
                 arrays: dict[str, np.ndarray] = {"input_file": np.full(n, k, np.int32),
                           "entry": np.arange(first, first + n, dtype=np.int64)}  # fmt: skip
-                writer.write(arrays | cols | run_batch(model, x), str(path))
+                outputs = run_batch(model, x, mask_fraction, rng)
+                writer.write(arrays | cols | outputs, str(path))
         if writer.entries == 0:
             raise InferenceError(
                 f"the inputs ({', '.join(map(str, inputs))}) hold no events; nothing to write"
@@ -215,6 +260,7 @@ def _metadata(model: OnnxModel, inputs: Sequence[str | Path], n: int) -> dict[st
         "geometry_id": str(m.get("geometry_id")),
         "tasks": ",".join(m.get("tasks", [])),
         "output_units": json.dumps(m.get("output_units", {})),
+        "output_specs": json.dumps([o.to_dict() for o in model.outputs]),
         "inputs": "\n".join(str(p) for p in inputs),
         "n_events": n,
     }

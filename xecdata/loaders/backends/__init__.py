@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from xecdata.loaders.sampler import SamplerConfig, SplitLayout
 from xecdata.reweight import Reweighter
+
+if TYPE_CHECKING:
+    from xecdata.store import Store
 
 NAMES = ("cpu", "pinned", "dali", "resident", "root")
 
@@ -25,7 +28,7 @@ def resolve(name: str, device: torch.device, fits: bool) -> str:
 
 def make_backend(
     name: str,
-    store: Any,
+    store: Store,
     scheme_id: str,
     layout: SplitLayout,
     cfg: SamplerConfig,
