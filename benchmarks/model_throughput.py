@@ -19,9 +19,22 @@ from typing import Any
 import torch
 
 from xecdata.schemes import get_scheme
+from xecdata.tasks import CLASSIFICATION, DIRECTION, Task
 from xecmodel import TASKS, count_parameters, create_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "model_throughput.jsonl"
+
+
+def fake_target(task: Task, batch: int, g: torch.Generator) -> torch.Tensor:
+    """Targets of the task's shape: class indices, unit vectors, or values (> 0 for a positive
+    task); their values do not change the throughput."""
+    if task.kind == CLASSIFICATION:
+        return torch.randint(0, task.dim, (batch,), generator=g)
+    v = torch.randn(batch, task.dim, generator=g)
+    if task.kind == DIRECTION:
+        return torch.nn.functional.normalize(v, dim=-1)
+    v = v.abs() + 0.1 if task.positive else v
+    return v[:, 0] if task.dim == 1 else v
 
 
 def make_batch(batch: int, device: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -31,14 +44,7 @@ def make_batch(batch: int, device: str) -> tuple[torch.Tensor, dict[str, torch.T
     npho[torch.rand(batch, 4760, generator=g) < 0.15] = 0.0
     time_s = torch.randn(batch, 4760, generator=g) * 3e-8
     x = get_scheme("new@1").normalize_torch(npho, time_s).to(device)
-    targets = {
-        "angle": torch.rand(batch, 2) * 60 + 60,
-        "energy": torch.rand(batch) * 0.04 + 0.015,
-        "timing": torch.randn(batch),
-        "uvwFI": torch.randn(batch, 3) * 10,
-        "angleVec": torch.nn.functional.normalize(torch.randn(batch, 3), dim=-1),
-        "n_gamma": torch.randint(0, 5, (batch,)),
-    }
+    targets = {name: fake_target(task, batch, g) for name, task in TASKS.items()}
     return x, {k: v.to(device) for k, v in targets.items()}
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from xecdata.tasks import TASKS
+
 from .names import split_names
 
 
@@ -27,8 +29,9 @@ from .names import split_names
     type=click.Choice(["auto", "truth", "reco"]),
     default="auto",
     show_default=True,
-    help="Reference: simulation truth, the conventional reconstruction (energyReco, timeReco, "
-    "uvwRecoFI; angle from xyzVTX to xyzRecoFI), or truth when present.",
+    help="Reference: simulation truth, the conventional reconstruction ("
+    + ", ".join(t.reco for t in TASKS.values() if t.reco)
+    + "; without emiAngReco the angle from xyzVTX to xyzRecoFI), or truth when present.",
 )
 @click.option("--tasks", default=None, help="Comma-separated subset of the predicted tasks.")
 @click.option(

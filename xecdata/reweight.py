@@ -27,15 +27,18 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xecdata.markers import valid_rows
 from xecdata.tasks import TASKS, reweight_task
+
+if TYPE_CHECKING:
+    from xecdata.protocols import StoreView
 
 CACHE_DIR = "_xec/reweight"  # inside the store, beside the other bookkeeping files
 _READ_BLOCK = 1 << 20  # events per truth read while fitting
@@ -185,7 +188,7 @@ def _as_2d(x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1)
 
 
-def fit(config: ReweightConfig, blocks: Any) -> Reweighter:
+def fit(config: ReweightConfig, blocks: Callable[[], Iterator[dict]]) -> Reweighter:
     """Fit from a zero-argument callable returning an iterator of truth dicts (three passes:
     ranges, histograms, normalization), so arrays larger than memory can be streamed."""
     bins = config.task_bins()
@@ -219,14 +222,14 @@ def fit(config: ReweightConfig, blocks: Any) -> Reweighter:
     return Reweighter(config, tables, total / n)
 
 
-def _split_blocks(store: Any, names: tuple[str, ...], ranges: np.ndarray) -> Iterator[dict]:
+def _split_blocks(store: StoreView, names: tuple[str, ...], ranges: np.ndarray) -> Iterator[dict]:
     for a, b in ranges:
         for s in range(int(a), int(b), _READ_BLOCK):
             e = min(s + _READ_BLOCK, int(b))
             yield {name: np.asarray(store.read_array(name, s, e)) for name in names}
 
 
-def cache_key(store: Any, config: ReweightConfig, ranges: np.ndarray) -> str:
+def cache_key(store: StoreView, config: ReweightConfig, ranges: np.ndarray) -> str:
     """Hash of the settings (bins as `task_bins` spells them, eps), the training ranges and
     the store's content id."""
     bins = {task: list(b) for task, b in config.task_bins().items()}
@@ -239,7 +242,7 @@ def cache_key(store: Any, config: ReweightConfig, ranges: np.ndarray) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def store_content_id(store: Any) -> str:
+def store_content_id(store: StoreView) -> str:
     """A string that changes when the store's content does: its recorded id, else a hash of its
     metadata without the parts that do not change events (history, tools, time stamps)."""
     meta = getattr(store, "metadata", {}) or {}
@@ -251,17 +254,19 @@ def store_content_id(store: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def training_ranges(store: Any) -> np.ndarray:
+def training_ranges(store: StoreView) -> np.ndarray:
     """(R, 2) int64 event ranges of the store's training split: what the fit histograms."""
     return np.asarray(store.split("train"), np.int64).reshape(-1, 2)
 
 
-def cache_file(store: Any, config: ReweightConfig, ranges: np.ndarray) -> Path:
+def cache_file(store: StoreView, config: ReweightConfig, ranges: np.ndarray) -> Path:
     """Where `xec reweight` keeps the tables of these settings in the store."""
     return Path(store.path) / CACHE_DIR / f"{cache_key(store, config, ranges)}.json"
 
 
-def cached_reweighter(store: Any, config: ReweightConfig, ranges: np.ndarray) -> Reweighter | None:
+def cached_reweighter(
+    store: StoreView, config: ReweightConfig, ranges: np.ndarray
+) -> Reweighter | None:
     """The tables `xec reweight` cached in the store for these settings, None if absent."""
     try:
         return Reweighter.from_dict(json.loads(cache_file(store, config, ranges).read_text()))
@@ -269,7 +274,7 @@ def cached_reweighter(store: Any, config: ReweightConfig, ranges: np.ndarray) ->
         return None
 
 
-def fit_reweighter(store: Any, config: ReweightConfig, ranges: np.ndarray) -> Reweighter:
+def fit_reweighter(store: StoreView, config: ReweightConfig, ranges: np.ndarray) -> Reweighter:
     """The cached tables of the store's training `ranges` ((R, 2) event ranges), else a fit in
     memory; never writes (module docstring)."""
     cached = cached_reweighter(store, config, ranges)
@@ -279,7 +284,7 @@ def fit_reweighter(store: Any, config: ReweightConfig, ranges: np.ndarray) -> Re
     return fit(config, lambda: _split_blocks(store, names, ranges))
 
 
-def write_reweighter(store: Any, config: ReweightConfig) -> tuple[Reweighter, Path, bool]:
+def write_reweighter(store: StoreView, config: ReweightConfig) -> tuple[Reweighter, Path, bool]:
     """Fit on the training split (unless cached) and write the tables into the store
     atomically: (reweighter, cache file, newly written). The caller holds the store's lock."""
     from xecdata.store.format import atomic_write_bytes
@@ -294,7 +299,7 @@ def write_reweighter(store: Any, config: ReweightConfig) -> tuple[Reweighter, Pa
     return rw, path, True
 
 
-def reweight_command(store: Any, config: ReweightConfig) -> str:
+def reweight_command(store: StoreView, config: ReweightConfig) -> str:
     """The `xec reweight` command that caches the tables of `config` in `store`."""
     args = ["xec", "reweight", str(store.path)]
     for task, bins in config.task_bins().items():

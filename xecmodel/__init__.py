@@ -12,10 +12,17 @@ Tasks
         log+standardize, inverse+standardize.
 
 Models
-    create_model(kind, size, *, scheme, tasks=None, **options) -> nn.Module
-        kind in "regressor", "mae", "inpainter"; size in "tiny", "base", "large";
+    create_model(kind, size, *, scheme, tasks=None, **options) -> ModelKind
+        kind in KINDS ("regressor", "mae", "inpainter"); size in "tiny", "base", "large";
         scheme: Scheme, its to_dict() or an id; create_model(**model.model_config) rebuilds.
     list_models() -> list[(kind, size)]
+
+    ModelKind (xecmodel.kind): the surface every kind shares
+        kind, takes_mask (class attributes); outputs(config) -> tuple[OutputSpec, ...]: the
+        named outputs of predict with units, shape and `xec infer` column, declared on the
+        class; predict(x, mask=None) -> {output name: tensor} in those units; model_config,
+        scheme, scheme_id, scheme_hash, geometry_id, task_names, encoder. Export, infer,
+        validate and analyze read the declaration.
 
     XECRegressor
         forward(x (B, 4760, 2)) -> {task: (B, n_out)} raw outputs, transformed space
@@ -42,20 +49,24 @@ Export
 from xecmodel.encoder import EncoderConfig, XECEncoder
 from xecmodel.export import export_onnx, read_onnx_metadata
 from xecmodel.inpainter import XECInpainter
+from xecmodel.kind import ModelKind, OutputSpec
 from xecmodel.losses import LOSSES
 from xecmodel.mae import XECMAE
-from xecmodel.registry import SIZES, count_parameters, create_model, list_models
+from xecmodel.registry import KINDS, SIZES, count_parameters, create_model, list_models
 from xecmodel.regressor import XECRegressor
 from xecmodel.tasks import TASKS, Task, TaskSpec
 from xecmodel.transforms import TRANSFORMS
 
 __all__ = [
+    "KINDS",
     "LOSSES",
     "SIZES",
     "TASKS",
     "TRANSFORMS",
     "XECMAE",
     "EncoderConfig",
+    "ModelKind",
+    "OutputSpec",
     "Task",
     "TaskSpec",
     "XECEncoder",

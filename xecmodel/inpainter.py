@@ -12,7 +12,7 @@ sensors filled; predict(x, mask) -> {pred, filled_npho, filled_time} in physical
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
@@ -28,6 +28,7 @@ class XECInpainter(ReconstructionKind):
     """Encoder + face inpainting heads + masked reconstruction loss."""
 
     kind: ClassVar[str] = "inpainter"
+    predictions_layout: ClassVar[Literal["event", "sensor"] | None] = "sensor"
 
     def __init__(
         self,
@@ -102,11 +103,3 @@ class XECInpainter(ReconstructionKind):
 
     def reconstruct(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.forward_heads(x, mask)
-
-    @property
-    def actual_mask_ratio(self) -> torch.Tensor | None:
-        return self.last_ratio.get("actual_mask_ratio")
-
-    @property
-    def last_losses(self) -> dict[str, torch.Tensor]:
-        return self.criterion.components() | self.last_ratio

@@ -15,7 +15,7 @@ predict(x, mask) -> {pred, filled_npho, filled_time} (xecmodel.kind.Reconstructi
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
@@ -30,6 +30,7 @@ class XECMAE(ReconstructionKind):
     """Encoder + face decoders + masked reconstruction loss."""
 
     kind: ClassVar[str] = "mae"
+    predictions_layout: ClassVar[Literal["event", "sensor"] | None] = "event"
 
     def __init__(
         self,
@@ -96,15 +97,3 @@ class XECMAE(ReconstructionKind):
         """Every sensor from x with `mask` hidden; invalid sensors stay sentinels for the encoder
         (as in training), the decoder predicts them all -> (B, 4760, out_ch) normalized."""
         return self.forward_decoder(x, mask & ~already_invalid(x, self.scheme, self.mask_pool))
-
-    @property
-    def actual_mask_ratio(self) -> torch.Tensor | None:
-        """Masked / maskable sensors of the last batch."""
-        return self.last_ratio.get("actual_mask_ratio")
-
-    @property
-    def last_losses(self) -> dict[str, torch.Tensor]:
-        """total_loss, loss_npho/time, loss_{face}, loss_{face}_{npho,time}, actual_mask_ratio,
-        n_masked of the last forward (no time keys in npho-only mode), and logvar_/sigma_{ch}
-        with learn_channel_logvars."""
-        return self.criterion.components() | self.last_ratio

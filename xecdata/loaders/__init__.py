@@ -23,7 +23,8 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -31,6 +32,11 @@ from xecdata.loaders.augment import AugmentConfig, Augmenter
 from xecdata.loaders.batch import Batch
 from xecdata.loaders.sampler import SamplerConfig, SplitLayout, n_batches, plan_epoch
 from xecdata.reweight import ReweightConfig, Reweighter, fit_reweighter, training_ranges
+
+if TYPE_CHECKING:
+    from xecdata.protocols import LoaderBackend
+    from xecdata.schemes import Scheme
+    from xecdata.store import Store
 
 BACKENDS = ("auto", "cpu", "pinned", "dali", "resident", "root")
 DEFAULT_WINDOW = 4096  # events mixed by the shuffle window unless told otherwise
@@ -62,7 +68,7 @@ class Loader:
         self,
         layout: SplitLayout,
         cfg: SamplerConfig,
-        backend: Any,
+        backend: LoaderBackend,
         info: LoaderInfo,
         augmenter: Augmenter | None = None,
         reweighter: Reweighter | None = None,
@@ -122,7 +128,7 @@ class Loader:
 
 
 def open_loader(
-    store: Any,
+    store: str | Path | Store,
     *,
     scheme: str,
     split: str = "train",
@@ -190,7 +196,7 @@ def open_loader(
     return Loader(layout, cfg, impl, info, aug, reweighter)
 
 
-def _reweighter(store: Any, reweight: ReweightConfig | Reweighter | None) -> Reweighter | None:
+def _reweighter(store: Store, reweight: ReweightConfig | Reweighter | None) -> Reweighter | None:
     """The given Reweighter, or one for the settings (read from the store's cache or fitted in
     memory on its training split; the store is only read)."""
     if reweight is None or isinstance(reweight, Reweighter):
@@ -198,5 +204,5 @@ def _reweighter(store: Any, reweight: ReweightConfig | Reweighter | None) -> Rew
     return fit_reweighter(store, reweight, training_ranges(store))
 
 
-def _scheme_of(store: Any, scheme_id: str) -> Any:
+def _scheme_of(store: Store, scheme_id: str) -> Scheme:
     return store.scheme(scheme_id)

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,11 +21,14 @@ import torch
 from xecdata.geometry import N_SENSORS
 from xecdata.loaders import open_loader
 
+if TYPE_CHECKING:
+    from xecdata.store import Store
+
 CODE_BYTES = N_SENSORS * 2 * 2  # uncompressed stored bytes of one event's sensors
 
 
 def loader_rate(
-    store: Any,
+    store: str | Path | Store,
     *,
     backend: str,
     threads: int,
@@ -77,7 +80,7 @@ def loader_rate(
 
 
 def mmap_bound(
-    store: Any,
+    store: Store,
     threads: int,
     scheme: str = "new@1",
     workdir: str | None = None,
@@ -127,7 +130,7 @@ def mmap_bound(
     }
 
 
-def _flat_file(store: Any, scheme: str, workdir: str | None, decoded: bool) -> str:
+def _flat_file(store: Store, scheme: str, workdir: str | None, decoded: bool) -> str:
     """Write (once) the training events' codes (or decoded floats) to a flat file; page it in."""
     import hashlib
 
@@ -202,7 +205,7 @@ def h2d_bandwidth(nbytes: int = 256 << 20, repeats: int = 10) -> float:
 
 
 def data_wait(
-    store: Any,
+    store: str | Path | Store,
     *,
     backend: str,
     threads: int,
@@ -250,7 +253,7 @@ def _cycles_per_ms() -> float:
 
 
 def run_store_benchmark(
-    store: Any,
+    store: str | Path | Store,
     *,
     backends: tuple[str, ...] = ("cpu", "resident", "dali", "root"),
     threads: tuple[int, ...] = (1, 2),

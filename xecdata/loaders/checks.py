@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xecdata.store import Store
 
 
-def open_checked(store: Any, scheme: str) -> tuple[Any, str]:
+def open_checked(store: str | Path | Store, scheme: str) -> tuple[Store, str]:
     """(opened complete store, canonical scheme id) or a clear error naming the fix."""
     from xecdata.schemes import get_scheme
     from xecdata.store import open_store

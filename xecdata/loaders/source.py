@@ -12,12 +12,15 @@ import mmap
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from xecdata.reweight import Reweighter
 from xecdata.store.decoder import CodeDecoder
+
+if TYPE_CHECKING:
+    from xecdata.store import Store
 
 
 class ChunkSource(Protocol):
@@ -125,7 +128,7 @@ class StoreSource:
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         scheme_id: str,
         targets: tuple[str, ...],
         reweighter: Reweighter | None,
@@ -183,7 +186,7 @@ class StoreSource:
         return n
 
 
-def _array_spec(store: Any, name: str) -> tuple[tuple[int, ...], np.dtype]:
+def _array_spec(store: Store, name: str) -> tuple[tuple[int, ...], np.dtype]:
     """Per-event shape and output dtype of a truth/id array, with a clear error if absent."""
     columns = store.metadata["columns"]
     if name not in columns:
@@ -208,7 +211,7 @@ class SourceFactory:
             reweighter,
         )
 
-    def build(self, store: Any = None) -> StoreSource:
+    def build(self, store: Store | None = None) -> StoreSource:
         """The source over `store`, or over the store at `path` opened here."""
         if store is None:
             from xecdata.store import open_store

@@ -8,14 +8,18 @@ The loop is the same for the three kinds; what differs is here:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
+from torch import nn
 
 from xecdata.markers import valid_rows
+from xecdata.protocols import BatchSource, BatchView
 from xecdata.schemes import Scheme
 from xecmodel import TASKS, TaskSpec, create_model
+from xecmodel.kind import ModelKind, ReconstructionKind
+from xecmodel.regressor import XECRegressor
 from xectrain.config import RunConfig
 
 
@@ -57,7 +61,7 @@ def model_options(cfg: RunConfig) -> dict[str, Any]:
     return opts | ({} if m.kind == "mae" else {"freeze_encoder": m.freeze_encoder})
 
 
-def build_model(cfg: RunConfig, scheme: Scheme) -> Any:
+def build_model(cfg: RunConfig, scheme: Scheme) -> ModelKind:
     """The configured model on the CPU (moved to the device by the caller)."""
     tasks: list[TaskSpec | str | dict] | None = None
     if cfg.model.kind == "regressor":
@@ -83,31 +87,33 @@ class StepOps:
         return {task: targets[branch] for task, branch in self.branches.items()}
 
     def loss(
-        self, model: Any, raw: Any, batch: Any
+        self, model: nn.Module, raw: ModelKind, batch: BatchView
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Forward `model` (maybe DDP / compiled) on a batch -> (loss, detached parts)."""
         if self.kind == "regressor":
             outputs = model(batch.sensors)
-            total, parts = raw.loss(outputs, self.task_targets(batch.targets), batch.weights)
+            targets = self.task_targets(batch.targets)
+            total, parts = cast(XECRegressor, raw).loss(outputs, targets, batch.weights)
             named = {"total_loss": total.detach()}
             return total, named | {f"loss_{k}": v.detach() for k, v in parts.items()}
         loss, _, _ = model(batch.sensors)
-        named = {k: v.detach().float() for k, v in raw.last_losses.items()}
+        losses = cast(ReconstructionKind, raw).last_losses
+        named = {k: v.detach().float() for k, v in losses.items()}
         return loss, named | {"total_loss": loss.detach()}
 
     def per_event_loss(
-        self, raw: Any, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
+        self, raw: XECRegressor, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
     ) -> torch.Tensor:
         """Regressor: (B,) weighted sum of the task losses of each event (to rank worst ones)."""
         total = None
-        for name, head in raw.heads.items():
+        for name, head in raw.task_heads().items():
             per = head.spec.weight * head.loss(outputs[name], targets[name]).float()
             total = per if total is None else total + per
         assert total is not None
         return total
 
 
-def collect_targets(loader: Any, ops: StepOps, max_batches: int) -> dict[str, np.ndarray]:
+def collect_targets(loader: BatchSource, ops: StepOps, max_batches: int) -> dict[str, np.ndarray]:
     """{task: (N, D) targets} of the first `max_batches` training batches (transform fits)."""
     got: dict[str, list[np.ndarray]] = {t: [] for t in ops.branches}
     for i, batch in enumerate(loader):

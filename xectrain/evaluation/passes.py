@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from xecdata.protocols import BatchSource, BatchView, ColumnSource
 from xecdata.schemes import Scheme
-from xecmodel import TASKS
+from xecdata.tasks import TASKS, task_of_branch
 from xecmodel.faces import sentinel_fill
+from xecmodel.kind import ReconstructionKind
 from xecmodel.masking import already_invalid
+from xecmodel.regressor import XECRegressor
 from xectrain.artifacts import EventRecord, PredictionRootWriter
 from xectrain.engine.distributed import all_reduce_sum, concat_gathered, gather_to_main
 from xectrain.engine.steps import StepOps
@@ -30,6 +35,7 @@ from xectrain.evaluation.recon_metrics import MaskedErrorAccumulator
 NS_PER_S = 1e9
 VAL_SEED_OFFSET = 7919  # validation masks: seed + this, independent of the training stream
 ID_TARGETS = ("run", "event")
+Autocast = Callable[[], AbstractContextManager[Any]]  # a fresh autocast context per batch
 
 
 @dataclass
@@ -42,7 +48,7 @@ class RegressorEval:
     worst: list[EventRecord] = field(default_factory=list)
     # where the events came from: a store path, the column source of ROOT inputs, or None
     # (an in-memory loader)
-    store: Any = None
+    store: str | Path | ColumnSource | None = None
 
 
 def _reduce_means(sums: dict[str, torch.Tensor], events: int, device: torch.device) -> dict:
@@ -67,7 +73,7 @@ class _Worst:
     def __init__(self, k: int) -> None:
         self.k, self.heap, self.counter = k, [], itertools.count()  # type: ignore[var-annotated]
 
-    def offer(self, losses: torch.Tensor, batch: Any, keep: dict[str, Any]) -> None:
+    def offer(self, losses: torch.Tensor, batch: BatchView, keep: dict[str, Any]) -> None:
         if self.k == 0:
             return
         top = torch.topk(losses, min(self.k, len(losses)))
@@ -97,22 +103,22 @@ def merge_worst(parts: list[list[EventRecord]], k: int) -> list[EventRecord]:
     return sorted((r for part in parts for r in part), key=lambda r: -r.loss)[:k]
 
 
-def _batch_truth(batch: Any, i: int, have: dict[str, Any]) -> dict[str, np.ndarray]:
+def _batch_truth(batch: BatchView, i: int, have: dict[str, Any]) -> dict[str, np.ndarray]:
     """Truth of event i for the tasks not trained whose branch the loader still delivered."""
     return {task: host_copy(batch.targets[info.branch][i]) for task, info in TASKS.items()
             if task not in have and info.branch in batch.targets}  # fmt: skip
 
 
-def add_store_truth(records: list[EventRecord], store: Any) -> None:
+def add_store_truth(records: list[EventRecord], store: str | Path | ColumnSource | None) -> None:
     """Complete the truth of a few displayed events with every truth array of the store that
     the loader did not deliver (tasks not trained, other truth branches), read by event index:
     the loader carries only the trained tasks' targets, so these few reads are done here."""
     if store is None or not records:
         return
     st = _columns_source(store)
-    task_of = {info.branch: task for task, info in TASKS.items()}
     for name, kind in st.arrays.items():
-        key = task_of.get(name, name)
+        task = task_of_branch(name)  # a task's truth shows under the task's name
+        key = task.name if task is not None and task.branch == name else name
         for rec in records:
             if kind == "truth" and key not in rec.truth and rec.index >= 0:
                 rec.truth[key] = st.read_array(name, rec.index, rec.index + 1)[0]
@@ -120,8 +126,8 @@ def add_store_truth(records: list[EventRecord], store: Any) -> None:
 
 @torch.no_grad()
 def validate_regressor(
-    model: Any, ops: StepOps, loader: Any, n_batches: int, autocast: Any,
-    scheme: Scheme, keep_worst: int = 5,
+    model: XECRegressor, ops: StepOps, loader: BatchSource, n_batches: int,
+    autocast: Autocast, scheme: Scheme, keep_worst: int = 5,
 ) -> RegressorEval:  # fmt: skip
     """Losses, physical predictions and metrics of `model` (the EMA copy) on the val split."""
     model.eval()
@@ -158,7 +164,7 @@ def validate_regressor(
     return out
 
 
-def _columns_source(store: Any) -> Any:
+def _columns_source(store: str | Path | ColumnSource) -> ColumnSource:
     """The opened store at a path, or the loader's own column source (ROOT inputs: a
     RootColumns, which reads as a store does: arrays, read_array, read_rows)."""
     if isinstance(store, (str, Path)):
@@ -186,7 +192,10 @@ def host_copy(t: torch.Tensor) -> np.ndarray:
 
 
 def _batch_rows(
-    model: Any, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], batch: Any
+    model: XECRegressor,
+    outputs: dict[str, torch.Tensor],
+    targets: dict[str, torch.Tensor],
+    batch: BatchView,
 ) -> dict[str, np.ndarray]:
     """Host copies of one batch: true_/pred_<task> (N, D) physical, event ids."""
     preds = model.outputs_to_physical(outputs)
@@ -209,7 +218,7 @@ def _worst_info(rows: dict[str, np.ndarray]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def fixed_rng(seed: int, device: torch.device) -> Any:
+def fixed_rng(seed: int, device: torch.device) -> Iterator[None]:
     """Run a block with its own seeded RNG, restoring the caller's stream afterwards."""
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices, device_type=device.type):
@@ -219,7 +228,7 @@ def fixed_rng(seed: int, device: torch.device) -> Any:
 
 @torch.no_grad()
 def validate_reconstruction(
-    model: Any, loader: Any, n_batches: int, autocast: Any, seed: int,
+    model: ReconstructionKind, loader: BatchSource, n_batches: int, autocast: Autocast, seed: int,
     writer: PredictionRootWriter | None = None,
 ) -> dict[str, float]:  # fmt: skip
     """MAE / inpainter: model loss parts (normalized units) and MAE / RMSE of the masked
@@ -242,9 +251,9 @@ def validate_reconstruction(
     return metrics | {f"val/{k}": v for k, v in acc.compute().items()}
 
 
-def recon_channels(model: Any) -> tuple[str, ...]:
+def recon_channels(model: ReconstructionKind) -> tuple[str, ...]:
     """Channels an MAE / inpainter predicts: ("npho",) in npho-only mode."""
-    return ("npho", "time") if getattr(model, "predict_time", True) else ("npho",)
+    return ("npho", "time") if model.predict_time else ("npho",)
 
 
 def _reduce_accumulator(acc: MaskedErrorAccumulator, device: torch.device) -> None:
@@ -256,7 +265,8 @@ def _reduce_accumulator(acc: MaskedErrorAccumulator, device: torch.device) -> No
 
 
 def _score_batch(
-    model: Any, scheme: Scheme, batch: Any, pred: torch.Tensor, mask: torch.Tensor,
+    model: ReconstructionKind, scheme: Scheme, batch: BatchView, pred: torch.Tensor,
+    mask: torch.Tensor,
     acc: MaskedErrorAccumulator, writer: PredictionRootWriter | None,
 ) -> None:  # fmt: skip
     """Physical-unit errors of one batch into the accumulator (and the ROOT writer)."""
@@ -267,7 +277,7 @@ def _score_batch(
     p_npho, p_time = scheme.denormalize(pred.cpu().numpy())
     truth = np.stack([t_npho, t_time * NS_PER_S], axis=-1)  # (B, 4760, 2) photons, ns
     guess = np.stack([p_npho, p_time * NS_PER_S], axis=-1)
-    invalid = already_invalid(x, scheme, getattr(model, "mask_pool", "valid_time")).cpu().numpy()
+    invalid = already_invalid(x, scheme, model.mask_pool).cpu().numpy()
     m = mask.cpu().numpy() & ~invalid
     time_ok = np.isfinite(truth[..., 1]) & np.isfinite(guess[..., 1])
     acc.update(guess, truth, m, time_valid=time_ok, valid=~invalid)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from xecdata.protocols import BatchLoader
+from xecdata.reweight import ReweightConfig, Reweighter
 from xecdata.schemes import Scheme
 from xectrain.config import RunConfig
 from xectrain.engine.distributed import World, broadcast_from_main
@@ -18,8 +21,8 @@ from xectrain.evaluation.passes import ID_TARGETS
 class Loaders:
     """Training and validation loaders and the batches per epoch each will run (per rank)."""
 
-    train: Any
-    val: Any
+    train: BatchLoader
+    val: BatchLoader
     n_train: int
     n_val: int
 
@@ -39,7 +42,7 @@ def loader_options(cfg: RunConfig) -> tuple[Any, Any]:
     return augment, reweight
 
 
-def shared_reweighter(store: Any, config: Any, world: World) -> Any:
+def shared_reweighter(store: str | Path, config: ReweightConfig, world: World) -> Reweighter | None:
     """The reweighting tables, got once by rank 0 (the store's cache written by `xec reweight`,
     else fitted in memory) and handed to every rank: no rank writes the store, and the ranks
     cannot differ."""

@@ -13,12 +13,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from xecdata.protocols import BatchLoader
 from xecdata.schemes import Scheme, UnknownSchemeError, get_scheme, parse_scheme_id
+from xecmodel.kind import ModelKind
+from xecmodel.regressor import XECRegressor
 from xectrain.checkpoint import checkpoint_role, load_checkpoint
 from xectrain.config import RunConfig, save_config, to_dict
 from xectrain.engine.distributed import (
@@ -107,17 +110,19 @@ def _encoder_source(cfg: RunConfig, scheme: Scheme) -> dict[str, Any] | None:
 
 
 def _prepare_model(
-    cfg: RunConfig, scheme: Scheme, ops: StepOps, loader: Any, ckpt: dict | None, role: str | None,
+    cfg: RunConfig, scheme: Scheme, ops: StepOps, loader: BatchLoader, ckpt: dict | None,
+    role: str | None,
     enc: dict | None = None,
-) -> torch.nn.Module:  # fmt: skip
+) -> ModelKind:  # fmt: skip
     """Build the model; fit target transforms or take weights / encoder from checkpoints."""
-    model: Any = build_model(cfg, scheme)
+    model: ModelKind = build_model(cfg, scheme)
     if role == "resume":
         assert ckpt is not None
         model.load_state_dict(ckpt["model"])
         return model
     if cfg.model.kind == "regressor":
-        model.fit_transforms(collect_targets(loader, ops, cfg.training.transform_fit_batches))
+        targets = collect_targets(loader, ops, cfg.training.transform_fit_batches)
+        cast(XECRegressor, model).fit_transforms(targets)
     sources = [(ckpt, str(cfg.checkpoint.resume_from))] if role == "encoder" else []
     if enc is not None:
         sources.append((enc, str(cfg.model.encoder_from)))
@@ -131,11 +136,11 @@ def _prepare_model(
 
 
 def _make_trainer(
-    cfg: RunConfig, world: World, ops: StepOps, model: torch.nn.Module, steps_per_epoch: int
+    cfg: RunConfig, world: World, ops: StepOps, model: ModelKind, steps_per_epoch: int
 ) -> Trainer:
     """Move the model to its device, wrap it (DDP, compile) and create the optimizer state."""
     t = cfg.training
-    raw = model.to(world.device)
+    raw = cast(ModelKind, model.to(world.device))
     optimizer = build_optimizer(raw, t)
     schedule = build_schedule(t, steps_per_epoch)
     ema = ModelEMA(raw, t.ema_decay, t.ema_warmup_steps) if t.ema_decay is not None else None
@@ -188,7 +193,12 @@ def _train(cfg: RunConfig, world: World, loaders: Loaders | None) -> RunResult:
 
 
 def _epochs(
-    tr: Trainer, loaders: Any, scheme: Scheme, run_dir: Path, tracker: Tracker, run_id: str | None
+    tr: Trainer,
+    loaders: Loaders,
+    scheme: Scheme,
+    run_dir: Path,
+    tracker: Tracker,
+    run_id: str | None,
 ) -> dict[str, float]:
     """The epoch loop: train, validate, checkpoint, log. Returns the last epoch's metrics."""
     cfg = tr.cfg

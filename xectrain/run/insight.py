@@ -7,24 +7,28 @@ from __future__ import annotations
 import copy
 import itertools
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import numpy as np
 import torch
 
 from xecdata.facemaps import face_sensor_ids
 from xecdata.geometry import FACE_NAMES
+from xecdata.protocols import BatchView
 from xecdata.schemes import Scheme
 from xecmodel import TASKS
+from xecmodel.kind import ModelKind
+from xecmodel.regressor import XECRegressor
 from xectrain.artifacts import plot_face_importance, plot_saliency, saliency_by_face
 from xectrain.checkpoint import load_checkpoint
 from xectrain.engine.steps import StepOps
+from xectrain.run.data import Loaders
 from xectrain.run.loop import Trainer
 
 INSIGHT_BATCHES = 4
 
 
-def component_gradients(model: Any, sensors: torch.Tensor) -> dict[str, torch.Tensor]:
+def component_gradients(model: XECRegressor, sensors: torch.Tensor) -> dict[str, torch.Tensor]:
     """{task: (B, C, 4760, 2)} d prediction_c / d input of every event and output component,
     predictions in the heads' physical units (deg, GeV, ns, cm, ...) per unit of normalized input.
 
@@ -40,7 +44,9 @@ def component_gradients(model: Any, sensors: torch.Tensor) -> dict[str, torch.Te
     return {task: torch.stack(gs, dim=1) for task, gs in grads.items()}  # (B, C, 4760, 2) each
 
 
-def input_saliency(model: Any, batches: list[Any]) -> dict[str, dict[str, np.ndarray]]:
+def input_saliency(
+    model: XECRegressor, batches: list[BatchView]
+) -> dict[str, dict[str, np.ndarray]]:
     """{task: {component: (6 faces, 2 channels)}} mean |d prediction / d input| over events and
     the sensors of each face, in the task's units per unit of normalized input."""
     model.eval()
@@ -61,7 +67,7 @@ def input_saliency(model: Any, batches: list[Any]) -> dict[str, dict[str, np.nda
 
 @torch.no_grad()
 def face_importance(
-    model: Any, ops: StepOps, batches: list[Any], scheme: Scheme
+    model: XECRegressor, ops: StepOps, batches: list[BatchView], scheme: Scheme
 ) -> tuple[float, dict[str, float]]:
     """(baseline loss, {face: loss with that face set to the sentinels - baseline})."""
     model.eval()
@@ -83,7 +89,7 @@ def face_importance(
     return baseline, faces
 
 
-def best_model(tr: Trainer, run_dir: Path) -> Any:
+def best_model(tr: Trainer, run_dir: Path) -> ModelKind:
     """The EMA weights of checkpoint_best (or the current eval model when there is none)."""
     model = copy.deepcopy(tr.eval_model)
     path = run_dir / "checkpoint_best.pth"
@@ -93,9 +99,9 @@ def best_model(tr: Trainer, run_dir: Path) -> Any:
     return model
 
 
-def write_insight_plots(tr: Trainer, loaders: Any, scheme: Scheme, run_dir: Path) -> list[Path]:
+def write_insight_plots(tr: Trainer, loaders: Loaders, scheme: Scheme, run_dir: Path) -> list[Path]:
     """saliency_profile_<run>.pdf and face_weights_<run>.pdf of the best model."""
-    model = best_model(tr, run_dir)
+    model = cast(XECRegressor, best_model(tr, run_dir))  # insight plots are for regressors
     n = min(INSIGHT_BATCHES, loaders.n_val)
     loaders.val.set_epoch(0)
     batches = [b.clone() for b in itertools.islice(loaders.val, n)]

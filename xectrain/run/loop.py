@@ -15,13 +15,15 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from xecdata.protocols import BatchLoader
+from xecmodel.kind import ModelKind
 from xectrain.config import RunConfig
 from xectrain.engine.distributed import World, all_reduce_sum
 from xectrain.engine.precision import amp_context
@@ -38,7 +40,7 @@ class Trainer:
     world: World
     ops: StepOps
     model: nn.Module  # what runs forward: maybe DDP- and/or compile-wrapped
-    raw: Any  # the plain model: XECRegressor | XECMAE | XECInpainter (state dicts, loss)
+    raw: ModelKind  # the plain model of any kind (state dicts, loss)
     optimizer: torch.optim.Optimizer
     schedule: LRSchedule
     ema: ModelEMA | None = None
@@ -55,9 +57,9 @@ class Trainer:
         return self.world.device
 
     @property
-    def eval_model(self) -> Any:
+    def eval_model(self) -> ModelKind:
         """The model validation uses: the EMA copy when there is one."""
-        return self.ema.module if self.ema is not None else self.raw
+        return cast(ModelKind, self.ema.module) if self.ema is not None else self.raw
 
 
 def autocast(tr: Trainer) -> contextlib.AbstractContextManager[Any]:
@@ -165,7 +167,7 @@ class WaitClock:
         return self.gpu
 
 
-def train_epoch(tr: Trainer, loader: Any, n_batches: int) -> EpochStats:
+def train_epoch(tr: Trainer, loader: BatchLoader, n_batches: int) -> EpochStats:
     """Run `n_batches` batches of the current epoch (the loader is positioned by the caller)."""
     cfg = tr.cfg.training
     tr.model.train()

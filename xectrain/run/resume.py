@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from xecdata.protocols import BatchLoader
 from xecdata.schemes import Scheme
 from xectrain.checkpoint import (
     make_checkpoint,
@@ -40,7 +41,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def trainer_checkpoint(
-    tr: Trainer, loader: Any, scheme: Scheme, run_id: str | None
+    tr: Trainer, loader: BatchLoader, scheme: Scheme, run_id: str | None
 ) -> dict[str, Any]:
     """Everything to resume this run exactly, or to serve its model."""
     tasks = tr.raw.model_config.get("tasks")
@@ -57,7 +58,12 @@ def trainer_checkpoint(
 
 
 def save_epoch_checkpoints(
-    tr: Trainer, loader: Any, scheme: Scheme, run_dir: Path, run_id: str | None, improved: bool
+    tr: Trainer,
+    loader: BatchLoader,
+    scheme: Scheme,
+    run_dir: Path,
+    run_id: str | None,
+    improved: bool,
 ) -> None:
     """checkpoint_last every checkpoint.every epochs and at the end, checkpoint_best on a new
     best (plus the MAE encoder), and the last checkpoint.keep per-epoch snapshots. An MAE also

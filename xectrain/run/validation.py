@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 from xecdata.schemes import Scheme
+from xecmodel.kind import ReconstructionKind
+from xecmodel.regressor import XECRegressor
 from xectrain.evaluation.passes import RegressorEval, validate_reconstruction, validate_regressor
 from xectrain.evaluation.writers import prediction_writer, predictions_path
+from xectrain.run.data import Loaders
 from xectrain.run.loop import Trainer, autocast
 
 
@@ -21,16 +24,17 @@ class Evaluation:
 
 
 def run_validation(
-    tr: Trainer, loaders: Any, scheme: Scheme, run_dir: Path, epoch: int, last: bool
+    tr: Trainer, loaders: Loaders, scheme: Scheme, run_dir: Path, epoch: int, last: bool
 ) -> Evaluation:
     """Validate after `epoch` (0-based); MAE / inpainter predictions go to ROOT every
     checkpoint.predictions_every epochs and after the last (one file per rank under DDP)."""
     cfg = tr.cfg
     model = tr.eval_model
     loaders.val.set_epoch(0)  # the same events, in the same order, every time
-    if cfg.model.kind == "regressor":
-        ev = validate_regressor(model, tr.ops, loaders.val, loaders.n_val, lambda: autocast(tr),
-                                scheme, cfg.checkpoint.worst_events)  # fmt: skip
+    if model.task_names:  # per-event task outputs (the kind's declaration), else filled sensors
+        ev = validate_regressor(cast(XECRegressor, model), tr.ops, loaders.val, loaders.n_val,
+                                lambda: autocast(tr), scheme,
+                                cfg.checkpoint.worst_events)  # fmt: skip
         return Evaluation(ev.metrics, ev)
     write = cfg.checkpoint.save_artifacts and (
         (epoch + 1) % cfg.checkpoint.predictions_every == 0 or last
@@ -43,7 +47,12 @@ def run_validation(
         writer = prediction_writer(cfg.model.kind, cfg.recon.predict_time, scheme, *meta)
     try:
         metrics = validate_reconstruction(
-            model, loaders.val, loaders.n_val, lambda: autocast(tr), cfg.training.seed, writer
+            cast(ReconstructionKind, model),
+            loaders.val,
+            loaders.n_val,
+            lambda: autocast(tr),
+            cfg.training.seed,
+            writer,
         )
     except BaseException:
         if writer is not None:

@@ -6,17 +6,20 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from xecdata.loaders.rootfiles import RootInputs
+from xecdata.protocols import BatchSource
 from xecdata.schemes import Scheme
 from xecmodel import create_model, export_onnx
 from xecmodel.export import select_tasks
+from xecmodel.kind import ModelKind, ReconstructionKind
+from xecmodel.regressor import XECRegressor
 from xectrain.artifacts import plot_worst_events, write_regressor_artifacts
 from xectrain.checkpoint import CheckpointError, load_checkpoint
-from xectrain.config import config_from_dict
+from xectrain.config import RunConfig, config_from_dict
 from xectrain.engine.distributed import pick_device
 from xectrain.engine.precision import amp_context
 from xectrain.engine.steps import StepOps
@@ -31,7 +34,7 @@ from xectrain.evaluation.writers import artifact_metadata, prediction_writer
 
 def model_from_checkpoint(
     ckpt: dict[str, Any], device: str | torch.device = "cpu", ema: bool = True
-) -> Any:
+) -> ModelKind:
     """The checkpoint's model in eval mode, with its EMA weights when present (and `ema`)."""
     config = ckpt.get("model_config")
     if not config:
@@ -62,7 +65,8 @@ def export_checkpoint(
 
 
 def _open_val_loader(store: str | RootInputs, scheme: Scheme, split: str, batch: int,
-                     device: Any, backend: str, targets: list[str]) -> Any:  # fmt: skip
+                     device: torch.device, backend: str,
+                     targets: list[str]) -> BatchSource:  # fmt: skip
     """A loader over the split of a store, or over ROOT files (streamed, normalized with the
     checkpoint's scheme as ingestion stores it; see xecdata.loaders.rootfiles)."""
     from xecdata.loaders import open_loader
@@ -83,7 +87,9 @@ def _open_val_loader(store: str | RootInputs, scheme: Scheme, split: str, batch:
         return open_loader(store, targets=targets, **kw)  # type: ignore[arg-type]
 
 
-def _only_tasks(path: str | Path, model: Any, cfg: Any, tasks: Sequence[str]) -> tuple[Any, Any]:
+def _only_tasks(
+    path: str | Path, model: ModelKind, cfg: RunConfig, tasks: Sequence[str]
+) -> tuple[ModelKind, RunConfig]:
     """The regressor and its run config reduced to `tasks` (refused naming the model's)."""
     try:
         model = select_tasks(model, tasks)
@@ -118,7 +124,7 @@ def validate_checkpoint(
     name = f"{Path(path).parent.name}_{split}"
     amp = lambda: amp_context(dev, cfg.training.amp)  # noqa: E731
     if model.task_names:  # per-event task outputs (the kind's declaration), else filled sensors
-        ev = validate_regressor(model, ops, loader, n, amp, model.scheme,
+        ev = validate_regressor(cast(XECRegressor, model), ops, loader, n, amp, model.scheme,
                                 cfg.checkpoint.worst_events)  # fmt: skip
         meta = artifact_metadata(model, int(ckpt.get("epoch", 0)), split)
         write_regressor_artifacts(out, name, ev.results, ev.ids, meta, store_columns(ev))
@@ -129,6 +135,7 @@ def validate_checkpoint(
                                    model.geometry_id, int(ckpt["epoch"]),
                                    out / f"{cfg.model.kind}_predictions_{name}.root")  # fmt: skip
         with writer:
-            metrics = validate_reconstruction(model, loader, n, amp, cfg.training.seed, writer)
+            metrics = validate_reconstruction(cast(ReconstructionKind, model), loader, n, amp,
+                                              cfg.training.seed, writer)  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics

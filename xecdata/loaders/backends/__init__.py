@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from xecdata.loaders.sampler import SamplerConfig, SplitLayout
 from xecdata.reweight import Reweighter
+
+if TYPE_CHECKING:
+    from xecdata.protocols import LoaderBackend
+    from xecdata.store import Store
 
 NAMES = ("cpu", "pinned", "dali", "resident", "root")
 
@@ -25,7 +29,7 @@ def resolve(name: str, device: torch.device, fits: bool) -> str:
 
 def make_backend(
     name: str,
-    store: Any,
+    store: Store,
     scheme_id: str,
     layout: SplitLayout,
     cfg: SamplerConfig,
@@ -33,7 +37,7 @@ def make_backend(
     targets: tuple[str, ...],
     reweighter: Reweighter | None,
     options: dict[str, Any],
-) -> tuple[str, Any]:
+) -> tuple[str, LoaderBackend]:
     """(resolved name, backend object) for the loader."""
     from xecdata.loaders.backends.resident import AUTO_FRACTION, free_bytes, resident_bytes
     from xecdata.loaders.source import SourceFactory

@@ -11,7 +11,7 @@ each chunk is a fresh uproot read of its entries (baskets straddling chunks are 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,12 +19,15 @@ from xecdata.loaders.source import _array_spec
 from xecdata.reweight import Reweighter
 from xecdata.store.decoder import CodeDecoder
 
+if TYPE_CHECKING:
+    from xecdata.store import Store
+
 
 class RootSource:
     """ChunkSource over the ROOT files listed in a store's metadata `sources`."""
 
     def __init__(
-        self, store: Any, scheme_id: str, targets: tuple[str, ...], reweighter: Reweighter | None
+        self, store: Store, scheme_id: str, targets: tuple[str, ...], reweighter: Reweighter | None
     ):
         self.scheme = store.scheme(scheme_id)
         self.n_events, self.chunk_events = int(store.n_events), int(store.chunk_events)
