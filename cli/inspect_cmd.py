@@ -15,37 +15,25 @@ import click
 
 
 def _store(path: Path) -> tuple[dict[str, Any], str]:
-    from xecdata.store import StoreError
     from xecdata.store.describe import describe, format_text
 
-    try:
-        desc = describe(path)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
+    desc = describe(path)
     return desc, format_text(desc)
 
 
 def _verify(path: Path) -> tuple[dict[str, Any], str]:
-    from xecdata.store import StoreError
     from xecdata.store.verify import format_report, verify_store
 
-    try:
-        report = verify_store(path)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
+    report = verify_store(path)
     out = report.to_dict()
     out["problem"] = not report.clean
     return out, format_report(report)
 
 
 def _checkpoint(path: Path) -> tuple[dict[str, Any], str]:
-    from xectrain.checkpoint import CheckpointError
     from xectrain.checkpoint.describe import describe_checkpoint, format_checkpoint
 
-    try:
-        desc = describe_checkpoint(path)
-    except CheckpointError as exc:
-        raise click.ClickException(str(exc)) from exc
+    desc = describe_checkpoint(path)
     return desc, format_checkpoint(desc)
 
 
@@ -62,12 +50,8 @@ def _onnx(path: Path) -> tuple[dict[str, Any], str]:
 
 def _root(path: Path, tree: str, npho: str | None, time: str, sample: int) -> tuple[dict, str]:
     from xecdata.rootcheck import describe_root_file, format_root_file
-    from xecdata.rootio import InputError
 
-    try:
-        desc = describe_root_file(path, tree, npho, time, sample)
-    except InputError as exc:
-        raise click.ClickException(str(exc)) from exc
+    desc = describe_root_file(path, tree, npho, time, sample)
     return desc, format_root_file(desc)
 
 

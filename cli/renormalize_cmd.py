@@ -19,12 +19,8 @@ def renormalize_command(store: Path, scheme: str, workers: int | None, quiet: bo
 
     Re-running the same command resumes an interrupted run.
     """
-    from xecdata.ingest import IngestError, renormalize
-    from xecdata.store import StoreError
+    from xecdata.ingest import renormalize
 
     command = command_line("renormalize", [str(store)], {"scheme": scheme, "workers": workers})
-    try:
-        res = renormalize(store, scheme, workers=workers, progress=not quiet, command=command)
-    except (IngestError, StoreError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    res = renormalize(store, scheme, workers=workers, progress=not quiet, command=command)
     print_result(res)

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from xecdata.schemes import PARAMETER_FIELDS, SchemeError, list_schemes, load_scheme_file
+from xecdata.schemes import PARAMETER_FIELDS, list_schemes, load_scheme_file
 
 _HEADERS = {
     "npho_transform": "transform",
@@ -47,10 +47,7 @@ def schemes_table() -> str:
 def schemes(as_json: bool, files: tuple[str, ...]) -> None:
     """List the normalization schemes (built-ins plus any --file) with parameters and hashes."""
     for path in files:
-        try:
-            load_scheme_file(path)
-        except SchemeError as exc:
-            raise click.ClickException(str(exc)) from exc
+        load_scheme_file(path)
     if as_json:
         json.dump({"schemes": [s.to_dict() for s in list_schemes()]}, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -75,13 +75,10 @@ def effect_options(fn: Callable[..., None]) -> Callable[..., None]:
 
 def _calibration(path: Path | None) -> Calibration:
     """The reconstruction calibration of --reco, checked against this geometry."""
-    from xecdata.reco.calibration import CalibrationError, default_calibration, load_calibration
+    from xecdata.reco.calibration import default_calibration, load_calibration
 
-    try:
-        cal = default_calibration() if path is None else load_calibration(path)
-        cal.check_usable(str(path or cal.id))
-    except CalibrationError as err:
-        raise click.ClickException(str(err)) from None
+    cal = default_calibration() if path is None else load_calibration(path)
+    cal.check_usable(str(path or cal.id))
     return cal
 
 

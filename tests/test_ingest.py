@@ -20,6 +20,7 @@ from xecdata.store.metadata import validate_metadata
 from xecdata.store.precision import npho_tolerance
 
 from .rootfiles import array_bytes, write_uproot
+from .storediff import describe_differences
 
 SMALL = {"chunk_events": 32, "shard_chunks": 2, "progress": False}  # units of 64 events
 SCHEMES = ["new@1", "legacy@1"]
@@ -133,7 +134,7 @@ def test_output_bytes_do_not_depend_on_the_worker_count(store_path, inputs, tmp_
     out = tmp_path / "w2.xec.zarr"
     res = ingest([inputs[0]], out, schemes=SCHEMES, workers=2, keep_raw=True, **SMALL)
     assert res.workers == 2 and res.units_run == -(-sum(SIZES) // 64)
-    assert array_bytes(out) == array_bytes(store_path)
+    assert array_bytes(out) == array_bytes(store_path), describe_differences(store_path, out)
 
 
 def test_inspect_reports_the_store(store_path):
@@ -167,7 +168,8 @@ def test_append_equals_one_go_and_refuses_duplicates(store_path, inputs, tmp_pat
     )
     assert res.exit_code == 0, res.output
     assert "now holds 550 events" in res.output
-    assert array_bytes(out) == array_bytes(store_path)  # same bytes, statistics and split
+    same = array_bytes(out) == array_bytes(store_path)  # same bytes, statistics and split
+    assert same, describe_differences(store_path, out)
     assert [h["action"] for h in open_store(out).metadata["history"]] == ["ingest", "append"]
     with pytest.raises(IngestError, match="same content"):
         ingest([d / "f1.root"], out, append=True, workers=1, progress=False)
@@ -265,3 +267,33 @@ def test_read_rows_gathers_any_order_across_blocks(store_path):
     assert st.read_rows("uvwTruth", np.zeros(0, np.int64)).shape == (0, 3)
     with pytest.raises(IndexError, match=r"has events 0\.\."):
         st.read_rows("uvwTruth", np.array([st.n_events]))
+
+
+def test_byte_differences_are_explained_as_values_or_encoding(store_path, tmp_path):
+    """The message of the byte-equality assertions: a changed value is named with its event
+    and column, a chunk re-encoded with the same values is reported as encoding only."""
+    import numcodecs
+
+    from xecdata.store.chunks import ChunkArray
+    from xecdata.store.writer import ArraySpec, ShardWriter
+
+    copy = tmp_path / "c.xec.zarr"
+    shutil.copytree(store_path, copy)
+    assert describe_differences(store_path, copy).count("\n") == 0  # the title line only
+    floats = ChunkArray(copy, "columns/float32")
+    values = floats.read(320, 384)
+    values[3, 7] += 1.0
+    w = ShardWriter(copy, ArraySpec(floats.path, floats.tail, "float32"), 5, 32, 64, floats.codec)
+    w.append(values)
+    w.close()
+    ints = ChunkArray(copy, "columns/int64")
+    other = numcodecs.Blosc("zstd", 1, numcodecs.Blosc.SHUFFLE)
+    w = ShardWriter(copy, ArraySpec(ints.path, ints.tail, "int64"), 7, 32, 64, other)
+    w.append(ints.read(448, 512))
+    w.close()
+    text = describe_differences(store_path, copy)
+    assert "columns/float32/c/5/0" in text and "columns/int64/c/7/0" in text
+    assert "chunk 10 (events 320..351)" in text
+    assert "VALUES differ in 1 events [323], columns [7]" in text
+    assert "chunk 11" not in text  # the shard's other chunk holds the same bytes
+    assert text.count("SAME decoded values (only the encoding differs)") == 2  # chunks 14, 15

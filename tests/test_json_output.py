@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 import pytest
@@ -14,19 +15,16 @@ from tests.rootfiles import write_uproot
 from tests.test_analysis import _write as write_predictions
 from tests.test_inspect import _ckpt as write_checkpoint
 from xec_cli.main import main
-from xecdata.ingest import ingest
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A ROOT file, a store, a checkpoint, an xec ONNX model and a predictions file."""
+def inputs(toy_store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A ROOT file, the shared store, a checkpoint, an xec ONNX model and a predictions file."""
     import onnx
     from onnx import TensorProto, helper
 
     root = tmp_path_factory.mktemp("json")
     write_uproot(root / "a.root", 200, seed=3, baskets=2)
-    ingest([root / "a.root"], root / "s.xec.zarr", schemes=["new@1"], chunk_events=64,
-           shard_chunks=2, workers=1, progress=False, val_fraction=0.3)  # fmt: skip
     graph = helper.make_graph(
         [helper.make_node("Identity", ["x"], ["y"])], "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
@@ -36,7 +34,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     helper.set_model_props(model, {"xec.scheme_id": "new@1", "xec.model_kind": "regressor"})
     onnx.save(model, str(root / "m.onnx"))
     write_predictions(root / "pred.root", 300)
-    return {"root": str(root / "a.root"), "store": str(root / "s.xec.zarr"),
+    return {"root": str(root / "a.root"), "store": str(toy_store),
             "ckpt": str(write_checkpoint(root)), "onnx": str(root / "m.onnx"),
             "pred": str(root / "pred.root"), "dir": str(root)}  # fmt: skip
 

@@ -69,8 +69,7 @@ def test_infer_writes_every_declared_output(exported: Path, events: Path, tmp_pa
         if o.column is None:
             assert o.name not in cols
             continue
-        shape = (N_EVENTS, o.dim) if o.per == "event" else (N_EVENTS, 4760)
-        assert cols[o.column].shape == shape, o.name
+        assert cols[o.column].shape == (N_EVENTS, *o.shape), o.name
     with uproot.open(events) as f:
         raw = f["tree"].arrays(["npho"], library="np")["npho"]  # photons, 1e10 = dead
     if kind.takes_mask:

@@ -9,7 +9,7 @@ import torch
 from tests.model_data import events
 from xecdata.geometry import geometry_id
 from xecdata.schemes import get_scheme
-from xecmodel import SIZES, TASKS, TaskSpec, count_parameters, create_model, list_models
+from xecmodel import KINDS, SIZES, TASKS, TaskSpec, count_parameters, create_model, list_models
 
 SCHEME = get_scheme("new@1")
 ALL_TASKS = [TaskSpec(n) for n in TASKS]
@@ -126,3 +126,32 @@ def test_bad_requests_list_the_valid_choices() -> None:
     with pytest.raises(KeyError, match="energyTruth"):
         model = create_model("regressor", "tiny", scheme=SCHEME, tasks=["angle", "energy"])
         model.loss(model(events(SCHEME, 2)), {"angle": TARGETS["angle"]})
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_predict_returns_what_the_kind_declares(case: str) -> None:
+    """predict gives exactly the declared outputs, in their declared shapes; a kind that
+    fills sensors leaves the unmasked ones as they were (in the declared physical units)."""
+    model = build(case).eval()
+    cls = type(model)
+    assert KINDS[cls.kind] is cls and model.model_config["kind"] == cls.kind
+    x = events(SCHEME, 2)
+    mask = torch.zeros(2, 4760, dtype=torch.bool)
+    mask[:, ::7] = True
+    with torch.no_grad():
+        out = model.predict(x, mask if cls.takes_mask else None)
+    declared = cls.outputs(model.model_config)
+    assert list(out) == [o.name for o in declared]
+    for o in declared:
+        assert tuple(out[o.name].shape) == (2, *o.shape), o.name
+        assert o.per == ("sensor" if o.shape[0] == 4760 else "event")
+    if cls.takes_mask:
+        npho, _ = SCHEME.denormalize_torch(x)
+        filled = out["filled_npho"]
+        keep = ~mask & torch.isfinite(npho)
+        assert torch.allclose(filled[keep], npho[keep]) and torch.isfinite(filled[mask]).all()
+        with pytest.raises(ValueError, match="needs the"):
+            model.predict(x)
+    else:
+        with pytest.raises(ValueError, match="takes no mask"):
+            model.predict(x, mask)

@@ -148,7 +148,7 @@ def test_position_bias_correction_removes_the_pull_towards_the_centre(
 
 
 def test_shipped_default_calibration_works_here() -> None:
-    # the shipped calibration (default@4) belongs to the default (realistic) detector
+    # the shipped calibration (default@5) belongs to the default (realistic) detector
     events = simulate_events(200, seed=302)
     cal = default_calibration()
     cal.check_usable("test")

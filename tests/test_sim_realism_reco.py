@@ -63,8 +63,8 @@ def test_reconstruction_degrades_as_the_realism_table_says(tmp_path):
         _xec("reco", "run", str(sim), "-o", str(out), "-q", "--calibration", str(cal))
         res[name] = _resolutions(sim, out)
     ideal, real = res["ideal"], res["real"]
-    # table: ideal E 1.06 / 1.65 %, default 1.64 / 1.98 %; default u 2.6 / 3.0, v 2.5 / 2.8,
-    # w 3.9 / 6.0 mm (with the position bias correction), t 65 / 68 ps (the clock and
+    # table: ideal E 1.06 / 1.65 %, default 1.64 / 1.98 %; default u 2.5 / 2.6, v 2.4 / 2.4,
+    # w 3.9 / 5.2 mm (position bias correction, 19 x 19 window), t 65 / 66 ps (the clock and
     # time-reference effects)
     assert real["E"][0] > 1.2 * ideal["E"][0] and 1.2 < real["E"][0] < 2.2
     assert 1.4 < real["E"][1] < 2.6

@@ -68,3 +68,5 @@ def test_a_registered_task_is_kept_by_ingestion(probe: Task) -> None:
     assert "probeTruth" in truth_branches() and "probeReco" in reco_branches()
     assert truth_branches()[-2:] == ("xyzTruth", "xyzVTX")
     assert catalogue.task_of_branch("probeReco") is probe
+    wider = register_task(replace(probe, display=Display("p", "mm", digits=0)), replace=True)
+    assert TASKS["probe"] is wider and wider.display.format([12.3]) == "p = 12 mm"

@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # annotations only: importing the protocols costs neither tor
     import numpy as np
     import torch
 
+    from xecdata.loaders.batch import Batch
+    from xecdata.loaders.sampler import EpochPlan
     from xecdata.schemes import Scheme
 
 
@@ -88,3 +90,11 @@ class BatchLoader(BatchSource, Protocol):
     def state_dict(self) -> dict[str, int]: ...
 
     def load_state_dict(self, state: dict[str, int]) -> None: ...
+
+
+class LoaderBackend(Protocol):
+    """How a Loader gets its batches (xecdata.loaders.backends: cpu, pinned, resident, dali)."""
+
+    def host_bytes(self) -> int: ...
+
+    def batches(self, plan: EpochPlan, start: int = 0) -> Iterator[Batch]: ...

@@ -12,7 +12,7 @@ sensors filled; predict(x, mask) -> {pred, filled_npho, filled_time} in physical
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
@@ -28,6 +28,7 @@ class XECInpainter(ReconstructionKind):
     """Encoder + face inpainting heads + masked reconstruction loss."""
 
     kind: ClassVar[str] = "inpainter"
+    predictions_layout: ClassVar[Literal["event", "sensor"] | None] = "sensor"
 
     def __init__(
         self,

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
+from xecdata.geometry import N_SENSORS
 from xecmodel.encoder import XECEncoder, load_encoder_state
 from xecmodel.faces import fill_masked
 from xecmodel.heads import TaskHead
@@ -41,19 +42,22 @@ class OutputSpec:
     units: str
     """Physical units of the values (deg, GeV, photons, s, ...), or normalized / probability."""
     per: Per
-    """event: (B, dim); sensor: (B, 4760), or (B, 4760, dim) when dim > 1."""
-    dim: int = 1
+    """event: one value set per event; sensor: one per sensor (shape starts with 4760)."""
+    shape: tuple[int, ...] = (1,)
+    """Shape of one event's values, without the batch axis: (dim,), (4760,), (4760, C)."""
     labels: tuple[str, ...] = ()
-    """Meaning of each of the dim columns (event outputs)."""
+    """Meaning of each column of an event output."""
     column: str | None = None
     """Branch of `xec infer`'s output holding it; None: not written (model-internal values)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"labels": list(self.labels)}
+        return asdict(self) | {"shape": list(self.shape), "labels": list(self.labels)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> OutputSpec:
-        return cls(**(dict(d) | {"labels": tuple(d.get("labels", ()))}))
+        known = {f.name for f in fields(cls)}
+        tuples = {"shape": tuple(d.get("shape", (1,))), "labels": tuple(d.get("labels", ()))}
+        return cls(**({k: v for k, v in d.items() if k in known} | tuples))
 
 
 def default_option(kind: type[nn.Module], name: str) -> Any:
@@ -66,6 +70,9 @@ class ModelKind(nn.Module):
 
     kind: ClassVar[str]
     takes_mask: ClassVar[bool]
+    # validation prediction files: "event" (every sensor of each event), "sensor" (one entry
+    # per masked sensor), None (the kind writes none; the regressor writes CSVs and a table)
+    predictions_layout: ClassVar[Literal["event", "sensor"] | None] = None
 
     def __init__(self, encoder: XECEncoder) -> None:
         super().__init__()
@@ -139,9 +146,10 @@ class ReconstructionKind(ModelKind):
     def outputs(cls, config: Mapping[str, Any]) -> tuple[OutputSpec, ...]:
         time = config.get("predict_time", default_option(cls, "predict_time"))
         return (
-            OutputSpec("pred", "normalized", "sensor", 2 if time else 1),
-            OutputSpec("filled_npho", "photons", "sensor", column="npho"),
-            OutputSpec("filled_time", "s", "sensor", column="time"),  # NaN: not predicted
+            OutputSpec("pred", "normalized", "sensor", (N_SENSORS, 2 if time else 1)),
+            OutputSpec("filled_npho", "photons", "sensor", (N_SENSORS,), column="npho"),
+            # NaN at masked sensors in npho-only mode (time not predicted)
+            OutputSpec("filled_time", "s", "sensor", (N_SENSORS,), column="time"),
         )
 
     @property

@@ -15,7 +15,7 @@ predict(x, mask) -> {pred, filled_npho, filled_time} (xecmodel.kind.Reconstructi
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
@@ -30,6 +30,7 @@ class XECMAE(ReconstructionKind):
     """Encoder + face decoders + masked reconstruction loss."""
 
     kind: ClassVar[str] = "mae"
+    predictions_layout: ClassVar[Literal["event", "sensor"] | None] = "event"
 
     def __init__(
         self,

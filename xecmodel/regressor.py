@@ -79,7 +79,7 @@ class XECRegressor(ModelKind):
         for task in as_specs(config.get("tasks")):
             info = task.info
             units = "probability" if info.kind == CLASSIFICATION else info.units
-            specs.append(OutputSpec(info.name, units, "event", info.dim, info.labels,
+            specs.append(OutputSpec(info.name, units, "event", (info.dim,), info.labels,
                                     f"pred_{info.name}"))  # fmt: skip
         return tuple(specs)
 

@@ -24,7 +24,7 @@ import os
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -34,6 +34,7 @@ from xecdata.loaders.sampler import SamplerConfig, SplitLayout, n_batches, plan_
 from xecdata.reweight import ReweightConfig, Reweighter, fit_reweighter, training_ranges
 
 if TYPE_CHECKING:
+    from xecdata.protocols import LoaderBackend
     from xecdata.schemes import Scheme
     from xecdata.store import Store
 
@@ -67,7 +68,7 @@ class Loader:
         self,
         layout: SplitLayout,
         cfg: SamplerConfig,
-        backend: Any,
+        backend: LoaderBackend,
         info: LoaderInfo,
         augmenter: Augmenter | None = None,
         reweighter: Reweighter | None = None,

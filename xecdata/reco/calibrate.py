@@ -59,8 +59,8 @@ MIN_EVENTS = 500
 DEFAULT_RECIPE = (
     "xec simulate -n 20000 --seed 20240601 --energy 52.8 -o calib_line.root -q && "
     "xec simulate -n 12000 --seed 20240602 --energy flat -o calib_flat.root -q && "
-    "xec reco calibrate calib_line.root calib_flat.root --name default --version 4 "
-    "-o xecdata/reco/default@4.json"
+    "xec reco calibrate calib_line.root calib_flat.root --name default --version 5 "
+    "-o xecdata/reco/default@5.json"
 )
 
 

@@ -39,7 +39,7 @@ from xecdata.reco.fitkernel import fractions, levenberg_marquardt, start_point
 from xecdata.reco.lightmodel import _JIT, inner_face
 from xecdata.sim.effects import RAYLEIGH_LENGTH
 
-WINDOW_HALF = 5  # sensors each side of the peak: an 11 x 11 window (+-7.6 cm)
+WINDOW_HALF = 9  # sensors each side of the peak: a 19 x 19 window (+-13.6 cm); 5 before default@5
 CENTROID_HALF = 2
 MIN_INNER_PHOTONS = 2000.0  # inner-face photons (~240 pe): less is "no inner-face signal"
 MIN_FIT_SENSORS = 8

@@ -178,7 +178,7 @@ def analyze_inference(
             continue
         ref, what = found
         info = get_task(task)
-        pred = _column(cols, str(declared[task].column), declared[task].dim)
+        pred = _column(cols, str(declared[task].column), declared[task].shape[0])
         ok = valid_rows(ref) & np.all(np.isfinite(pred), axis=1)
         if not ok.any():
             report["tasks"][task] = {"skipped": f"all {len(ok)} {what} references are invalid"}

@@ -78,7 +78,10 @@ def set_deterministic(on: bool) -> None:
 
 
 def teardown_world() -> None:
-    """Leave the process group (end of training)."""
+    """Leave the process group (end of training) and undo setup_world's process-wide CPU
+    setting: flushed denormals would otherwise change every later float computation of the
+    process (numpy's too: nextafter(0, 1) becomes 0), e.g. in tests or a notebook."""
+    torch.set_flush_denormal(False)
     if dist.is_initialized():
         dist.destroy_process_group()
 

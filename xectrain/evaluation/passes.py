@@ -21,7 +21,7 @@ import torch
 
 from xecdata.protocols import BatchSource, BatchView, ColumnSource
 from xecdata.schemes import Scheme
-from xecmodel import TASKS
+from xecdata.tasks import TASKS, task_of_branch
 from xecmodel.faces import sentinel_fill
 from xecmodel.kind import ReconstructionKind
 from xecmodel.masking import already_invalid
@@ -116,9 +116,9 @@ def add_store_truth(records: list[EventRecord], store: str | Path | ColumnSource
     if store is None or not records:
         return
     st = _columns_source(store)
-    task_of = {info.branch: task for task, info in TASKS.items()}
     for name, kind in st.arrays.items():
-        key = task_of.get(name, name)
+        task = task_of_branch(name)  # a task's truth shows under the task's name
+        key = task.name if task is not None and task.branch == name else name
         for rec in records:
             if kind == "truth" and key not in rec.truth and rec.index >= 0:
                 rec.truth[key] = st.read_array(name, rec.index, rec.index + 1)[0]

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from xecdata.geometry import FACE_NAMES
 from xecdata.schemes import Scheme
 from xecmodel.kind import ModelKind
+from xecmodel.registry import kind_class
 from xectrain.artifacts import PredictionRootWriter
 
 
@@ -32,10 +34,17 @@ def prediction_writer(
 ) -> PredictionRootWriter:
     """Streaming ROOT writer of MAE (per event) or inpainter (per masked sensor) predictions;
     without predict_time (npho-only mode) the file holds no truth / predicted time."""
+    layout = kind_class(kind).predictions_layout
+    if layout is None:
+        raise ValueError(f"a {kind} writes no prediction files")
     channels = ("npho", "time") if predict_time else ("npho",)
+    units = "npho: photons, time: ns"
+    if layout == "event":  # per-event files also keep what the encoder saw (masked_*)
+        units += ", masked_*: normalized"
     meta: dict[str, str | int | float] = {
         "kind": kind,
-        "units": "npho: photons, time: ns" + (", masked_*: normalized" if kind == "mae" else ""),
+        "units": "npho: photons, time: ns"
+        + (", masked_*: normalized" if layout == "event" else ""),
         "scheme_id": scheme.id,
         "scheme_hash": scheme.hash,
         "npho_scale": float(scheme.npho_scale),
@@ -44,11 +53,10 @@ def prediction_writer(
         "sentinel_npho": float(scheme.npho_sentinel),
         "geometry_id": geometry_id,
         "epoch": epoch,
-        "face_names": "inner,outer,us,ds,top,bottom",
+        "face_names": ",".join(FACE_NAMES),
         "rank": rank,
         "world_size": world_size,
     }
-    layout = "event" if kind == "mae" else "sensor"
     return PredictionRootWriter(path, layout, channels, meta)
 
 

@@ -10,6 +10,7 @@ from xecdata.loaders.sampler import SamplerConfig, SplitLayout
 from xecdata.reweight import Reweighter
 
 if TYPE_CHECKING:
+    from xecdata.protocols import LoaderBackend
     from xecdata.store import Store
 
 NAMES = ("cpu", "pinned", "dali", "resident", "root")
@@ -36,7 +37,7 @@ def make_backend(
     targets: tuple[str, ...],
     reweighter: Reweighter | None,
     options: dict[str, Any],
-) -> tuple[str, Any]:
+) -> tuple[str, LoaderBackend]:
     """(resolved name, backend object) for the loader."""
     from xecdata.loaders.backends.resident import AUTO_FRACTION, free_bytes, resident_bytes
     from xecdata.loaders.source import SourceFactory
