@@ -87,7 +87,8 @@ def error_message(exc: Exception) -> str:
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="xec")
 @click.option("-v", "--verbose", is_flag=True,
-              help="Also show other libraries' messages that xec hides as harmless.")  # fmt: skip
+              help="Also show other libraries' messages that xec hides as harmless, and "
+                   "the traceback of a failed command.")  # fmt: skip
 def main(verbose: bool) -> None:
     """xec: MEG II LXe detector data pipeline and training stack."""
     if not verbose:
