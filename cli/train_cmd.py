@@ -126,7 +126,9 @@ def _kind_command(kind: str) -> click.Command:
 
     command.help = (
         f"Train {KIND_TEXT[kind]}. Settings: built-in defaults, then --config, then --set, "
-        "then the flags. Under torchrun every process trains a shard (DDP); only rank 0 writes."
+        "then the flags. Under torchrun every process trains a shard (DDP); only rank 0 writes. "
+        "SIGTERM / SIGUSR1 stop it after the current step with checkpoint_last written (exit "
+        "status 75); --resume-from that file continues at that step."
     )
     return command
 

@@ -81,6 +81,7 @@ VERBS = {
                            "--store", "{tmp}/s.xec.zarr", "--set", "checkpoint.dir={tmp}/runs",
                            "--set", "tracking.enabled=false"],
     "infer (ONNX only)": ["infer", "{ckpt}", "{ckpt}", "-o", "{tmp}/out.root"],
+    "analyze (ROOT only)": ["analyze", "{ckpt}", "-o", "{tmp}/analysis"],
 }  # fmt: skip
 
 
@@ -94,7 +95,7 @@ def test_every_verb_refuses_a_malicious_checkpoint(tmp_path: Path, verb: str) ->
     assert not marker.exists()
     errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, res.output
-    if verb.startswith("infer"):  # ONNX models only: the file is never unpickled
+    if verb.startswith(("infer", "analyze")):  # ONNX / ROOT only: the file is never unpickled
         assert str(ckpt) in errors[0] and not (tmp_path / "out.root").exists()
     else:
         assert f"{ckpt} is refused: its pickle carries io.open" in errors[0]
