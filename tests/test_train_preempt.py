@@ -189,3 +189,35 @@ def test_two_gloo_ranks_agree_on_the_step_and_resume_exactly(tmp_path: Path) -> 
     assert set(full.files) == set(resumed.files) and len(full.files) > 10
     for k in full.files:
         assert np.array_equal(full[k], resumed[k]), k
+
+
+@pytest.mark.slow
+def test_kill_term_of_xec_train_exits_75_and_leaves_a_resumable_checkpoint(
+    tmp_path: Path, toy_store: Path
+) -> None:
+    """The case as a user meets it: `kill -TERM` of a running `xec train` on a store."""
+    import subprocess
+    import sys
+    import time
+
+    sets = ("tracking.enabled=false", "training.device=cpu", "data.batch_size=16",
+            "checkpoint.every_steps=1", "training.epochs=50", "data.loader_threads=1",
+            "checkpoint.save_artifacts=false", f"checkpoint.dir={tmp_path}")  # fmt: skip
+    cmd = [sys.executable, "-m", "xec_cli.main", "train", "regressor", "--store", str(toy_store),
+           "--run-name", "long", *(a for s in sets for a in ("--set", s))]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    last = tmp_path / "long" / "checkpoint_last.pth"
+    deadline = time.monotonic() + 300
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)  # training is under way: a step has been checkpointed
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 75, err[-2000:]
+    assert f"stopped by SIGTERM after the current step; continue with: xec train ... " \
+           f"--resume-from {last}" in err  # fmt: skip
+    ckpt = load_checkpoint(last)
+    assert ckpt["step"] >= 1 and ckpt["epoch"] < 50
+    if ckpt["epoch_batches"]:  # stopped mid-epoch (else between epochs)
+        assert ckpt["loader"]["epoch"] == ckpt["epoch"]
+        assert ckpt["loader"]["batches"] == ckpt["epoch_batches"]
