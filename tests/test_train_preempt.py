@@ -221,3 +221,36 @@ def test_kill_term_of_xec_train_exits_75_and_leaves_a_resumable_checkpoint(
     if ckpt["epoch_batches"]:  # stopped mid-epoch (else between epochs)
         assert ckpt["loader"]["epoch"] == ckpt["epoch"]
         assert ckpt["loader"]["batches"] == ckpt["epoch_batches"]
+
+
+@pytest.mark.slow
+def test_mid_epoch_resume_on_a_store_restores_the_real_loader(
+    tmp_path: Path, toy_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store loader (shuffle window, augmentation, sharding) continues at the batch of a
+    mid-epoch checkpoint: resumed from step 3 of 4, the weights equal the uninterrupted run."""
+    import shutil
+
+    import xectrain.run.resume as resume
+
+    sets = ("training.epochs=1", f"data.store={toy_store}", "data.max_train_batches=4",
+            "data.max_val_batches=1", "data.loader_threads=1", "checkpoint.every_steps=3",
+            "training.augment.npho_noise=0.05")  # fmt: skip
+    real = resume.save_checkpoint
+    kept = tmp_path / "step3.pth"
+
+    def keep_step_3(path: Path, ckpt: dict[str, Any]) -> Path:
+        if ckpt["step"] == 3 and ckpt["epoch_batches"]:
+            real(kept, ckpt)
+        return real(path, ckpt)
+
+    monkeypatch.setattr(resume, "save_checkpoint", keep_step_3)
+    full = train(tiny_config("regressor", tmp_path, *OPTS, *sets, "tracking.run_name=full"))
+    ckpt = load_checkpoint(kept)
+    assert ckpt["loader"]["batches"] == ckpt["epoch_batches"] == 3 and ckpt["epoch"] == 0
+    shutil.copy(kept, tmp_path / "resume_from.pth")
+    again = f"checkpoint.resume_from={tmp_path / 'resume_from.pth'}"
+    resumed = train(
+        tiny_config("regressor", tmp_path, *OPTS, *sets, "tracking.run_name=again", again)
+    )
+    assert _same(_weights(resumed.run_dir), _weights(full.run_dir))
