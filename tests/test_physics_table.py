@@ -84,6 +84,8 @@ def test_bins_of_energy_only_for_a_spectrum_and_depth_bins_cover_the_fiducial_vo
     ]  # fmt: skip
     assert sum(b["events"] for b in flat["energy bins"].values()) == flat["fiducial"]
     assert sum(b["events"] for b in line["depth bins"].values()) == line["fiducial"]
+    deepest = line["depth bins"]["20-42 cm"]  # w uniform in 0-15 cm: no event there
+    assert deepest == {"events": 0, "ml": {}, "conventional": {}}
     low = flat["energy bins"]["15-25 MeV"]
     assert low["ml"]["dE/E"]["sigma68"] == pytest.approx(1.0, rel=0.2)
 

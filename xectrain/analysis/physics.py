@@ -26,6 +26,7 @@ ENERGY_EDGES_MEV = (15.0, 25.0, 35.0, 45.0, 55.0, 60.0)
 DEPTH_EDGES_CM = (0.0, 2.0, 5.0, 10.0, 20.0, 42.0)
 QUANTITIES = ("dE/E", "u", "v", "w", "t", "theta", "phi")
 SIDES = ("ml", "conventional")
+MIN_BIN_EVENTS = 20  # a bin of energy or depth with fewer events gets its count, no widths
 
 
 def _rows(x: np.ndarray) -> np.ndarray:
@@ -95,14 +96,13 @@ def compare(preds: Mapping[str, np.ndarray], cols: Mapping[str, np.ndarray]) -> 
         "conventional_failed": {b: int((~valid_rows(v)).sum()) for b, v in conv.items()},
     }
     for group, regions in selections(cols).items():
-        report[group] = {
-            region: {
-                "events": int(sel.sum()),
-                "ml": _entry(resolution_table(ml, cols, {region: sel})),
-                "conventional": _entry(resolution_table(conv, cols, {region: sel})),
-            }
-            for region, sel in regions.items()
-        }
+        report[group] = {}
+        for region, sel in regions.items():
+            entry: dict[str, Any] = {"events": int(sel.sum()), "ml": {}, "conventional": {}}
+            if group == "depth split" or sel.sum() >= MIN_BIN_EVENTS:  # else: a count only
+                entry["ml"] = _entry(resolution_table(ml, cols, {region: sel}))
+                entry["conventional"] = _entry(resolution_table(conv, cols, {region: sel}))
+            report[group][region] = entry
     return report
 
 
@@ -176,7 +176,10 @@ def markdown_bins(report: Mapping[str, Any], group_name: str) -> str:
             )
         if any(c != "-" for c in cells[1:]):
             lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\nsigma68 ML / conventional (events per bin in brackets)."
+    return "\n".join(lines) + (
+        "\n\nsigma68 ML / conventional (events per bin in brackets; under "
+        f"{MIN_BIN_EVENTS} events: -)."
+    )
 
 
 def markdown_report(sets: Mapping[str, Mapping[str, Any]], title: str) -> str:
