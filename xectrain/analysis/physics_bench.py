@@ -9,8 +9,8 @@ conventional reconstruction on the same simulated events.
 5. compare both with the truth on the same events (``xectrain.analysis.physics``) and write
    the JSON result, a markdown table and a PDF.
 
-Two profiles: `cpu` (a tiny model on a small set, sized to finish within 25 minutes on 2
-shared, loaded cores: a smoke-scale ML that shows the pipeline, not what ML can reach) and `gpu`
+Two profiles: `cpu` (a tiny model on a small set: about 10 minutes on 2 quiet cores, several
+times that on a loaded machine; a small-scale ML, not what ML can reach) and `gpu`
 (the base model on the full-size set, for one GPU). The result records the profile, the
 settings, the time of every stage and the machine.
 """
@@ -66,7 +66,7 @@ class Profile:
 
 PROFILES = {
     "cpu": Profile(
-        "cpu", 3072, 1024, 3, "tiny", 16, 1e-3, "cpu", 2, ("training.warmup_epochs=0.3",)
+        "cpu", 16384, 2048, 5, "tiny", 32, 1e-3, "cpu", 2, ("training.warmup_epochs=0.3",)
     ),
     "gpu": Profile(
         "gpu", 262144, 16384, 40, "base", 1024, 5e-4, "cuda", 16, ("training.compile=true",)
