@@ -22,11 +22,9 @@ import os
 import resource
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ import numpy as np
 
 from xecdata.machine import machine_info
 from xecdata.sim.kinematics import E_FLAT, E_LINE
+from xecdata.store.runner import worker_pool
 
 SCHEME = "new@1"
 # loss and transform per task: the relative error of E (log transform), the opening angle of
@@ -127,7 +126,8 @@ def simulate_parallel(
         return [Path(p) for p in _simulate_part((n, out, seed, energy, reco))]
     sizes = [n // workers + (k < n % workers) for k in range(workers)]
     jobs = [(m, out / f"part{k}", seed * 1000 + k, energy, reco) for k, m in enumerate(sizes)]
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    with worker_pool(workers) as pool:  # its workers die with this process, even on kill -9
+        assert pool is not None
         return [Path(p) for part in pool.map(_simulate_part, jobs) for p in part]
 
 
