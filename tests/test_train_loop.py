@@ -288,7 +288,7 @@ def test_wait_clock_counts_the_time_spent_getting_batches() -> None:
         time.sleep(0.05)  # the step's own work is not waiting
     total = time.perf_counter() - t0
     assert got == [0, 1, 2, 3] and not clock.cuda
-    # at least the loader's sleeps; none of the steps' 4 x 0.05 s (bounds that hold on a busy machine)
+    # at least the loader's sleeps; none of the steps' 4 x 0.05 s (holds on a busy machine)
     assert 0.08 <= clock.seconds() <= total - 0.2
 
 
