@@ -71,3 +71,11 @@ def test_damaged_chunks_stop_train_validate_and_infer_with_the_repair_command(st
         assert DAMAGE.search(result.output), result.output
         assert "Traceback" not in result.output
     assert not (tmp_path / "p.root").exists()
+
+
+def test_a_batch_larger_than_a_split_is_refused_with_the_fix(store, tmp_path):
+    out = _train(store, tmp_path, "--batch-size", "1000000")
+    assert out.exit_code == 1 and "Traceback" not in out.output
+    errors = [line for line in out.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "unexpected" not in errors[0], out.output
+    assert "gives no batch of 1000000 events" in errors[0] and "data.batch_size" in errors[0]

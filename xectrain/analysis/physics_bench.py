@@ -209,7 +209,7 @@ def run_physics(
             files,
             store,
             schemes=[SCHEME],
-            chunk_events=128,
+            chunk_events=min(128, max(16, profile.train_events // 80)),  # val split: >= 8 chunks
             progress=False,
             workers=min(profile.workers, os.cpu_count() or 1),
         )

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from xecdata.protocols import BatchLoader
 from xecdata.reweight import ReweightConfig, Reweighter
 from xecdata.schemes import Scheme
-from xectrain.config import RunConfig
+from xectrain.config import ConfigError, RunConfig
 from xectrain.engine.distributed import World, broadcast_from_main
 from xectrain.engine.steps import StepOps
 from xectrain.evaluation.passes import ID_TARGETS
@@ -68,11 +70,32 @@ def shared_reweighter(store: str | Path, config: ReweightConfig, world: World) -
     return Reweighter.from_dict(broadcast_from_main(tables))
 
 
+def _no_batch(cfg: RunConfig, split: str) -> ConfigError:
+    d = cfg.data
+    return ConfigError(
+        f"store {d.store}: split {split!r} gives no batch of {d.batch_size} events per "
+        "process; lower data.batch_size or re-ingest with more events in that split "
+        "(xec ingest --val-fraction / --chunk-events)"
+    )
+
+
+def _check_splits_hold_a_batch(cfg: RunConfig, world: World) -> None:
+    """Training drops a last partial batch, so its split needs a whole batch per process;
+    validation needs one event."""
+    from xecdata.store import open_store
+
+    st, d = open_store(cfg.data.store), cfg.data
+    for split, need in ((d.train_split, d.batch_size * world.world_size), (d.val_split, 1)):
+        if int(np.diff(st.split(split)).sum()) < need:
+            raise _no_batch(cfg, split)
+
+
 def open_loaders(cfg: RunConfig, world: World, ops: StepOps, scheme: Scheme) -> Loaders:
     """Open the train loader (shuffled, sharded, augmented, reweighted) and the val loader."""
     from xecdata.loaders import open_loader
 
     d = cfg.data
+    _check_splits_hold_a_batch(cfg, world)  # before the loaders allocate batch-sized buffers
     augment, reweight = loader_options(cfg)
     if reweight is not None:
         reweight = shared_reweighter(d.store, reweight, world)
@@ -100,10 +123,6 @@ def open_loaders(cfg: RunConfig, world: World, ops: StepOps, scheme: Scheme) -> 
         val = open_loader(d.store, targets=val_targets, **(val_kw | {"even_batches": True}))
     for split, loader in ((d.train_split, train), (d.val_split, val)):
         if len(loader) == 0:
-            raise ValueError(
-                f"store {d.store}: split {split!r} gives no batch of {d.batch_size} events per "
-                "process; lower data.batch_size or re-ingest with more events in that split "
-                "(xec ingest --val-fraction / --chunk-events)"
-            )
+            raise _no_batch(cfg, split)
     n_train, n_val = _cap(len(train), d.max_train_batches), _cap(len(val), d.max_val_batches)
     return Loaders(train, val, n_train, n_val)
